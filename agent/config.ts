@@ -1,0 +1,71 @@
+/** The agent's config file (`berth agent serve --config FILE`). */
+import path from 'node:path';
+import { z } from 'zod';
+import { loadConfigFile, resolveFrom } from '../common/config';
+import { limitsSchema } from '../common/protocol';
+
+const labelKey = z.string().regex(/^[a-z0-9][a-z0-9._-]{0,62}$/, { error: 'must be a lowercase label key' });
+
+export const agentConfigSchema = z
+  .object({
+    /** This agent's name in the cluster; also the value of the berth.agent container label. */
+    id: z.string().regex(/^[a-z0-9][a-z0-9-]{0,31}$/, { error: 'must be 1-32 of a-z, 0-9, "-"' }),
+    listen: z
+      .object({
+        host: z.string().min(1).default('0.0.0.0'),
+        port: z.number().int().min(0).max(65535).default(2222),
+      })
+      .strict()
+      .prefault({}),
+    /** Where session homes live: <root>/<uuid>/. */
+    root: z.string().min(1).default('/home/claude'),
+    /** Host key and trusted shell keys live here. */
+    stateDir: z.string().min(1).default('/var/lib/berth/agent'),
+    /** Host address that session ports are published on. */
+    publishAddress: z.union([z.ipv4(), z.ipv6()], { error: 'must be an IP address' }).default('0.0.0.0'),
+    image: z.string().min(1).default('berth-session:latest'),
+    /** What tmux runs in each session; a login shell where the image lacks it. */
+    command: z.string().min(1).max(1000).default('claude'),
+    /** Resolvers handed to containers (`--dns`): the cluster's dnsmasq. */
+    dnsServers: z.array(z.union([z.ipv4(), z.ipv6()])).default([]),
+    limits: limitsSchema.default({ memoryMb: 4096, cpus: 2, pids: 1024 }),
+    /** uid:gid the containers run as; default: the agent's own, or 1000:1000 when it is root. */
+    user: z.object({ uid: z.number().int().min(1), gid: z.number().int().min(1) }).strict().optional(),
+    dockerSocket: z.string().min(1).default('/var/run/docker.sock'),
+    /** Labelled containers no session owns are removed once seen for this long. */
+    orphanGraceSeconds: z.number().int().min(0).max(86400).default(120),
+    /** A lock nobody refreshed for this long is stale. */
+    lockStaleSeconds: z.number().int().min(2).max(3600).default(10),
+    maxSessions: z.number().int().min(1).nullable().default(null),
+    /** Extra labels on every container (tests mark theirs with one). */
+    extraLabels: z.record(labelKey, z.string().max(256)).default({}),
+    log: z
+      .object({
+        level: z.enum(['debug', 'info', 'warn', 'error', 'silent']).default('info'),
+        file: z.string().optional(),
+      })
+      .strict()
+      .prefault({}),
+  })
+  .strict();
+
+export type AgentConfig = z.output<typeof agentConfigSchema>;
+
+/** Loads and checks an agent config; relative paths are taken from the file's folder. */
+export function loadAgentConfig(file: string): AgentConfig {
+  const cfg = loadConfigFile(file, agentConfigSchema);
+  return {
+    ...cfg,
+    root: resolveFrom(file, cfg.root),
+    stateDir: resolveFrom(file, cfg.stateDir),
+    log: { ...cfg.log, file: cfg.log.file ? resolveFrom(file, cfg.log.file) : undefined },
+  };
+}
+
+export function hostKeyPath(cfg: Pick<AgentConfig, 'stateDir'>): string {
+  return path.join(cfg.stateDir, 'host_key');
+}
+
+export function trustedKeysPath(cfg: Pick<AgentConfig, 'stateDir'>): string {
+  return path.join(cfg.stateDir, 'trusted_shell_keys');
+}

@@ -1,0 +1,93 @@
+/**
+ * The container runtime as the agent sees it. agent/docker/ is the only place that knows Docker;
+ * everything else talks to this interface (and tests of pure logic can fake it).
+ */
+import { Duplex } from 'node:stream';
+import { AppliedConfig, Limits } from '../../common/protocol';
+import { Protocol } from '../../common/names';
+
+export const LABEL_SESSION = 'berth.session';
+export const LABEL_AGENT = 'berth.agent';
+export const LABEL_PROTOCOL = 'berth.protocol';
+export const LABEL_PORT = 'berth.port';
+export const LABEL_DNS = 'berth.dns';
+
+export interface ContainerSpec {
+  sessionId: string;
+  agent: string;
+  image: string;
+  /** What tmux runs inside. */
+  command: string;
+  user: { uid: number; gid: number };
+  homeDir: string;
+  hostname: string;
+  protocol: Protocol;
+  port: number;
+  /** The DNS name (label only), recorded so an edit shows "restart to apply". */
+  dns: string;
+  publishAddress: string;
+  dnsServers: string[];
+  limits: Limits;
+  extraLabels: Record<string, string>;
+}
+
+export interface ContainerSummary {
+  id: string;
+  sessionId: string;
+  /** Docker's state word: running, paused, exited, created, restarting, removing, dead. */
+  state: string;
+  /** Docker's human status ("Up 3 minutes"). */
+  status: string;
+  /** The protocol/port/dns it was started with, from its labels; null if they are unreadable. */
+  applied: AppliedConfig | null;
+}
+
+export interface AttachOptions {
+  readOnly: boolean;
+  cols: number;
+  rows: number;
+  user: { uid: number; gid: number };
+}
+
+export interface AttachHandle {
+  /** Raw terminal bytes both ways (a TTY exec: no multiplexing). */
+  stream: Duplex;
+  /** Resizes this attach's terminal. Never throws. */
+  resize(cols: number, rows: number): Promise<void>;
+  /** Ends this attach's tmux client only (HUP) and the stream. Idempotent, never throws. */
+  close(): Promise<void>;
+}
+
+export type RuntimeEvent = { sessionId: string; action: string };
+
+export interface ContainerRuntime {
+  /** Throws RUNTIME_UNAVAILABLE when the engine does not answer. */
+  ping(): Promise<void>;
+  /** Every container labelled for this agent, in any state: one label-filtered listing. */
+  list(): Promise<ContainerSummary[]>;
+  /** The containers of one session (normally zero or one). */
+  listSession(sessionId: string): Promise<ContainerSummary[]>;
+  /**
+   * Creates and starts the session's container, replacing a stopped one of the same name.
+   * Throws PORT_UNAVAILABLE if the port cannot be published, RUNTIME_UNAVAILABLE if Docker is down.
+   */
+  start(spec: ContainerSpec): Promise<ContainerSummary>;
+  /** Stops (after `timeoutSec`, killed) and removes a container. Idempotent. */
+  stopAndRemove(containerId: string, timeoutSec: number): Promise<void>;
+  /** Pauses / unpauses a running container. Idempotent. */
+  pause(containerId: string): Promise<void>;
+  unpause(containerId: string): Promise<void>;
+  /** Waits (bounded) until tmux inside has its `claude` session. Throws INTERNAL if it never does. */
+  waitForTmux(containerId: string, user: { uid: number; gid: number }, timeoutMs: number): Promise<void>;
+  /** Opens a tmux client in the container (`-r` when read-only). */
+  attach(containerId: string, opts: AttachOptions): Promise<AttachHandle>;
+  /** Counts tmux clients inside (for tests and cleanup checks). */
+  tmuxClients(containerId: string, user: { uid: number; gid: number }): Promise<number>;
+  /**
+   * Follows container events for this agent until the returned stop is called, reconnecting
+   * while Docker is away. `onUp`/`onDown` tell when the engine comes and goes.
+   */
+  watch(handlers: { onEvent(e: RuntimeEvent): void; onUp(): void; onDown(err: string): void }): () => void;
+  /** Whether the image is present locally. */
+  hasImage(image: string): Promise<boolean>;
+}

@@ -1,0 +1,114 @@
+/**
+ * berth-attach: one JSON header line in, one JSON reply line out, then raw terminal bytes both
+ * ways. Closing the channel (or the connection dropping) ends exactly this operator's tmux client.
+ */
+import { Duplex } from 'node:stream';
+import { BerthError, toBerthError } from '../../common/errors';
+import { Logger } from '../../common/logging';
+import { AttachReply, LineSplitter, MAX_REQUEST_BYTES, attachHeaderSchema, describeIssue, encodeFrame } from '../../common/protocol';
+import { OpenAttach, Sessions } from '../sessions';
+
+export interface AttachControl {
+  /** Called by the SSH layer on `window-change`. */
+  resize(cols: number, rows: number): void;
+}
+
+export function serveAttach(channel: Duplex, sessions: Sessions, logger: Logger): AttachControl {
+  const log = logger.child({ component: 'attach' });
+  const splitter = new LineSplitter(MAX_REQUEST_BYTES);
+  let open: OpenAttach | null = null;
+  let closed = false;
+  let size: { cols: number; rows: number } | null = null;
+  /** Bytes typed after the header but before tmux is there. */
+  const early: Buffer[] = [];
+  let phase: 'header' | 'opening' | 'open' = 'header';
+
+  const reply = (r: AttachReply): void => {
+    if (!channel.destroyed && channel.writable) channel.write(encodeFrame(r));
+  };
+  const refuse = (err: BerthError): void => {
+    reply({ ok: false, error: err.toWire() });
+    channel.end();
+  };
+
+  const begin = async (line: string): Promise<void> => {
+    let raw: unknown;
+    try {
+      raw = JSON.parse(line);
+    } catch {
+      refuse(new BerthError('BAD_REQUEST', 'attach header is not valid JSON'));
+      return;
+    }
+    const h = attachHeaderSchema.safeParse(raw);
+    if (!h.success) {
+      refuse(new BerthError('BAD_REQUEST', describeIssue(h.error)));
+      return;
+    }
+    const { session, operator, readOnly, cols, rows } = h.data;
+    try {
+      open = await sessions.openAttach(session, operator, readOnly, cols, rows);
+    } catch (err) {
+      refuse(toBerthError(err));
+      return;
+    }
+    if (closed) {
+      await open.close();
+      return;
+    }
+    phase = 'open';
+    reply({ ok: true, session: open.entry });
+    const stream = open.handle.stream;
+    stream.on('data', (d: Buffer) => {
+      if (!channel.destroyed) channel.write(d);
+    });
+    const finish = (): void => {
+      if (!channel.destroyed) channel.end();
+      void open?.close();
+    };
+    stream.on('end', finish);
+    stream.on('close', finish);
+    stream.on('error', (err: Error) => {
+      log.debug('attach stream error', { session, err: err.message });
+      finish();
+    });
+    if (size) void open.handle.resize(size.cols, size.rows);
+    for (const b of early.splice(0)) stream.write(b);
+  };
+
+  channel.on('data', (chunk: Buffer) => {
+    if (phase === 'open' && open) {
+      open.handle.stream.write(chunk);
+      return;
+    }
+    if (phase === 'opening') {
+      early.push(chunk);
+      return;
+    }
+    // Header phase: everything after the first newline is already terminal input.
+    const nl = chunk.indexOf(0x0a);
+    const head = nl === -1 ? chunk : chunk.subarray(0, nl + 1);
+    if (nl !== -1 && nl + 1 < chunk.length) early.push(chunk.subarray(nl + 1));
+    for (const f of splitter.push(head)) {
+      if (f.kind === 'oversized') {
+        refuse(new BerthError('BAD_REQUEST', `attach header is larger than ${MAX_REQUEST_BYTES} bytes`));
+        phase = 'opening';
+        return;
+      }
+      phase = 'opening';
+      void begin(f.line);
+      return;
+    }
+  });
+  channel.on('close', () => {
+    closed = true;
+    void open?.close();
+  });
+  channel.on('error', (err: Error) => log.debug('attach channel error', { err: err.message }));
+
+  return {
+    resize(cols, rows) {
+      size = { cols, rows };
+      if (open) void open.handle.resize(cols, rows);
+    },
+  };
+}

@@ -1,0 +1,52 @@
+/** berth-events: hello, the full set of sessions, `synced`, then every change and periodic stats. */
+import { Duplex } from 'node:stream';
+import { Logger } from '../../common/logging';
+import { AgentEvent, HelloEvent, SessionEntry, encodeFrame } from '../../common/protocol';
+import { Sessions } from '../sessions';
+
+export function serveEvents(
+  channel: Duplex,
+  sessions: Sessions,
+  hello: HelloEvent,
+  statsIntervalMs: number,
+  logger: Logger,
+): void {
+  const log = logger.child({ component: 'events' });
+  const send = (e: AgentEvent): void => {
+    if (!channel.destroyed && channel.writable) channel.write(encodeFrame(e));
+  };
+  // Changes that happen while the snapshot is taken wait for it, then follow it in order.
+  let held: AgentEvent[] | null = [];
+  const push = (e: AgentEvent): void => (held ? void held.push(e) : send(e));
+  const onSession = (session: SessionEntry): void => push({ type: 'session', session });
+  const onRemoved = (id: string): void => push({ type: 'session-removed', id });
+  // Subscribe before taking the snapshot, so no change falls between the two.
+  sessions.on('session', onSession);
+  sessions.on('removed', onRemoved);
+  const timer = setInterval(() => send({ type: 'stats', stats: sessions.stats() }), statsIntervalMs);
+  timer.unref();
+  const stop = (): void => {
+    clearInterval(timer);
+    sessions.off('session', onSession);
+    sessions.off('removed', onRemoved);
+  };
+  channel.on('close', stop);
+  channel.on('error', (err: Error) => log.debug('events channel error', { err: err.message }));
+  channel.resume();
+  send(hello);
+  sessions
+    .snapshot()
+    .then((all) => {
+      for (const session of all) send({ type: 'session', session });
+      send({ type: 'synced', count: all.length });
+      send({ type: 'stats', stats: sessions.stats() });
+      const later = held ?? [];
+      held = null;
+      later.forEach(send);
+    })
+    .catch((err: unknown) => {
+      log.error('events snapshot failed', { err: String(err) });
+      send({ type: 'error', error: { code: 'INTERNAL', message: 'snapshot failed' } });
+      held = null;
+    });
+}

@@ -1,0 +1,118 @@
+/**
+ * Session locks: <root>/<uuid>/session.lock, taken with proper-lockfile while an operation mutates
+ * a session, with an owner record (owner.json) inside saying who, which op and since when.
+ * A lock is stale when its holder stopped refreshing it (the holder died) or it is older than
+ * 24 h; a stale lock is cleared by the next operation. `override` removes any lock.
+ */
+import { promises as fs } from 'node:fs';
+import path from 'node:path';
+import lockfile from 'proper-lockfile';
+import { BerthError, messageOf, wrapError } from '../../common/errors';
+import { LockInfo, LockOwner, lockOwnerSchema } from '../../common/protocol';
+import { Logger } from '../../common/logging';
+import { LOCK_DIR, SESSION_FILE } from './session-store';
+
+export const MAX_LOCK_AGE_MS = 24 * 60 * 60 * 1000;
+const OWNER_FILE = 'owner.json';
+
+export interface LockOptions {
+  staleMs: number;
+  /** Identifies this agent process in owner records. */
+  instance: string;
+  now: () => number;
+  logger: Logger;
+}
+
+export type Release = () => Promise<void>;
+
+export class SessionLocks {
+  constructor(private readonly opts: LockOptions) {}
+
+  /**
+   * Takes the lock of the session in `dir` for `op`. Clears a stale lock first. Throws LOCKED
+   * (naming the holder) when a live lock is there. The returned release is idempotent.
+   */
+  async acquire(dir: string, operator: string, op: string): Promise<Release> {
+    const current = await this.inspect(dir);
+    if (current && current.stale) {
+      this.opts.logger.warn('cleared stale lock', { dir, holder: current.operator, op: current.op, since: current.since });
+      await this.remove(dir);
+    } else if (current) {
+      throw lockedError(current);
+    }
+    let release: () => Promise<void>;
+    try {
+      release = await lockfile.lock(path.join(dir, SESSION_FILE), {
+        lockfilePath: path.join(dir, LOCK_DIR),
+        realpath: false,
+        stale: this.opts.staleMs,
+        update: Math.max(1000, Math.floor(this.opts.staleMs / 3)),
+        retries: 0,
+        onCompromised: (err) => this.opts.logger.warn('lock compromised', { dir, err: messageOf(err) }),
+      });
+    } catch (err) {
+      if ((err as NodeJS.ErrnoException).code === 'ELOCKED') {
+        const holder = await this.inspect(dir);
+        throw holder ? lockedError(holder) : new BerthError('LOCKED', 'session is locked by another operation');
+      }
+      if ((err as NodeJS.ErrnoException).code === 'ENOENT') throw new BerthError('NOT_FOUND', 'session not found');
+      throw wrapError('take session lock', err);
+    }
+    const owner: LockOwner = {
+      operator,
+      op,
+      since: new Date(this.opts.now()).toISOString(),
+      pid: process.pid,
+      agentInstance: this.opts.instance,
+    };
+    try {
+      await fs.writeFile(path.join(dir, LOCK_DIR, OWNER_FILE), JSON.stringify(owner));
+    } catch (err) {
+      await release().catch(() => undefined);
+      throw wrapError('write lock owner', err);
+    }
+    let released = false;
+    return async () => {
+      if (released) return;
+      released = true;
+      await fs.rm(path.join(dir, LOCK_DIR, OWNER_FILE), { force: true }).catch(() => undefined);
+      await release().catch((err: unknown) => this.opts.logger.warn('release lock', { dir, err: messageOf(err) }));
+    };
+  }
+
+  /** Who holds the lock of the session in `dir`, or null. Never throws for a bad owner record. */
+  async inspect(dir: string): Promise<LockInfo | null> {
+    const lockDir = path.join(dir, LOCK_DIR);
+    let mtimeMs: number;
+    try {
+      mtimeMs = (await fs.stat(lockDir)).mtimeMs;
+    } catch {
+      return null;
+    }
+    let owner: LockOwner | null = null;
+    try {
+      const r = lockOwnerSchema.safeParse(JSON.parse(await fs.readFile(path.join(lockDir, OWNER_FILE), 'utf8')));
+      if (r.success) owner = r.data;
+    } catch {
+      owner = null;
+    }
+    const now = this.opts.now();
+    const since = owner ? Date.parse(owner.since) : mtimeMs;
+    const stale = now - mtimeMs > this.opts.staleMs || now - since > MAX_LOCK_AGE_MS;
+    return {
+      operator: owner?.operator ?? 'unknown',
+      op: owner?.op ?? 'unknown',
+      since: new Date(since).toISOString(),
+      stale,
+    };
+  }
+
+  /** Removes the lock of the session in `dir`, whoever holds it. Idempotent. */
+  async remove(dir: string): Promise<void> {
+    await fs.rm(path.join(dir, LOCK_DIR), { recursive: true, force: true });
+  }
+}
+
+function lockedError(l: LockInfo): BerthError {
+  return new BerthError('LOCKED', `session is locked by ${l.operator} (${l.op}) since ${l.since}`);
+}

@@ -1,0 +1,155 @@
+/**
+ * Session directories under the agent's root: <root>/<uuid>/ with session.json inside.
+ * Creating, cloning and deleting go through a staging name and one rename, so a crash at any
+ * point leaves the whole session or none of it; `init` sweeps what a crash left half-done.
+ */
+import { promises as fs } from 'node:fs';
+import path from 'node:path';
+import { execFile } from 'node:child_process';
+import { promisify } from 'node:util';
+import { BerthError, messageOf, wrapError } from '../../common/errors';
+import { UUID_RE } from '../../common/names';
+import { SessionMeta, sessionMetaSchema, describeIssue } from '../../common/protocol';
+import { fsyncDir, writeFileAtomic } from './atomic';
+
+const run = promisify(execFile);
+
+export const SESSION_FILE = 'session.json';
+export const LOCK_DIR = 'session.lock';
+const STAGING = '.staging-';
+const TRASH = '.trash-';
+
+export type StoredSession =
+  | { kind: 'ok'; meta: SessionMeta }
+  | { kind: 'broken'; id: string; reason: string };
+
+export interface StoreOptions {
+  root: string;
+  /** Owner of new session homes (the containers' user); unset: leave as created. */
+  owner?: { uid: number; gid: number };
+}
+
+export class SessionStore {
+  readonly root: string;
+  private readonly owner?: { uid: number; gid: number };
+
+  constructor(opts: StoreOptions) {
+    this.root = path.resolve(opts.root);
+    this.owner = opts.owner;
+  }
+
+  /** The folder of a session. Throws BAD_REQUEST for anything but a uuid, so `../x` never reaches the disk. */
+  dir(id: string): string {
+    if (!UUID_RE.test(id)) throw new BerthError('BAD_REQUEST', `session: not a session id: ${JSON.stringify(id).slice(0, 80)}`);
+    return path.join(this.root, id);
+  }
+
+  /** Creates the root and removes staging and trash folders a crash left behind. Idempotent. */
+  async init(): Promise<string[]> {
+    await fs.mkdir(this.root, { recursive: true });
+    const swept: string[] = [];
+    for (const name of await fs.readdir(this.root)) {
+      if (name.startsWith(STAGING) || name.startsWith(TRASH)) {
+        await fs.rm(path.join(this.root, name), { recursive: true, force: true });
+        swept.push(name);
+      }
+    }
+    return swept;
+  }
+
+  /** Ids of every session folder (valid or broken), sorted. */
+  async listIds(): Promise<string[]> {
+    const entries = await fs.readdir(this.root, { withFileTypes: true });
+    return entries.filter((e) => e.isDirectory() && UUID_RE.test(e.name)).map((e) => e.name).sort();
+  }
+
+  /** Reads and checks one session.json; null when the folder does not exist. Never throws for bad content. */
+  async read(id: string): Promise<StoredSession | null> {
+    const dir = this.dir(id);
+    let text: string;
+    try {
+      text = await fs.readFile(path.join(dir, SESSION_FILE), 'utf8');
+    } catch (err) {
+      if ((err as NodeJS.ErrnoException).code === 'ENOENT') {
+        const exists = await fs.stat(dir).then(() => true, () => false);
+        return exists ? { kind: 'broken', id, reason: 'session.json is missing' } : null;
+      }
+      return { kind: 'broken', id, reason: `session.json unreadable: ${messageOf(err)}` };
+    }
+    let raw: unknown;
+    try {
+      raw = JSON.parse(text);
+    } catch (err) {
+      return { kind: 'broken', id, reason: `session.json is not JSON: ${messageOf(err)}` };
+    }
+    const r = sessionMetaSchema.safeParse(raw);
+    if (!r.success) return { kind: 'broken', id, reason: `session.json: ${describeIssue(r.error)}` };
+    if (r.data.id !== id) return { kind: 'broken', id, reason: `session.json: id ${r.data.id} does not match its folder` };
+    return { kind: 'ok', meta: r.data };
+  }
+
+  /** Rewrites an existing session's metadata atomically. Throws NOT_FOUND if the folder is gone. */
+  async write(meta: SessionMeta): Promise<void> {
+    const dir = this.dir(meta.id);
+    try {
+      await writeFileAtomic(path.join(dir, SESSION_FILE), `${JSON.stringify(meta, null, 2)}\n`);
+    } catch (err) {
+      if ((err as NodeJS.ErrnoException).code === 'ENOENT') throw new BerthError('NOT_FOUND', `session ${meta.id} not found`);
+      throw wrapError('write session.json', err);
+    }
+  }
+
+  /** Creates a new session folder with its metadata, all at once. Throws CONFLICT if it exists. */
+  async create(meta: SessionMeta): Promise<void> {
+    const final = this.dir(meta.id);
+    const staging = path.join(this.root, `${STAGING}${meta.id}`);
+    try {
+      await fs.mkdir(staging, { mode: 0o755 });
+      await this.finishStaging(staging, meta, final);
+    } catch (err) {
+      await fs.rm(staging, { recursive: true, force: true });
+      throw wrapError('create session folder', err);
+    }
+  }
+
+  /** Copies a session's home (not its lock or metadata) to a new session, all at once. */
+  async clone(srcId: string, meta: SessionMeta): Promise<void> {
+    const src = this.dir(srcId);
+    const final = this.dir(meta.id);
+    const staging = path.join(this.root, `${STAGING}${meta.id}`);
+    try {
+      // cp -a keeps owners, modes, links and times: the clone must work for the container's user.
+      await run('cp', ['-a', '--', src, staging]);
+      await fs.rm(path.join(staging, LOCK_DIR), { recursive: true, force: true });
+      await fs.rm(path.join(staging, SESSION_FILE), { force: true });
+      await this.finishStaging(staging, meta, final);
+    } catch (err) {
+      await fs.rm(staging, { recursive: true, force: true });
+      throw wrapError('copy session folder', err);
+    }
+  }
+
+  /** Removes a session folder: one rename takes it out of sight, then the rest is deleted. Idempotent. */
+  async remove(id: string): Promise<void> {
+    const dir = this.dir(id);
+    const trash = path.join(this.root, `${TRASH}${id}`);
+    try {
+      await fs.rename(dir, trash);
+    } catch (err) {
+      if ((err as NodeJS.ErrnoException).code === 'ENOENT') return;
+      throw wrapError('remove session folder', err);
+    }
+    await fsyncDir(this.root);
+    await fs.rm(trash, { recursive: true, force: true });
+  }
+
+  private async finishStaging(staging: string, meta: SessionMeta, final: string): Promise<void> {
+    await writeFileAtomic(path.join(staging, SESSION_FILE), `${JSON.stringify(meta, null, 2)}\n`);
+    // The home belongs to the container's user; session.json stays the agent's.
+    if (this.owner) await fs.chown(staging, this.owner.uid, this.owner.gid);
+    const exists = await fs.stat(final).then(() => true, () => false);
+    if (exists) throw new BerthError('CONFLICT', `session folder ${meta.id} already exists`);
+    await fs.rename(staging, final);
+    await fsyncDir(this.root);
+  }
+}

@@ -1,0 +1,6 @@
+export * from './version';
+export * from './ndjson';
+export * from './session';
+export * from './rpc';
+export * from './events';
+export * from './attach';

@@ -1,0 +1,113 @@
+/** berth-rpc: requests from a shell to an agent, and the agent's replies. */
+import { z } from 'zod';
+import { ERROR_CODES } from '../errors';
+import { dnsNameSchema, operatorNameSchema, portRequestSchema, protocolSchema, sessionIdSchema, sessionNameSchema } from '../names';
+import { limitsSchema, sessionEntrySchema } from './session';
+
+export const RPC_OPS = [
+  'list',
+  'get',
+  'create',
+  'edit',
+  'clone',
+  'restart',
+  'kill',
+  'background',
+  'delete',
+  'override',
+  'stats',
+] as const;
+export type RpcOp = (typeof RPC_OPS)[number];
+
+const requestIdSchema = z.union([z.string().min(1).max(64), z.number().int()]);
+
+/** The envelope: checked before the params, so a reply can always carry the id back. */
+export const rpcEnvelopeSchema = z.object({
+  v: z.number().int(),
+  id: requestIdSchema,
+  op: z.enum(RPC_OPS, { error: `must be one of ${RPC_OPS.join(', ')}` }),
+  params: z.unknown().optional(),
+  operator: operatorNameSchema,
+});
+export type RpcEnvelope = z.infer<typeof rpcEnvelopeSchema>;
+
+const bySession = z.object({ session: sessionIdSchema }).strict();
+
+export const rpcParamsSchemas = {
+  list: z.object({}).strict(),
+  get: bySession,
+  create: z
+    .object({
+      name: sessionNameSchema,
+      protocol: protocolSchema.default('tcp'),
+      port: portRequestSchema.default(0),
+      dns: dnsNameSchema.default(''),
+      limits: limitsSchema.optional(),
+    })
+    .strict(),
+  edit: z
+    .object({
+      session: sessionIdSchema,
+      name: sessionNameSchema.optional(),
+      protocol: protocolSchema.optional(),
+      port: portRequestSchema.optional(),
+      dns: dnsNameSchema.optional(),
+    })
+    .strict(),
+  clone: z.object({ session: sessionIdSchema, name: sessionNameSchema.optional() }).strict(),
+  restart: bySession,
+  kill: bySession,
+  background: bySession,
+  delete: bySession,
+  override: z.object({ session: sessionIdSchema, reason: z.string().max(500).optional() }).strict(),
+  stats: z.object({}).strict(),
+} satisfies Record<RpcOp, z.ZodType>;
+
+export type RpcParams<O extends RpcOp> = z.output<(typeof rpcParamsSchemas)[O]>;
+export type RpcParamsInput<O extends RpcOp> = z.input<(typeof rpcParamsSchemas)[O]>;
+
+export const hostStatsSchema = z.object({
+  cpus: z.number().int(),
+  load1: z.number(),
+  memoryTotalMb: z.number(),
+  memoryFreeMb: z.number(),
+  containersRunning: z.number().int(),
+  sessions: z.number().int(),
+});
+export type HostStats = z.infer<typeof hostStatsSchema>;
+
+export const rpcResultSchemas = {
+  list: z.object({ sessions: z.array(sessionEntrySchema) }),
+  get: sessionEntrySchema,
+  create: sessionEntrySchema,
+  edit: sessionEntrySchema,
+  clone: sessionEntrySchema,
+  restart: sessionEntrySchema,
+  kill: sessionEntrySchema,
+  background: z.object({ detached: z.number().int() }),
+  delete: z.object({ id: sessionIdSchema }),
+  override: sessionEntrySchema,
+  stats: hostStatsSchema,
+} satisfies Record<RpcOp, z.ZodType>;
+export type RpcResult<O extends RpcOp> = z.infer<(typeof rpcResultSchemas)[O]>;
+
+export const wireErrorSchema = z.object({ code: z.enum(ERROR_CODES), message: z.string() });
+export type WireError = z.infer<typeof wireErrorSchema>;
+
+export const rpcReplySchema = z.union([
+  z.object({ id: requestIdSchema.nullable(), ok: z.literal(true), result: z.unknown() }),
+  z.object({ id: requestIdSchema.nullable(), ok: z.literal(false), error: wireErrorSchema }),
+]);
+export type RpcReply = z.infer<typeof rpcReplySchema>;
+
+/** "field: problem" for the first issue of a failed parse, so BAD_REQUEST names the field. */
+export function describeIssue(error: z.ZodError, prefix?: string): string {
+  const issue = error.issues[0];
+  if (!issue) return 'invalid';
+  if (issue.code === 'unrecognized_keys') {
+    const where = [prefix, ...issue.path.map(String)].filter(Boolean).join('.');
+    return `${where ? `${where}: ` : ''}unknown field ${issue.keys.map((k) => `"${k}"`).join(', ')}`;
+  }
+  const path = [prefix, ...issue.path.map(String)].filter(Boolean).join('.');
+  return path ? `${path}: ${issue.message}` : issue.message;
+}

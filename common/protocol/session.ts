@@ -1,0 +1,108 @@
+/** A session as stored on its agent (session.json) and as seen on the wire. */
+import { z } from 'zod';
+import { dnsNameSchema, operatorNameSchema, protocolSchema, sessionIdSchema, sessionNameSchema } from '../names';
+
+export const SESSION_FILE_VERSION = 1;
+
+export const limitsSchema = z
+  .object({
+    memoryMb: z.number().int().min(64).max(1024 * 1024).optional(),
+    cpus: z.number().min(0.05).max(1024).optional(),
+    pids: z.number().int().min(16).max(1_000_000).optional(),
+  })
+  .strict();
+export type Limits = z.infer<typeof limitsSchema>;
+
+const isoDate = z.iso.datetime({ error: 'must be an ISO date-time' });
+
+/** session.json: validated on every read. */
+export const sessionMetaSchema = z
+  .object({
+    version: z.literal(SESSION_FILE_VERSION),
+    id: sessionIdSchema,
+    name: sessionNameSchema,
+    protocol: protocolSchema,
+    /** The port actually reserved: 0 for none. */
+    port: z.number().int().min(0).max(65535),
+    dns: dnsNameSchema,
+    createdAt: isoDate,
+    lastAccessedAt: isoDate.nullable(),
+    createdBy: z.string().min(1).max(64),
+    limits: limitsSchema.optional(),
+  })
+  .strict();
+export type SessionMeta = z.infer<typeof sessionMetaSchema>;
+
+/** The record written inside a held session lock: who holds it, for what, since when. */
+export const lockOwnerSchema = z
+  .object({
+    operator: z.string().min(1).max(64),
+    op: z.string().min(1).max(32),
+    since: isoDate,
+    pid: z.number().int().positive(),
+    agentInstance: z.string().min(1).max(64),
+  })
+  .strict();
+export type LockOwner = z.infer<typeof lockOwnerSchema>;
+
+export const lockInfoSchema = z.object({
+  operator: z.string(),
+  op: z.string(),
+  since: z.string(),
+  /** The holder stopped refreshing it or it is older than 24 h: the next operation clears it. */
+  stale: z.boolean(),
+});
+export type LockInfo = z.infer<typeof lockInfoSchema>;
+
+/** `-` stopped, `R` running, `C` connected (someone attached), `L` locked and not running. */
+export const sessionStateSchema = z.enum(['-', 'R', 'C', 'L']);
+export type SessionState = z.infer<typeof sessionStateSchema>;
+
+/** What the running container was started with, from its labels. */
+export const appliedConfigSchema = z.object({
+  protocol: protocolSchema,
+  port: z.number().int(),
+  dns: z.string(),
+});
+export type AppliedConfig = z.infer<typeof appliedConfigSchema>;
+
+export const containerInfoSchema = z.object({
+  id: z.string(),
+  status: z.string(),
+  running: z.boolean(),
+  applied: appliedConfigSchema.nullable(),
+});
+export type ContainerInfo = z.infer<typeof containerInfoSchema>;
+
+export const sessionViewSchema = z.object({
+  kind: z.literal('session'),
+  agent: z.string(),
+  meta: sessionMetaSchema,
+  state: sessionStateSchema,
+  /** Operator names of the live attaches (one entry per attach). */
+  attached: z.array(operatorNameSchema.or(z.string())),
+  lock: lockInfoSchema.nullable(),
+  container: containerInfoSchema.nullable(),
+  /** Running with other protocol/port/dns than session.json says: a restart applies them. */
+  restartNeeded: z.boolean(),
+});
+export type SessionView = z.infer<typeof sessionViewSchema>;
+
+/** A session directory whose session.json cannot be read: listed so an operator sees it. */
+export const brokenSessionSchema = z.object({
+  kind: z.literal('broken'),
+  agent: z.string(),
+  id: sessionIdSchema,
+  reason: z.string(),
+  state: sessionStateSchema,
+  lock: lockInfoSchema.nullable(),
+  container: containerInfoSchema.nullable(),
+});
+export type BrokenSession = z.infer<typeof brokenSessionSchema>;
+
+export const sessionEntrySchema = z.discriminatedUnion('kind', [sessionViewSchema, brokenSessionSchema]);
+export type SessionEntry = z.infer<typeof sessionEntrySchema>;
+
+export function entryId(e: SessionEntry): string {
+  return e.kind === 'session' ? e.meta.id : e.id;
+}

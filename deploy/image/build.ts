@@ -1,0 +1,96 @@
+/**
+ * `berth image build`: the session image without any registry. debootstrap makes a minimal
+ * Debian with tmux, a `claude` user (uid 1000) and berth-session; `docker import` turns it into
+ * an image. Same result as deploy/image/Dockerfile, minus Node and Claude Code.
+ */
+import { spawn } from 'node:child_process';
+import { promises as fs } from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import { BerthError } from '../../common/errors';
+
+export const DEFAULT_IMAGE = 'berth-session:latest';
+const PACKAGES = ['tmux', 'bash', 'procps', 'ncurses-base'];
+
+export interface ImageBuildOptions {
+  tag: string;
+  suite: string;
+  mirror?: string;
+  /** Skip the build when the tag is already there. */
+  ifMissing: boolean;
+  log: (line: string) => void;
+}
+
+export async function buildImage(o: ImageBuildOptions): Promise<'built' | 'present'> {
+  if (o.ifMissing && (await run('docker', ['image', 'inspect', o.tag], { quiet: true }).then(() => true, () => false))) {
+    o.log(`image ${o.tag} is already there`);
+    return 'present';
+  }
+  if (process.getuid?.() !== 0) throw new BerthError('FORBIDDEN', 'image build: debootstrap needs root');
+  const dir = await fs.mkdtemp(path.join(os.tmpdir(), 'berth-rootfs-'));
+  try {
+    o.log(`debootstrap ${o.suite} into ${dir}`);
+    const args = ['--variant=minbase', `--include=${PACKAGES.join(',')}`, o.suite, dir];
+    if (o.mirror) args.push(o.mirror);
+    await run('debootstrap', args, { quiet: true });
+    await run('chroot', [dir, 'useradd', '--create-home', '--uid', '1000', '--user-group', '--shell', '/bin/bash', 'claude']);
+    const entry = path.join(dir, 'usr/local/bin/berth-session');
+    await fs.copyFile(path.join(sourceDir(), 'berth-session'), entry);
+    await fs.chmod(entry, 0o755);
+    // Trim what a session never needs: apt lists and caches, docs.
+    for (const p of ['var/cache/apt', 'var/lib/apt/lists', 'usr/share/doc', 'usr/share/man']) {
+      await fs.rm(path.join(dir, p), { recursive: true, force: true });
+    }
+    o.log(`importing as ${o.tag}`);
+    await importDir(dir, o.tag);
+    o.log(`built ${o.tag}`);
+    return 'built';
+  } finally {
+    await fs.rm(dir, { recursive: true, force: true });
+  }
+}
+
+/** deploy/image in the source tree, whether running from dist/ or not. */
+function sourceDir(): string {
+  const here = __dirname;
+  const fromDist = path.resolve(here, '../../../deploy/image');
+  return here.split(path.sep).includes('dist') ? fromDist : here;
+}
+
+function importDir(dir: string, tag: string): Promise<void> {
+  return new Promise((resolve, reject) => {
+    const tar = spawn('tar', ['-C', dir, '-c', '.'], { stdio: ['ignore', 'pipe', 'inherit'] });
+    const imp = spawn(
+      'docker',
+      ['import', '-c', 'ENV LANG=C.UTF-8', '-c', 'USER claude', '-c', 'WORKDIR /home/claude', '-c', 'CMD ["/usr/local/bin/berth-session"]', '-', tag],
+      { stdio: ['pipe', 'ignore', 'inherit'] },
+    );
+    tar.stdout.pipe(imp.stdin);
+    let failed = false;
+    const fail = (what: string) => (code: number | null) => {
+      if (code !== 0 && !failed) {
+        failed = true;
+        reject(new BerthError('INTERNAL', `image build: ${what} exited ${code}`));
+      }
+    };
+    tar.on('exit', fail('tar'));
+    imp.on('exit', (code) => {
+      fail('docker import')(code);
+      if (code === 0 && !failed) resolve();
+    });
+    tar.on('error', reject);
+    imp.on('error', reject);
+  });
+}
+
+function run(cmd: string, args: string[], opts: { quiet?: boolean } = {}): Promise<void> {
+  return new Promise((resolve, reject) => {
+    const p = spawn(cmd, args, { stdio: ['ignore', opts.quiet ? 'ignore' : 'inherit', opts.quiet ? 'pipe' : 'inherit'] });
+    let err = '';
+    p.stderr?.on('data', (d: Buffer) => (err = (err + d.toString()).slice(-4000)));
+    p.on('error', (e) => reject(new BerthError('INTERNAL', `image build: cannot run ${cmd}: ${e.message}`)));
+    p.on('exit', (code) =>
+      code === 0 ? resolve() : reject(new BerthError('INTERNAL', `image build: ${cmd} exited ${code}${err ? `: ${err.trim()}` : ''}`)),
+    );
+  });
+}
