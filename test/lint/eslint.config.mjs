@@ -1,0 +1,36 @@
+// Lint rules for berth (run from the repository root: npm run lint).
+import js from '@eslint/js';
+import tseslint from 'typescript-eslint';
+
+const only = (pkg, where) => ({
+  name: pkg,
+  message: `${pkg} is imported only in ${where} (STYLE.md: one door per outside library)`,
+});
+
+export default tseslint.config(
+  { ignores: ['dist/**', 'node_modules/**', 'test/lint/**'] },
+  js.configs.recommended,
+  ...tseslint.configs.recommended,
+  {
+    files: ['**/*.ts'],
+    rules: {
+      '@typescript-eslint/no-unused-vars': ['error', { argsIgnorePattern: '^_' }],
+      'no-console': 'error',
+      'no-restricted-imports': [
+        'error',
+        {
+          paths: [
+            only('dockerode', 'agent/docker/'),
+            only('ssh2', 'agent/rpc/ and shell/ssh/'),
+            only('blessed', 'shell/ui/'),
+            only('winston', 'common/logging.ts'),
+          ],
+        },
+      ],
+    },
+  },
+  { files: ['agent/docker/**/*.ts'], rules: { 'no-restricted-imports': 'off' } },
+  { files: ['agent/rpc/**/*.ts', 'shell/ssh/**/*.ts', 'test/**/*.ts'], rules: { 'no-restricted-imports': ['error', { paths: [only('dockerode', 'agent/docker/'), only('blessed', 'shell/ui/'), only('winston', 'common/logging.ts')] }] } },
+  { files: ['common/logging.ts'], rules: { 'no-restricted-imports': 'off' } },
+  { files: ['test/**/*.ts', 'deploy/**/*.ts'], rules: { 'no-console': 'off' } },
+);
