@@ -1,0 +1,59 @@
+import { buildEntry, cloneName, deriveState, needsRestart } from '../../agent/view';
+import { ContainerSummary } from '../../agent/docker/runtime';
+import { SessionMeta } from '../../common/protocol';
+
+const meta: SessionMeta = {
+  version: 1,
+  id: '3f2b8c1e-1c2d-4e5f-8a9b-0c1d2e3f4a5b',
+  name: 'web',
+  protocol: 'tcp',
+  port: 1001,
+  dns: 'web',
+  createdAt: '2026-01-01T00:00:00.000Z',
+  lastAccessedAt: null,
+  createdBy: 'alice',
+};
+const lock = { operator: 'bob', op: 'clone', since: '2026-01-01T00:00:00.000Z', stale: false };
+const running = (applied = { protocol: 'tcp' as const, port: 1001, dns: 'web' }): ContainerSummary => ({
+  id: 'c1',
+  sessionId: meta.id,
+  state: 'running',
+  status: 'Up',
+  applied,
+});
+
+describe('session state', () => {
+  it('derives -, R, C and L', () => {
+    expect(deriveState(false, 0, null)).toBe('-');
+    expect(deriveState(true, 0, null)).toBe('R');
+    expect(deriveState(true, 2, null)).toBe('C');
+    expect(deriveState(false, 0, lock)).toBe('L');
+    expect(deriveState(true, 0, lock)).toBe('R');
+  });
+
+  it('asks for a restart only when a running container differs from the metadata', () => {
+    expect(needsRestart(meta, running())).toBe(false);
+    expect(needsRestart(meta, running({ protocol: 'tcp', port: 1002, dns: 'web' }))).toBe(true);
+    expect(needsRestart(meta, running({ protocol: 'udp', port: 1001, dns: 'web' }))).toBe(true);
+    expect(needsRestart(meta, running({ protocol: 'tcp', port: 1001, dns: 'old' }))).toBe(true);
+    expect(needsRestart(meta, { ...running({ protocol: 'tcp', port: 9, dns: '' }), state: 'exited' })).toBe(false);
+    expect(needsRestart(meta, null)).toBe(false);
+  });
+
+  it('shows attached operators only while running', () => {
+    const on = buildEntry('a1', { kind: 'ok', meta }, running(), ['alice', 'bob'], null);
+    expect(on).toMatchObject({ kind: 'session', state: 'C', attached: ['alice', 'bob'], container: { running: true } });
+    const off = buildEntry('a1', { kind: 'ok', meta }, null, ['alice'], null);
+    expect(off).toMatchObject({ state: '-', attached: [], container: null });
+  });
+
+  it('lists a broken session with its reason', () => {
+    const e = buildEntry('a1', { kind: 'broken', id: meta.id, reason: 'session.json is not JSON' }, null, [], lock);
+    expect(e).toEqual({ kind: 'broken', agent: 'a1', id: meta.id, reason: 'session.json is not JSON', state: 'L', lock, container: null });
+  });
+
+  it('names clones within 64 characters', () => {
+    expect(cloneName('web')).toBe('web-copy');
+    expect(cloneName('x'.repeat(64))).toHaveLength(64);
+  });
+});
