@@ -5,16 +5,19 @@
  */
 import { EventEmitter } from 'node:events';
 import { randomUUID } from 'node:crypto';
-import os from 'node:os';
 import { BerthError, messageOf } from '../common/errors';
 import { Logger } from '../common/logging';
-import { Mutex } from '../common/mutex';
+import { KeyedQueue, Mutex } from '../common/mutex';
 import { HostStats, Limits, RpcParams, SessionEntry, SessionMeta, SESSION_FILE_VERSION } from '../common/protocol';
-import { AttachHandle, ContainerRuntime, ContainerSummary, RuntimeEvent } from './docker/runtime';
-import { PortProbe, PortTable, portKey, resolvePort } from './ports/ports';
+import { AttachRegistry } from './attaches';
+import { ContainerTracker } from './containers';
+import { AttachHandle, ContainerRuntime, RuntimeEvent } from './docker/runtime';
+import { PortProbe, resolvePort } from './ports/ports';
+import { assertDnsFree, portTableOf } from './registry';
 import { SessionLocks } from './store/locks';
 import { SessionStore, StoredSession } from './store/session-store';
-import { buildEntry, cloneName, isRunning } from './view';
+import { Reconciler } from './reconcile';
+import { buildEntry, cloneName, containerSpec, hostStats, isRunning } from './view';
 
 export interface Clock {
   now(): number;
@@ -44,12 +47,6 @@ export interface SessionsOptions {
   stopTimeoutSec?: number;
 }
 
-interface AttachRecord {
-  operator: string;
-  readOnly: boolean;
-  handle: AttachHandle;
-}
-
 export interface OpenAttach {
   handle: AttachHandle;
   entry: SessionEntry;
@@ -61,12 +58,11 @@ export class Sessions extends EventEmitter {
   private readonly o: SessionsOptions;
   private readonly log: Logger;
   private readonly stored = new Map<string, StoredSession>();
-  private readonly containers = new Map<string, ContainerSummary>();
-  private readonly attaches = new Map<string, Map<string, AttachRecord>>();
-  private readonly orphanSeen = new Map<string, number>();
+  private readonly containers: ContainerTracker;
+  private readonly attaches = new AttachRegistry();
+  private readonly reconciler: Reconciler;
   private readonly registry = new Mutex();
-  private readonly notifyChains = new Map<string, Promise<void>>();
-  private runtimeUp = false;
+  private readonly notices = new KeyedQueue();
   private stopWatch: (() => void) | null = null;
   private reconcileTimer: NodeJS.Timeout | null = null;
 
@@ -74,6 +70,15 @@ export class Sessions extends EventEmitter {
     super();
     this.o = opts;
     this.log = opts.logger.child({ component: 'sessions', agent: opts.agent });
+    this.containers = new ContainerTracker(opts.runtime);
+    this.reconciler = new Reconciler({
+      runtime: opts.runtime,
+      store: opts.store,
+      locks: opts.locks,
+      now: () => opts.clock.now(),
+      graceMs: opts.orphanGraceMs,
+      logger: this.log,
+    });
   }
 
   /** Loads every session, adopts the containers Docker has, sweeps crash leftovers, follows events. */
@@ -95,8 +100,8 @@ export class Sessions extends EventEmitter {
       onEvent: (e) => this.onRuntimeEvent(e),
       onUp: () => this.onRuntimeUp(),
       onDown: (reason) => {
-        if (this.runtimeUp) this.log.warn('docker went away', { reason });
-        this.runtimeUp = false;
+        if (this.containers.up) this.log.warn('docker went away', { reason });
+        this.containers.up = false;
       },
     });
     if (this.o.reconcileIntervalMs > 0) {
@@ -113,9 +118,7 @@ export class Sessions extends EventEmitter {
     this.stopWatch?.();
     this.stopWatch = null;
     if (this.reconcileTimer) clearInterval(this.reconcileTimer);
-    const all = [...this.attaches.values()].flatMap((m) => [...m.values()]);
-    await Promise.all(all.map((a) => a.handle.close()));
-    this.attaches.clear();
+    await this.attaches.closeAll();
   }
 
   /** Every session, with fresh container states from one label-filtered listing. */
@@ -149,8 +152,8 @@ export class Sessions extends EventEmitter {
       if (this.o.maxSessions !== null && this.stored.size >= this.o.maxSessions) {
         throw new BerthError('CONFLICT', `agent is full: ${this.o.maxSessions} sessions`);
       }
-      this.checkDnsFree(p.dns, null);
-      const port = await resolvePort(p.port, p.protocol, this.portTable(null), this.o.probe);
+      assertDnsFree(this.metas(), p.dns, null);
+      const port = await resolvePort(p.port, p.protocol, portTableOf(this.metas(), null), this.o.probe);
       const m: SessionMeta = {
         version: SESSION_FILE_VERSION,
         id: randomUUID(),
@@ -179,11 +182,11 @@ export class Sessions extends EventEmitter {
       await this.registry.run(async () => {
         const protocol = p.protocol ?? meta.protocol;
         const dns = p.dns ?? meta.dns;
-        this.checkDnsFree(dns, meta.id);
+        assertDnsFree(this.metas(), dns, meta.id);
         let port = meta.port;
         const wanted = p.port ?? meta.port;
         if (wanted !== meta.port || protocol !== meta.protocol) {
-          port = await resolvePort(wanted, protocol, this.portTable(meta.id), this.o.probe);
+          port = await resolvePort(wanted, protocol, portTableOf(this.metas(), meta.id), this.o.probe);
         }
         const next: SessionMeta = { ...meta, name: p.name ?? meta.name, protocol, port, dns };
         await this.o.store.write(next);
@@ -308,20 +311,12 @@ export class Sessions extends EventEmitter {
     if (!c) throw new BerthError('CONFLICT', 'session stopped while attaching');
     if (c.state === 'paused') throw new BerthError('LOCKED', 'session is paused for a clone; try again in a moment');
     const handle = await this.o.runtime.attach(c.id, { readOnly, cols, rows, user: this.o.user });
-    const attachId = randomUUID();
-    let byId = this.attaches.get(id);
-    if (!byId) {
-      byId = new Map();
-      this.attaches.set(id, byId);
-    }
-    byId.set(attachId, { operator, readOnly, handle });
+    const attachId = this.attaches.add(id, operator, readOnly, handle);
     await this.touch(meta.id);
     this.log.info('attached', { session: id, operator, readOnly });
     this.notify(id);
     const close = async (): Promise<void> => {
-      const m = this.attaches.get(id);
-      if (!m?.delete(attachId)) return;
-      if (m.size === 0) this.attaches.delete(id);
+      if (!this.attaches.remove(id, attachId)) return;
       await handle.close();
       this.log.info('detached', { session: id, operator });
       this.notify(id);
@@ -331,14 +326,7 @@ export class Sessions extends EventEmitter {
 
   /** Host figures for the `stats` op and event. */
   stats(): HostStats {
-    return {
-      cpus: os.cpus().length,
-      load1: os.loadavg()[0] ?? 0,
-      memoryTotalMb: Math.round(os.totalmem() / 1048576),
-      memoryFreeMb: Math.round(os.freemem() / 1048576),
-      containersRunning: [...this.containers.values()].filter(isRunning).length,
-      sessions: this.stored.size,
-    };
+    return hostStats(this.stored.size, this.containers.runningCount());
   }
 
   /** Snapshot entries of every known session, from memory (for a new events subscriber). */
@@ -348,36 +336,12 @@ export class Sessions extends EventEmitter {
   }
 
   get dockerUp(): boolean {
-    return this.runtimeUp;
+    return this.containers.up;
   }
 
-  /**
-   * Removes labelled containers whose session folder is gone (once seen for the grace period) and
-   * unpauses containers a crash left paused. Throws RUNTIME_UNAVAILABLE when Docker is down.
-   */
-  async reconcile(): Promise<void> {
-    const all = await this.o.runtime.list();
-    const ids = new Set(await this.o.store.listIds());
-    const now = this.o.clock.now();
-    const seen = new Set<string>();
-    for (const c of all) {
-      if (c.sessionId && ids.has(c.sessionId)) {
-        if (c.state === 'paused' && !(await this.o.locks.inspect(this.o.store.dir(c.sessionId)))) {
-          this.log.warn('unpaused container left paused', { session: c.sessionId });
-          await this.o.runtime.unpause(c.id);
-        }
-        continue;
-      }
-      seen.add(c.id);
-      const first = this.orphanSeen.get(c.id) ?? now;
-      this.orphanSeen.set(c.id, first);
-      if (now - first >= this.o.orphanGraceMs) {
-        this.log.warn('removing orphan container', { container: c.id, session: c.sessionId });
-        await this.o.runtime.stopAndRemove(c.id, 1);
-        this.orphanSeen.delete(c.id);
-      }
-    }
-    for (const id of [...this.orphanSeen.keys()]) if (!seen.has(id)) this.orphanSeen.delete(id);
+  /** One reconciler pass (orphans, paused leftovers). Throws RUNTIME_UNAVAILABLE when Docker is down. */
+  reconcile(): Promise<void> {
+    return this.reconciler.run();
   }
 
   // ---- internals ----
@@ -414,23 +378,8 @@ export class Sessions extends EventEmitter {
   }
 
   private async startContainer(meta: SessionMeta): Promise<void> {
-    const summary = await this.o.runtime.start({
-      sessionId: meta.id,
-      agent: this.o.agent,
-      image: this.o.image,
-      command: this.o.command,
-      user: this.o.user,
-      homeDir: this.o.store.dir(meta.id),
-      hostname: meta.dns || `berth-${meta.id.slice(0, 8)}`,
-      protocol: meta.protocol,
-      port: meta.port,
-      dns: meta.dns,
-      publishAddress: this.o.publishAddress,
-      dnsServers: this.o.dnsServers,
-      limits: { ...this.o.limits, ...(meta.limits ?? {}) },
-      extraLabels: this.o.extraLabels,
-    });
-    this.containers.set(meta.id, summary);
+    const summary = await this.o.runtime.start(containerSpec(meta, this.o.store.dir(meta.id), this.o));
+    this.containers.set(summary);
     this.log.info('started container', { session: meta.id, container: summary.id.slice(0, 12) });
   }
 
@@ -447,39 +396,17 @@ export class Sessions extends EventEmitter {
   }
 
   private async closeAttaches(id: string, operator: string | null): Promise<number> {
-    const m = this.attaches.get(id);
-    if (!m) return 0;
-    const mine = [...m.entries()].filter(([, a]) => operator === null || a.operator === operator);
-    for (const [k] of mine) m.delete(k);
-    if (m.size === 0) this.attaches.delete(id);
-    await Promise.all(mine.map(([, a]) => a.handle.close()));
-    if (mine.length > 0) this.notify(id);
-    return mine.length;
+    const n = await this.attaches.close(id, operator);
+    if (n > 0) this.notify(id);
+    return n;
   }
 
   private async refreshContainers(): Promise<void> {
-    const all = await this.o.runtime.list();
-    this.runtimeUp = true;
-    const before = new Map(this.containers);
-    this.containers.clear();
-    for (const c of all) if (c.sessionId) this.setContainer(c);
-    for (const id of new Set([...before.keys(), ...this.containers.keys()])) {
-      const a = before.get(id);
-      const b = this.containers.get(id);
-      if (a?.id !== b?.id || a?.state !== b?.state) this.notify(id);
-    }
+    for (const id of await this.containers.refreshAll()) this.notify(id);
   }
 
-  private async refreshSession(id: string): Promise<void> {
-    const list = await this.o.runtime.listSession(id);
-    this.containers.delete(id);
-    for (const c of list) this.setContainer(c);
-  }
-
-  /** Keeps the most alive container of a session when several carry its label. */
-  private setContainer(c: ContainerSummary): void {
-    const prev = this.containers.get(c.sessionId);
-    if (!prev || (!isRunning(prev) && isRunning(c))) this.containers.set(c.sessionId, c);
+  private refreshSession(id: string): Promise<void> {
+    return this.containers.refresh(id);
   }
 
   private onRuntimeEvent(e: RuntimeEvent): void {
@@ -492,7 +419,7 @@ export class Sessions extends EventEmitter {
   }
 
   private onRuntimeUp(): void {
-    const wasUp = this.runtimeUp;
+    const wasUp = this.containers.up;
     this.refreshContainers()
       .then(() => {
         if (!wasUp) this.log.info('docker is back');
@@ -501,28 +428,15 @@ export class Sessions extends EventEmitter {
       .catch((err: unknown) => this.log.debug('refresh after reconnect failed', { err: messageOf(err) }));
   }
 
-  private portTable(except: string | null): PortTable {
-    const t: PortTable = new Map();
-    for (const s of this.stored.values()) {
-      if (s.kind === 'ok' && s.meta.port > 0 && s.meta.id !== except) t.set(portKey(s.meta.port, s.meta.protocol), s.meta.name);
-    }
-    return t;
-  }
-
-  private checkDnsFree(dns: string, except: string | null): void {
-    if (dns === '') return;
-    for (const s of this.stored.values()) {
-      if (s.kind === 'ok' && s.meta.dns === dns && s.meta.id !== except) {
-        throw new BerthError('NAME_TAKEN', `dns: "${dns}" is used by session ${s.meta.name}`);
-      }
-    }
+  private metas(): SessionMeta[] {
+    return [...this.stored.values()].flatMap((s) => (s.kind === 'ok' ? [s.meta] : []));
   }
 
   private async entry(id: string): Promise<SessionEntry | null> {
     const s = this.stored.get(id);
     if (!s) return null;
     const lock = await this.o.locks.inspect(this.o.store.dir(id));
-    const attached = [...(this.attaches.get(id)?.values() ?? [])].map((a) => a.operator);
+    const attached = this.attaches.operators(id);
     return buildEntry(this.o.agent, s, this.containers.get(id) ?? null, attached, lock);
   }
 
@@ -534,8 +448,7 @@ export class Sessions extends EventEmitter {
 
   /** Pushes the session's current entry (or its removal) to listeners, in order per session. */
   private notify(id: string): void {
-    const prev = this.notifyChains.get(id) ?? Promise.resolve();
-    const next = prev.then(async () => {
+    this.notices.push(id, async () => {
       try {
         const e = await this.entry(id);
         if (e) this.emit('session', e);
@@ -543,10 +456,6 @@ export class Sessions extends EventEmitter {
       } catch (err) {
         this.log.debug('notify failed', { session: id, err: messageOf(err) });
       }
-    });
-    this.notifyChains.set(id, next);
-    void next.then(() => {
-      if (this.notifyChains.get(id) === next) this.notifyChains.delete(id);
     });
   }
 

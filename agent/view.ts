@@ -1,6 +1,7 @@
 /** Pure: what an operator sees of a session, derived from metadata, Docker, attaches and the lock. */
-import { LockInfo, SessionEntry, SessionMeta, SessionState } from '../common/protocol';
-import { ContainerSummary } from './docker/runtime';
+import os from 'node:os';
+import { HostStats, Limits, LockInfo, SessionEntry, SessionMeta, SessionState } from '../common/protocol';
+import { ContainerSpec, ContainerSummary } from './docker/runtime';
 import { StoredSession } from './store/session-store';
 
 /** Running for berth: the container is up, even if paused for a moment (a clone copying it). */
@@ -51,4 +52,49 @@ export function buildEntry(
 export function cloneName(source: string): string {
   const suffix = '-copy';
   return `${source.slice(0, 64 - suffix.length)}${suffix}`;
+}
+
+/** The container a session runs in, from its metadata and the agent's settings. */
+export function containerSpec(
+  meta: SessionMeta,
+  homeDir: string,
+  agent: {
+    agent: string;
+    image: string;
+    command: string;
+    user: { uid: number; gid: number };
+    publishAddress: string;
+    dnsServers: string[];
+    limits: Limits;
+    extraLabels: Record<string, string>;
+  },
+): ContainerSpec {
+  return {
+    sessionId: meta.id,
+    agent: agent.agent,
+    image: agent.image,
+    command: agent.command,
+    user: agent.user,
+    homeDir,
+    hostname: meta.dns || `berth-${meta.id.slice(0, 8)}`,
+    protocol: meta.protocol,
+    port: meta.port,
+    dns: meta.dns,
+    publishAddress: agent.publishAddress,
+    dnsServers: agent.dnsServers,
+    limits: { ...agent.limits, ...(meta.limits ?? {}) },
+    extraLabels: agent.extraLabels,
+  };
+}
+
+/** This host's figures for the `stats` op and event. */
+export function hostStats(sessions: number, containersRunning: number): HostStats {
+  return {
+    cpus: os.cpus().length,
+    load1: os.loadavg()[0] ?? 0,
+    memoryTotalMb: Math.round(os.totalmem() / 1048576),
+    memoryFreeMb: Math.round(os.freemem() / 1048576),
+    containersRunning,
+    sessions,
+  };
 }

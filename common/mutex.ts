@@ -9,3 +9,17 @@ export class Mutex {
     return result;
   }
 }
+
+/** Runs async tasks one after another per key (tasks of different keys run side by side). */
+export class KeyedQueue {
+  private readonly tails = new Map<string, Promise<void>>();
+
+  /** Queues `fn` behind the earlier tasks of `key`. Errors are the task's own business. */
+  push(key: string, fn: () => Promise<void>): void {
+    const next = (this.tails.get(key) ?? Promise.resolve()).then(fn).catch(() => undefined);
+    this.tails.set(key, next);
+    void next.then(() => {
+      if (this.tails.get(key) === next) this.tails.delete(key);
+    });
+  }
+}
