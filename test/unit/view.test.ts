@@ -14,7 +14,7 @@ const meta: SessionMeta = {
   createdBy: 'alice',
 };
 const lock = { operator: 'bob', op: 'clone', since: '2026-01-01T00:00:00.000Z', stale: false };
-const running = (applied = { protocol: 'tcp' as const, port: 1001, dns: 'web' }): ContainerSummary => ({
+const running = (applied: ContainerSummary['applied'] = { protocol: 'tcp', port: 1001, dns: 'web' }): ContainerSummary => ({
   id: 'c1',
   sessionId: meta.id,
   state: 'running',
