@@ -82,9 +82,14 @@ export function containerSpec(
     dns: meta.dns,
     publishAddress: agent.publishAddress,
     dnsServers: agent.dnsServers,
-    limits: { ...agent.limits, ...(meta.limits ?? {}) },
+    limits: clampLimits({ ...agent.limits, ...(meta.limits ?? {}) }, os.cpus().length),
     extraLabels: agent.extraLabels,
   };
+}
+
+/** Docker refuses a CPU limit above the host's CPU count: cap it there. */
+export function clampLimits(limits: Limits, hostCpus: number): Limits {
+  return limits.cpus !== undefined && hostCpus > 0 && limits.cpus > hostCpus ? { ...limits, cpus: hostCpus } : limits;
 }
 
 /** This host's figures for the `stats` op and event. */

@@ -1,4 +1,4 @@
-import { buildEntry, cloneName, deriveState, needsRestart } from '../../agent/view';
+import { buildEntry, clampLimits, cloneName, deriveState, needsRestart } from '../../agent/view';
 import { ContainerSummary } from '../../agent/docker/runtime';
 import { SessionMeta } from '../../common/protocol';
 
@@ -55,5 +55,13 @@ describe('session state', () => {
   it('names clones within 64 characters', () => {
     expect(cloneName('web')).toBe('web-copy');
     expect(cloneName('x'.repeat(64))).toHaveLength(64);
+  });
+});
+
+describe('limits', () => {
+  it('caps the CPU limit at the host CPU count and leaves the rest', () => {
+    expect(clampLimits({ cpus: 8, memoryMb: 512 }, 2)).toEqual({ cpus: 2, memoryMb: 512 });
+    expect(clampLimits({ cpus: 1.5, pids: 100 }, 2)).toEqual({ cpus: 1.5, pids: 100 });
+    expect(clampLimits({ memoryMb: 512 }, 2)).toEqual({ memoryMb: 512 });
   });
 });
