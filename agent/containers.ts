@@ -17,6 +17,14 @@ export class ContainerTracker {
     this.bySession.set(c.sessionId, c);
   }
 
+  /** Records that the session's container exited (a `die` event), if it was still shown running. */
+  markExited(sessionId: string): boolean {
+    const c = this.bySession.get(sessionId);
+    if (!c || !isRunning(c)) return false;
+    this.bySession.set(sessionId, { ...c, state: 'exited', status: 'Exited' });
+    return true;
+  }
+
   delete(sessionId: string): void {
     this.bySession.delete(sessionId);
   }

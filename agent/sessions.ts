@@ -128,10 +128,9 @@ export class Sessions extends EventEmitter {
     for (const id of [...this.stored.keys()]) if (!present.has(id)) this.stored.delete(id);
     await Promise.all(
       ids.map(async (id) => {
-        const cached = this.stored.get(id);
-        if (cached && cached.kind === 'ok') return;
         const s = await this.o.store.read(id);
         if (s) this.stored.set(id, s);
+        else this.stored.delete(id);
       }),
     );
     await this.refreshContainers();
@@ -412,6 +411,11 @@ export class Sessions extends EventEmitter {
   private onRuntimeEvent(e: RuntimeEvent): void {
     this.refreshSession(e.sessionId)
       .then(() => {
+        // Docker 20.10 sends `die` before its listing stops saying "running": trust the event,
+        // and look again shortly for the final status.
+        if (e.action === 'die' && this.containers.markExited(e.sessionId)) {
+          setTimeout(() => this.onRuntimeEvent({ sessionId: e.sessionId, action: 'settle' }), 300).unref();
+        }
         if (!isRunning(this.containers.get(e.sessionId))) void this.closeAttaches(e.sessionId, null);
         this.notify(e.sessionId);
       })

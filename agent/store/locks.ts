@@ -1,6 +1,7 @@
 /**
  * Session locks: <root>/<uuid>/session.lock, taken with proper-lockfile while an operation mutates
- * a session, with an owner record (owner.json) inside saying who, which op and since when.
+ * a session, with an owner record beside it (session.lock.owner.json) saying who, which op and
+ * since when; an owner record without a lock means nothing.
  * A lock is stale when its holder stopped refreshing it (the holder died) or it is older than
  * 24 h; a stale lock is cleared by the next operation. `override` removes any lock.
  */
@@ -10,10 +11,9 @@ import lockfile from 'proper-lockfile';
 import { BerthError, messageOf, wrapError } from '../../common/errors';
 import { LockInfo, LockOwner, lockOwnerSchema } from '../../common/protocol';
 import { Logger } from '../../common/logging';
-import { LOCK_DIR, SESSION_FILE } from './session-store';
+import { LOCK_DIR, LOCK_OWNER_FILE, SESSION_FILE } from './session-store';
 
 export const MAX_LOCK_AGE_MS = 24 * 60 * 60 * 1000;
-const OWNER_FILE = 'owner.json';
 
 export interface LockOptions {
   staleMs: number;
@@ -66,7 +66,7 @@ export class SessionLocks {
       agentInstance: this.opts.instance,
     };
     try {
-      await fs.writeFile(path.join(dir, LOCK_DIR, OWNER_FILE), JSON.stringify(owner));
+      await fs.writeFile(path.join(dir, LOCK_OWNER_FILE), JSON.stringify(owner));
     } catch (err) {
       await release().catch(() => undefined);
       throw wrapError('write lock owner', err);
@@ -75,7 +75,7 @@ export class SessionLocks {
     return async () => {
       if (released) return;
       released = true;
-      await fs.rm(path.join(dir, LOCK_DIR, OWNER_FILE), { force: true }).catch(() => undefined);
+      await fs.rm(path.join(dir, LOCK_OWNER_FILE), { force: true }).catch(() => undefined);
       await release().catch((err: unknown) => this.opts.logger.warn('release lock', { dir, err: messageOf(err) }));
     };
   }
@@ -91,7 +91,7 @@ export class SessionLocks {
     }
     let owner: LockOwner | null = null;
     try {
-      const r = lockOwnerSchema.safeParse(JSON.parse(await fs.readFile(path.join(lockDir, OWNER_FILE), 'utf8')));
+      const r = lockOwnerSchema.safeParse(JSON.parse(await fs.readFile(path.join(dir, LOCK_OWNER_FILE), 'utf8')));
       if (r.success) owner = r.data;
     } catch {
       owner = null;
@@ -110,6 +110,7 @@ export class SessionLocks {
   /** Removes the lock of the session in `dir`, whoever holds it. Idempotent. */
   async remove(dir: string): Promise<void> {
     await fs.rm(path.join(dir, LOCK_DIR), { recursive: true, force: true });
+    await fs.rm(path.join(dir, LOCK_OWNER_FILE), { force: true });
   }
 }
 

@@ -16,6 +16,9 @@ const run = promisify(execFile);
 
 export const SESSION_FILE = 'session.json';
 export const LOCK_DIR = 'session.lock';
+/** The lock's owner record, beside the lock: writing inside proper-lockfile's folder would change
+ * its mtime, which proper-lockfile reads as a compromised lock. */
+export const LOCK_OWNER_FILE = 'session.lock.owner.json';
 const STAGING = '.staging-';
 const TRASH = '.trash-';
 
@@ -32,6 +35,8 @@ export interface StoreOptions {
 export class SessionStore {
   readonly root: string;
   private readonly owner?: { uid: number; gid: number };
+  /** Last read of each session.json, keyed by its (inode, size, mtime): an unchanged file is not parsed again. */
+  private readonly cache = new Map<string, { stamp: string; result: StoredSession }>();
 
   constructor(opts: StoreOptions) {
     this.root = path.resolve(opts.root);
@@ -63,17 +68,37 @@ export class SessionStore {
     return entries.filter((e) => e.isDirectory() && UUID_RE.test(e.name)).map((e) => e.name).sort();
   }
 
-  /** Reads and checks one session.json; null when the folder does not exist. Never throws for bad content. */
+  /**
+   * Reads and checks one session.json (every call looks at the disk; an unchanged file is answered
+   * from the last parse). Null when the folder does not exist. Never throws for bad content.
+   */
   async read(id: string): Promise<StoredSession | null> {
     const dir = this.dir(id);
-    let text: string;
+    const file = path.join(dir, SESSION_FILE);
+    let stamp: string;
     try {
-      text = await fs.readFile(path.join(dir, SESSION_FILE), 'utf8');
+      const st = await fs.stat(file);
+      stamp = `${st.ino}:${st.size}:${st.mtimeMs}`;
     } catch (err) {
+      this.cache.delete(id);
       if ((err as NodeJS.ErrnoException).code === 'ENOENT') {
         const exists = await fs.stat(dir).then(() => true, () => false);
         return exists ? { kind: 'broken', id, reason: 'session.json is missing' } : null;
       }
+      return { kind: 'broken', id, reason: `session.json unreadable: ${messageOf(err)}` };
+    }
+    const hit = this.cache.get(id);
+    if (hit && hit.stamp === stamp) return hit.result;
+    const result = await this.parse(id, file);
+    this.cache.set(id, { stamp, result });
+    return result;
+  }
+
+  private async parse(id: string, file: string): Promise<StoredSession> {
+    let text: string;
+    try {
+      text = await fs.readFile(file, 'utf8');
+    } catch (err) {
       return { kind: 'broken', id, reason: `session.json unreadable: ${messageOf(err)}` };
     }
     let raw: unknown;
@@ -121,6 +146,7 @@ export class SessionStore {
       // cp -a keeps owners, modes, links and times: the clone must work for the container's user.
       await run('cp', ['-a', '--', src, staging]);
       await fs.rm(path.join(staging, LOCK_DIR), { recursive: true, force: true });
+      await fs.rm(path.join(staging, LOCK_OWNER_FILE), { force: true });
       await fs.rm(path.join(staging, SESSION_FILE), { force: true });
       await this.finishStaging(staging, meta, final);
     } catch (err) {
@@ -133,6 +159,7 @@ export class SessionStore {
   async remove(id: string): Promise<void> {
     const dir = this.dir(id);
     const trash = path.join(this.root, `${TRASH}${id}`);
+    this.cache.delete(id);
     try {
       await fs.rename(dir, trash);
     } catch (err) {

@@ -2,7 +2,8 @@
  * A real ssh2 client for the agent's subsystems, as a shell would use them: pinned host key,
  * public-key auth, RPC with many requests in flight, the event stream, attaches.
  */
-import { Client, ClientChannel, utils } from 'ssh2';
+import { Client, ClientChannel } from 'ssh2';
+import { generateEd25519 } from '../../agent/rpc/keys';
 import { createHash } from 'node:crypto';
 import {
   AgentEvent,
@@ -251,6 +252,5 @@ export class Attach {
 
 /** A fresh ed25519 key pair for a test shell. */
 export function makeShellKey(): { private: string; public: string } {
-  const k = utils.generateKeyPairSync('ed25519');
-  return { private: k.private, public: k.public };
+  return generateEd25519();
 }

@@ -4,44 +4,15 @@
  * only that session broken, and the SSH server lets nothing in but the berth subsystems.
  */
 import { promises as fs } from 'node:fs';
-import os from 'node:os';
 import path from 'node:path';
 import { randomUUID } from 'node:crypto';
-import { type ClientChannel, utils } from 'ssh2';
+import { type ClientChannel } from 'ssh2';
 import { AgentClient, connectAgent, makeShellKey } from '../helpers/agent-client';
 import { AgentProcess, startAgentProcess } from '../helpers/agent-process';
 import { removeTestContainers } from '../helpers/docker';
 import type { RpcReply, SessionEntry, SessionView } from '../../common/protocol';
 
 const runLabel = `badin-${randomUUID().slice(0, 8)}`;
-/**
- * Locks refresh every max(1 s, lockStaleSeconds / 3). Known agent bug: the first refresh of a lock
- * finds its mtime changed (owner.json was written into the lock folder), calls the lock
- * compromised and the folder stays behind as "locked by unknown". A long stale time keeps every op
- * here (container starts on a loaded 2-core machine included) clear of that first refresh.
- */
-const AGENT_CONFIG = { lockStaleSeconds: 30 };
-
-/**
- * ssh2's generateKeyPairSync('ed25519') drops a leading zero byte about once in 256 keys
- * (mscdex/ssh2#1390), and neither the agent (host key) nor the helper (shell key) checks: give
- * the agent a folder with keys ssh2 can read back, so that bug cannot fail a start here.
- */
-function soundKeyPair(): { private: string; public: string } {
-  for (;;) {
-    const k = makeShellKey();
-    if (!(utils.parseKey(k.private) instanceof Error) && !(utils.parseKey(k.public) instanceof Error)) return k;
-  }
-}
-
-async function agentDir(): Promise<string> {
-  const dir = await fs.mkdtemp(path.join(os.tmpdir(), 'berth-agent-'));
-  await fs.mkdir(path.join(dir, 'state'), { mode: 0o700 });
-  await fs.writeFile(path.join(dir, 'state', 'host_key'), soundKeyPair().private, { mode: 0o600 });
-  await fs.writeFile(path.join(dir, 'shell_key.json'), JSON.stringify(soundKeyPair()));
-  return dir;
-}
-
 let agent: AgentProcess;
 let client: AgentClient;
 
@@ -88,7 +59,7 @@ function outcome(start: (cb: (err: Error | undefined, ch?: ClientChannel) => voi
 const rootEntries = async (): Promise<string[]> => (await fs.readdir(agent.root)).sort();
 
 beforeAll(async () => {
-  agent = await startAgentProcess({ runLabel, config: AGENT_CONFIG, dir: await agentDir() });
+  agent = await startAgentProcess({ runLabel });
   client = await agent.connect();
 });
 
@@ -237,7 +208,7 @@ describe('corrupt session files', () => {
     await corrupt(garbage, wrongField);
     const bare = randomUUID();
     await fs.mkdir(path.join(agent.root, bare));
-    agent = await startAgentProcess({ runLabel, dir: agent.dir, id: agent.id, config: AGENT_CONFIG });
+    agent = await startAgentProcess({ runLabel, dir: agent.dir, id: agent.id });
     client = await agent.connect();
 
     const prior = (await client.call('list', {})).sessions.filter((e) => e.kind === 'session').map(view);
@@ -266,7 +237,7 @@ describe('the SSH server', () => {
   });
 
   test('refuses a key it was not told to trust', async () => {
-    const stranger = soundKeyPair();
+    const stranger = makeShellKey();
     await expect(connectAgent({ port: agent.port, privateKey: stranger.private, fingerprint: agent.fingerprint })).rejects.toThrow(
       /authentication/i,
     );

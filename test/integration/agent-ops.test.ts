@@ -3,45 +3,15 @@
  * returns, what it leaves on disk and what Docker ends up running.
  */
 import { promises as fs } from 'node:fs';
-import os from 'node:os';
 import net from 'node:net';
 import path from 'node:path';
 import { randomUUID } from 'node:crypto';
-import { utils } from 'ssh2';
-import { AgentClient, RpcError, makeShellKey } from '../helpers/agent-client';
+import { AgentClient, RpcError } from '../helpers/agent-client';
 import { AgentProcess, startAgentProcess } from '../helpers/agent-process';
 import { docker, removeTestContainers } from '../helpers/docker';
 import type { SessionEntry, SessionView } from '../../common/protocol';
 
 const runLabel = `ops-${randomUUID().slice(0, 8)}`;
-/**
- * Locks refresh every max(1 s, lockStaleSeconds / 3). Known agent bug: the first refresh of a lock
- * finds its mtime changed (owner.json was written into the lock folder), calls the lock
- * compromised and the folder stays behind as "locked by unknown". A long stale time keeps every op
- * here (container starts on a loaded 2-core machine included) clear of that first refresh.
- */
-const AGENT_CONFIG = { lockStaleSeconds: 30 };
-
-/**
- * ssh2's generateKeyPairSync('ed25519') drops a leading zero byte about once in 256 keys
- * (mscdex/ssh2#1390), and neither the agent (host key) nor the helper (shell key) checks: give
- * the agent a folder with keys ssh2 can read back, so that bug cannot fail a start here.
- */
-function soundKeyPair(): { private: string; public: string } {
-  for (;;) {
-    const k = makeShellKey();
-    if (!(utils.parseKey(k.private) instanceof Error) && !(utils.parseKey(k.public) instanceof Error)) return k;
-  }
-}
-
-async function agentDir(): Promise<string> {
-  const dir = await fs.mkdtemp(path.join(os.tmpdir(), 'berth-agent-'));
-  await fs.mkdir(path.join(dir, 'state'), { mode: 0o700 });
-  await fs.writeFile(path.join(dir, 'state', 'host_key'), soundKeyPair().private, { mode: 0o600 });
-  await fs.writeFile(path.join(dir, 'shell_key.json'), JSON.stringify(soundKeyPair()));
-  return dir;
-}
-
 let agent: AgentProcess;
 let client: AgentClient;
 const extraAgents: AgentProcess[] = [];
@@ -106,7 +76,7 @@ async function create(name: string, extra: Record<string, unknown> = {}): Promis
 }
 
 beforeAll(async () => {
-  agent = await startAgentProcess({ runLabel, config: AGENT_CONFIG, dir: await agentDir() });
+  agent = await startAgentProcess({ runLabel });
   client = await agent.connect();
 });
 
@@ -276,7 +246,7 @@ describe('agent ops against real Docker', () => {
     await fs.mkdir(lockDir);
     const since = new Date().toISOString();
     await fs.writeFile(
-      path.join(lockDir, 'owner.json'),
+      path.join(agent.root, s.meta.id, 'session.lock.owner.json'),
       JSON.stringify({ operator: 'bob', op: 'edit', since, pid: 424242, agentInstance: 'another-agent' }),
     );
     const locked = view(await client.call('get', { session: s.meta.id }));
@@ -309,7 +279,7 @@ describe('agent ops against real Docker', () => {
   });
 
   test('an agent configured with dnsServers hands them to its containers', async () => {
-    const dnsAgent = await startAgentProcess({ runLabel, config: { ...AGENT_CONFIG, dnsServers: ['127.0.0.1'] }, dir: await agentDir() });
+    const dnsAgent = await startAgentProcess({ runLabel, config: { dnsServers: ['127.0.0.1'] } });
     extraAgents.push(dnsAgent);
     const c2 = await dnsAgent.connect();
     extraClients.push(c2);

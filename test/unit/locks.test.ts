@@ -38,7 +38,7 @@ describe('SessionLocks', () => {
   it('treats a lock nobody refreshes as stale and clears it on the next operation', async () => {
     await fs.mkdir(path.join(dir, 'session.lock'));
     const owner = { operator: 'ghost', op: 'delete', since: new Date(now - 60_000).toISOString(), pid: 1, agentInstance: 'dead' };
-    await fs.writeFile(path.join(dir, 'session.lock', 'owner.json'), JSON.stringify(owner));
+    await fs.writeFile(path.join(dir, 'session.lock.owner.json'), JSON.stringify(owner));
     const old = new Date(now - 60_000);
     await fs.utimes(path.join(dir, 'session.lock'), old, old);
     const l = locks();
@@ -61,6 +61,21 @@ describe('SessionLocks', () => {
   it('shows a lock without an owner record as held by unknown', async () => {
     await fs.mkdir(path.join(dir, 'session.lock'));
     expect(await locks().inspect(dir)).toMatchObject({ operator: 'unknown', op: 'unknown', stale: false });
+  });
+
+  it('keeps a lock held past several refreshes, and releases it cleanly', async () => {
+    const l = new SessionLocks({ staleMs: 3000, instance: 'me', now: () => Date.now(), logger: silentLogger });
+    const release = await l.acquire(dir, 'alice', 'clone');
+    await new Promise((r) => setTimeout(r, 2500));
+    expect(await l.inspect(dir)).toMatchObject({ operator: 'alice', stale: false });
+    await release();
+    expect(await l.inspect(dir)).toBeNull();
+    expect((await fs.readdir(dir)).sort()).toEqual(['session.json']);
+  });
+
+  it('ignores an owner record without a lock', async () => {
+    await fs.writeFile(path.join(dir, 'session.lock.owner.json'), '{}');
+    expect(await locks().inspect(dir)).toBeNull();
   });
 
   it('override removes any lock', async () => {

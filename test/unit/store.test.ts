@@ -58,6 +58,16 @@ describe('SessionStore', () => {
     expect(await store.read(c.id)).toMatchObject({ kind: 'ok' });
   });
 
+  it('sees a session.json corrupted after an earlier read', async () => {
+    const a = meta();
+    await store.create(a);
+    expect(await store.read(a.id)).toMatchObject({ kind: 'ok' });
+    await fs.writeFile(path.join(root, a.id, 'session.json'), 'garbage');
+    expect(await store.read(a.id)).toMatchObject({ kind: 'broken' });
+    await fs.writeFile(path.join(root, a.id, 'session.json'), JSON.stringify(a));
+    expect(await store.read(a.id)).toEqual({ kind: 'ok', meta: a });
+  });
+
   it('flags metadata whose id does not match its folder', async () => {
     const a = meta();
     await store.create(a);
