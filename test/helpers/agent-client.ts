@@ -16,6 +16,8 @@ import {
   RpcReply,
   RpcResult,
   SUBSYSTEMS,
+  SessionEntry,
+  SessionView,
   encodeFrame,
   eventSchema,
   rpcReplySchema,
@@ -253,4 +255,21 @@ export class Attach {
 /** A fresh ed25519 key pair for a test shell. */
 export function makeShellKey(): { private: string; public: string } {
   return generateEd25519();
+}
+
+/** The entry as a (not broken) session; throws for a broken one. */
+export function view(e: SessionEntry): SessionView {
+  if (e.kind !== 'session') throw new Error(`expected a session, got broken: ${e.reason}`);
+  return e;
+}
+
+/** The RpcError a call is refused with; throws if it succeeds or fails otherwise. */
+export async function refusal(p: Promise<unknown>): Promise<RpcError> {
+  try {
+    await p;
+  } catch (err) {
+    if (err instanceof RpcError) return err;
+    throw err;
+  }
+  throw new Error('expected the agent to refuse, but it answered ok');
 }

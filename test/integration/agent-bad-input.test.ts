@@ -7,7 +7,7 @@ import { promises as fs } from 'node:fs';
 import path from 'node:path';
 import { randomUUID } from 'node:crypto';
 import { type ClientChannel } from 'ssh2';
-import { AgentClient, connectAgent, makeShellKey } from '../helpers/agent-client';
+import { AgentClient, connectAgent, makeShellKey, view } from '../helpers/agent-client';
 import { AgentProcess, startAgentProcess } from '../helpers/agent-process';
 import { removeTestContainers } from '../helpers/docker';
 import type { RpcReply, SessionEntry, SessionView } from '../../common/protocol';
@@ -15,11 +15,6 @@ import type { RpcReply, SessionEntry, SessionView } from '../../common/protocol'
 const runLabel = `badin-${randomUUID().slice(0, 8)}`;
 let agent: AgentProcess;
 let client: AgentClient;
-
-function view(e: SessionEntry): SessionView {
-  if (e.kind !== 'session') throw new Error(`expected a session, got broken: ${e.reason}`);
-  return e;
-}
 
 const idOf = (e: SessionEntry): string => (e.kind === 'session' ? e.meta.id : e.id);
 

@@ -4,10 +4,10 @@
  */
 import { promises as fs } from 'node:fs';
 import { randomUUID } from 'node:crypto';
-import { AgentClient, EventLog } from '../helpers/agent-client';
+import { AgentClient, EventLog, view } from '../helpers/agent-client';
 import { AgentProcess, startAgentProcess } from '../helpers/agent-process';
 import { docker, removeTestContainers } from '../helpers/docker';
-import { AgentEvent, BERTH_VERSION, PROTOCOL_VERSION, SessionEntry, SessionView, entryId } from '../../common/protocol';
+import { AgentEvent, BERTH_VERSION, PROTOCOL_VERSION, SessionView, entryId } from '../../common/protocol';
 
 const runLabel = `events-${randomUUID().slice(0, 8)}`;
 let agent: AgentProcess;
@@ -15,11 +15,6 @@ let client: AgentClient;
 let other: AgentClient;
 let log: EventLog;
 const logs: EventLog[] = [];
-
-function view(e: SessionEntry): SessionView {
-  if (e.kind !== 'session') throw new Error(`expected a session, got broken: ${e.reason}`);
-  return e;
-}
 
 const sessionEvent =
   (id: string, state?: string) =>

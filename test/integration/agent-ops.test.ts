@@ -6,10 +6,10 @@ import { promises as fs } from 'node:fs';
 import net from 'node:net';
 import path from 'node:path';
 import { randomUUID } from 'node:crypto';
-import { AgentClient, RpcError } from '../helpers/agent-client';
+import { AgentClient, view, refusal } from '../helpers/agent-client';
 import { AgentProcess, startAgentProcess } from '../helpers/agent-process';
 import { docker, removeTestContainers } from '../helpers/docker';
-import type { SessionEntry, SessionView } from '../../common/protocol';
+import type { SessionView } from '../../common/protocol';
 
 const runLabel = `ops-${randomUUID().slice(0, 8)}`;
 let agent: AgentProcess;
@@ -18,21 +18,6 @@ const extraAgents: AgentProcess[] = [];
 const extraClients: AgentClient[] = [];
 
 // ---- small helpers ----
-
-function view(e: SessionEntry): SessionView {
-  if (e.kind !== 'session') throw new Error(`expected a session, got broken: ${e.reason}`);
-  return e;
-}
-
-async function refusal(p: Promise<unknown>): Promise<RpcError> {
-  try {
-    await p;
-  } catch (err) {
-    if (err instanceof RpcError) return err;
-    throw err;
-  }
-  throw new Error('expected the agent to refuse, but it answered ok');
-}
 
 interface Inspect {
   Config: { User: string; Labels: Record<string, string> };

@@ -6,30 +6,15 @@ import dgram from 'node:dgram';
 import { promises as fs } from 'node:fs';
 import net from 'node:net';
 import { randomUUID } from 'node:crypto';
-import { AgentClient, RpcError } from '../helpers/agent-client';
+import { AgentClient, RpcError, view, refusal } from '../helpers/agent-client';
 import { AgentProcess, startAgentProcess } from '../helpers/agent-process';
 import { docker, removeTestContainers } from '../helpers/docker';
-import type { SessionEntry, SessionView } from '../../common/protocol';
+import type { SessionView } from '../../common/protocol';
 
 const runLabel = `ports-${randomUUID().slice(0, 8)}`;
 let agent: AgentProcess;
 let client: AgentClient;
 let client2: AgentClient;
-
-function view(e: SessionEntry): SessionView {
-  if (e.kind !== 'session') throw new Error(`expected a session, got broken: ${e.reason}`);
-  return e;
-}
-
-async function refusal(p: Promise<unknown>): Promise<RpcError> {
-  try {
-    await p;
-  } catch (err) {
-    if (err instanceof RpcError) return err;
-    throw err;
-  }
-  throw new Error('expected the agent to refuse, but it answered ok');
-}
 
 async function create(name: string, extra: Record<string, unknown> = {}, c: AgentClient = client): Promise<SessionView> {
   return view(await c.call('create', { name, ...extra }));
