@@ -1,0 +1,578 @@
+/**
+ * Agent benchmark (measurements, not tests): `npm run bench:agent`.
+ *
+ *  1. create → attach of a stopped session until tmux's first screen (the bash prompt) arrives;
+ *  2. `list` with 500 sessions (20 running) against a direct Docker Engine API listing;
+ *  3. keystroke echo round trip through berth-attach against `docker exec -it … tmux attach`
+ *     run directly under a pty (util-linux `script`), interleaved in blocks on the same session.
+ *
+ * They run in the order 1, 3, 2, so the 500 sessions of 2 are not there while 3 measures.
+ * Prints progress on stderr, then a markdown table (metric, value, target) and, last, one JSON
+ * line. Exits 0 unless something broke (a missed target is reported, not a failure). Everything
+ * runs on loopback and the Docker unix socket; every wait is bounded; everything it made is
+ * removed at the end (agent stopped, containers of this run removed, temp dir deleted).
+ */
+import { ChildProcess, spawn } from 'node:child_process';
+import { promises as fs } from 'node:fs';
+import http from 'node:http';
+import { performance } from 'node:perf_hooks';
+import { randomUUID } from 'node:crypto';
+import os from 'node:os';
+import { AttachReply, SUBSYSTEMS, SessionEntry, encodeFrame, entryId } from '../../common/protocol';
+import { AgentClient, Attach } from '../helpers/agent-client';
+import { AgentProcess, startAgentProcess } from '../helpers/agent-process';
+import { removeTestContainers } from '../helpers/docker';
+
+// ---- parameters ----
+
+const ATTACH_RUNS = 10;
+const LIST_SESSIONS = 500;
+const LIST_RUNNING = 20;
+const LIST_CALLS = 30;
+const LIST_WARMUP = 3;
+const KEYSTROKES = 200;
+const BLOCK = 50;
+const WARMUP_KEYS = 10;
+const BLOCK_WARMUP_KEYS = 2;
+const KEY_TIMEOUT_MS = 5000;
+const COLS = 100;
+const ROWS = 30;
+const DOCKER_SOCKET = '/var/run/docker.sock';
+const OVERALL_LIMIT_MS = 9 * 60_000;
+/** Letters that neither escape sequences (stripped anyway) nor tmux's default status line (host name, clock, date) draw. */
+const KEYS = 'ijkqswxz';
+
+const TARGETS = { listMs: 50, echoRatio: 1.2 };
+
+// ---- small helpers ----
+
+const log = (msg: string): void => void process.stderr.write(`[bench] ${msg}\n`);
+
+function quantile(values: number[], q: number): number {
+  if (values.length === 0) return Number.NaN;
+  const s = [...values].sort((a, b) => a - b);
+  const pos = (s.length - 1) * q;
+  const lo = Math.floor(pos);
+  const hi = Math.ceil(pos);
+  return (s[lo] ?? 0) + ((s[hi] ?? 0) - (s[lo] ?? 0)) * (pos - lo);
+}
+
+interface Stats {
+  n: number;
+  median: number;
+  p90: number;
+  min: number;
+  max: number;
+}
+
+function stats(values: number[]): Stats {
+  return {
+    n: values.length,
+    median: round(quantile(values, 0.5)),
+    p90: round(quantile(values, 0.9)),
+    min: round(Math.min(...values)),
+    max: round(Math.max(...values)),
+  };
+}
+
+function round(x: number, digits = 2): number {
+  const f = 10 ** digits;
+  return Math.round(x * f) / f;
+}
+
+/** Rejects with a clear message when `p` takes longer than `ms`. */
+function withTimeout<T>(p: Promise<T>, ms: number, what: string): Promise<T> {
+  return new Promise<T>((resolve, reject) => {
+    const timer = setTimeout(() => reject(new Error(`${what}: no result within ${ms} ms`)), ms);
+    p.then(
+      (v) => {
+        clearTimeout(timer);
+        resolve(v);
+      },
+      (err: unknown) => {
+        clearTimeout(timer);
+        reject(err instanceof Error ? err : new Error(String(err)));
+      },
+    );
+  });
+}
+
+const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
+
+// eslint-disable-next-line no-control-regex -- terminal escape sequences are control characters by definition
+const ESCAPES = /\x1b(?:\[[0-?]*[ -/]*[@-~]|\][^\x07\x1b]*(?:\x07|\x1b\\)|[PX^_][^\x1b]*\x1b\\|[ -/]*[0-~])/g;
+
+/** The printable text of terminal output: complete escape sequences removed. */
+function visible(s: string): string {
+  return s.replace(ESCAPES, '');
+}
+
+/** Runs `fn` over `items` with at most `limit` in flight. */
+async function pool<T>(items: T[], limit: number, fn: (item: T, i: number) => Promise<void>): Promise<void> {
+  let next = 0;
+  const worker = async (): Promise<void> => {
+    while (next < items.length) {
+      const i = next++;
+      await fn(items[i] as T, i);
+    }
+  };
+  await Promise.all(Array.from({ length: Math.min(limit, items.length) }, worker));
+}
+
+/** One request to the Docker Engine API over its unix socket (no dockerode in test code). */
+function dockerApiGet(pathAndQuery: string, timeoutMs = 10_000): Promise<unknown> {
+  return new Promise((resolve, reject) => {
+    const req = http.request({ socketPath: DOCKER_SOCKET, path: pathAndQuery, method: 'GET', timeout: timeoutMs }, (res) => {
+      const chunks: Buffer[] = [];
+      res.on('data', (c: Buffer) => chunks.push(c));
+      res.on('end', () => {
+        const body = Buffer.concat(chunks).toString('utf8');
+        if (res.statusCode !== 200) reject(new Error(`docker API ${pathAndQuery}: HTTP ${res.statusCode}: ${body.slice(0, 200)}`));
+        else resolve(JSON.parse(body) as unknown);
+      });
+      res.on('error', reject);
+    });
+    req.on('timeout', () => req.destroy(new Error(`docker API ${pathAndQuery}: no answer in ${timeoutMs} ms`)));
+    req.on('error', reject);
+    req.end();
+  });
+}
+
+// ---- terminals (the two paths of the echo benchmark) ----
+
+/** A terminal the bench types into: a berth attach, or `docker exec -it` under `script`. */
+class Term {
+  private listener: ((d: Buffer) => void) | null = null;
+  /** Everything received, for waits on the initial screen and for error messages. */
+  output = '';
+  lastData = performance.now();
+
+  constructor(
+    readonly name: string,
+    private readonly send: (s: string) => void,
+    subscribe: (cb: (d: Buffer) => void) => void,
+  ) {
+    subscribe((d) => {
+      this.lastData = performance.now();
+      this.output += d.toString('utf8');
+      if (this.output.length > 200_000) this.output = this.output.slice(-100_000);
+      this.listener?.(d);
+    });
+  }
+
+  /** Resolves once the visible output (from `from` on) passes `pred`; rejects after `timeoutMs`. */
+  waitVisible(pred: (text: string) => boolean, timeoutMs: number, what: string, from = 0): Promise<number> {
+    const t0 = performance.now();
+    return new Promise((resolve, reject) => {
+      const check = (): boolean => {
+        if (!pred(visible(this.output.slice(from)))) return false;
+        clearTimeout(timer);
+        this.listener = null;
+        resolve(performance.now() - t0);
+        return true;
+      };
+      const timer = setTimeout(() => {
+        this.listener = null;
+        reject(new Error(`${this.name}: ${what} not seen within ${timeoutMs} ms; output tail: ${JSON.stringify(this.output.slice(-300))}`));
+      }, timeoutMs);
+      if (!check()) this.listener = () => void check();
+    });
+  }
+
+  /** Writes one key and resolves with the ms until output containing it arrives. */
+  keystroke(key: string): Promise<number> {
+    return new Promise((resolve, reject) => {
+      let acc = '';
+      const timer = setTimeout(() => {
+        this.listener = null;
+        reject(
+          new Error(`${this.name}: echo of "${key}" not seen within ${KEY_TIMEOUT_MS} ms; received since the write: ${JSON.stringify(acc.slice(-300))}`),
+        );
+      }, KEY_TIMEOUT_MS);
+      const t0 = performance.now();
+      this.listener = (d) => {
+        acc += d.toString('utf8');
+        if (!visible(acc).includes(key)) return;
+        const dt = performance.now() - t0;
+        clearTimeout(timer);
+        this.listener = null;
+        resolve(dt);
+      };
+      this.send(key);
+    });
+  }
+
+  write(s: string): void {
+    this.send(s);
+  }
+}
+
+/** Waits until none of `terms` received anything for `quietMs` (at most `maxMs`). */
+async function settle(terms: Term[], quietMs = 40, maxMs = 2000): Promise<void> {
+  const t0 = performance.now();
+  for (;;) {
+    const now = performance.now();
+    const last = Math.max(...terms.map((t) => t.lastData));
+    if (now - last >= quietMs || now - t0 >= maxMs) return;
+    await sleep(quietMs / 4);
+  }
+}
+
+/** Ctrl-U (kill the line bash is editing), then let both screens go quiet. */
+async function clearLine(t: Term, all: Term[]): Promise<void> {
+  t.write('\x15');
+  await sleep(5);
+  await settle(all);
+}
+
+// ---- the run ----
+
+interface Cleanup {
+  agent: AgentProcess | null;
+  client: AgentClient | null;
+  direct: ChildProcess | null;
+  attaches: Attach[];
+  runLabel: string;
+  done: boolean;
+}
+
+async function cleanupAll(c: Cleanup): Promise<void> {
+  if (c.done) return;
+  c.done = true;
+  for (const a of c.attaches) {
+    try {
+      a.close();
+    } catch {
+      /* already closed */
+    }
+  }
+  const child = c.direct;
+  if (child && child.exitCode === null && child.signalCode === null) {
+    const exited = new Promise<void>((r) => child.once('exit', () => r()));
+    child.kill('SIGTERM');
+    await withTimeout(exited, 5000, 'direct docker exec exit').catch(async () => {
+      child.kill('SIGKILL');
+      await withTimeout(exited, 2000, 'direct docker exec exit').catch(() => log(`could not end the script process ${child.pid}`));
+    });
+  }
+  c.client?.close();
+  if (c.agent) {
+    const agent = c.agent;
+    await withTimeout(agent.stop(), 20_000, 'stop agent').catch(async (err: unknown) => {
+      log(`agent did not stop (${String(err)}); killing it`);
+      await withTimeout(agent.kill9(), 5000, 'kill agent').catch(() => undefined);
+    });
+  }
+  const removed = await withTimeout(removeTestContainers(c.runLabel), 60_000, 'remove containers').catch((err: unknown) => {
+    log(`could not remove containers labelled ${c.runLabel}: ${String(err)}`);
+    return -1;
+  });
+  if (removed > 0) log(`removed ${removed} container(s) of this run`);
+  if (c.agent) await fs.rm(c.agent.dir, { recursive: true, force: true }).catch(() => undefined);
+}
+
+/**
+ * When the agent logged `message` for `session` (epoch ms), from its JSON log lines; null if the
+ * line is not there (the breakdown it feeds is best-effort).
+ */
+function loggedAt(agent: AgentProcess, message: string, session: string): number | null {
+  for (let i = agent.logs.length - 1; i >= 0; i--) {
+    const line = agent.logs[i] ?? '';
+    if (!line.includes(session) || !line.includes(message)) continue;
+    try {
+      const rec = JSON.parse(line) as { message?: string; session?: string; timestamp?: string };
+      if (rec.message === message && rec.session === session && rec.timestamp) return Date.parse(rec.timestamp);
+    } catch {
+      /* a line split across chunks */
+    }
+  }
+  return null;
+}
+
+/** Opens berth-attach and sends the header; resolves with the attach and the ms from header to reply. */
+async function openAttach(
+  client: AgentClient,
+  session: string,
+): Promise<{ attach: Attach; t0: number; wall0: number; reply: AttachReply }> {
+  const ch = await withTimeout(client.subsystem(SUBSYSTEMS.attach), 10_000, 'open berth-attach channel');
+  const attach = new Attach(ch);
+  const wall0 = Date.now();
+  const t0 = performance.now();
+  ch.write(encodeFrame({ session, operator: 'alice', readOnly: false, cols: COLS, rows: ROWS }));
+  const reply = await withTimeout(attach.ready, 30_000, 'attach reply');
+  if (!reply.ok) throw new Error(`attach refused: ${reply.error.code}: ${reply.error.message}`);
+  return { attach, t0, wall0, reply };
+}
+
+function attachTerm(a: Attach): Term {
+  return new Term(
+    'berth',
+    (s) => a.write(s),
+    (cb) => a.channel.on('data', cb),
+  );
+}
+
+interface AttachResult {
+  /** Header sent → container started (agent log, ms resolution): lock, docker create + start. */
+  containerStarted: Stats | null;
+  attachReady: Stats;
+  attachScreen: Stats;
+  kill: Stats;
+}
+
+interface ListResult {
+  list: Stats;
+  direct: Stats;
+  createMs: number;
+  replyBytes: number;
+  running: number;
+  samplesMs: number[];
+}
+
+interface EchoResult {
+  berth: Stats;
+  direct: Stats;
+  ratio: number;
+}
+
+async function benchCreateAttach(agent: AgentProcess, client: AgentClient, c: Cleanup): Promise<AttachResult> {
+  const started: number[] = [];
+  const ready: number[] = [];
+  const screen: number[] = [];
+  const kill: number[] = [];
+  for (let i = 0; i < ATTACH_RUNS; i++) {
+    const s = await withTimeout(client.call('create', { name: `bench-attach-${i}` }), 10_000, 'create');
+    const id = entryId(s);
+    const { attach, t0, wall0 } = await openAttach(client, id);
+    c.attaches.push(attach);
+    const tReady = performance.now();
+    const startedAt = loggedAt(agent, 'started container', id);
+    if (startedAt !== null) started.push(startedAt - wall0);
+    // The bytes after the reply line: the tmux client drawing; done once the prompt shows.
+    const term = attachTerm(attach);
+    term.output = attach.output;
+    await term.waitVisible((t) => t.includes('$'), 15_000, 'bash prompt ("$") in the first screen');
+    const tScreen = performance.now();
+    ready.push(tReady - t0);
+    screen.push(tScreen - t0);
+    attach.close();
+    await withTimeout(attach.closed, 10_000, 'attach close');
+    const k0 = performance.now();
+    await withTimeout(client.call('kill', { session: id }), 30_000, 'kill');
+    kill.push(performance.now() - k0);
+    log(`create→attach ${i + 1}/${ATTACH_RUNS}: reply ${round(tReady - t0, 0)} ms, prompt ${round(tScreen - t0, 0)} ms`);
+  }
+  return {
+    containerStarted: started.length === ready.length ? stats(started) : null,
+    attachReady: stats(ready),
+    attachScreen: stats(screen),
+    kill: stats(kill),
+  };
+}
+
+async function benchList(client: AgentClient, agentId: string): Promise<ListResult> {
+  const existing = (await withTimeout(client.call('list', {}), 30_000, 'list')).sessions.length;
+  const toCreate = Math.max(0, LIST_SESSIONS - existing);
+  const c0 = performance.now();
+  const made: string[] = [];
+  await pool(
+    Array.from({ length: toCreate }, (_, i) => i),
+    16,
+    async (i) => {
+      const s = await withTimeout(client.call('create', { name: `bench-list-${i}` }), 30_000, 'create');
+      made.push(entryId(s));
+    },
+  );
+  const createMs = performance.now() - c0;
+  log(`created ${toCreate} sessions in ${round(createMs / 1000, 1)} s (${existing} existed)`);
+  const r0 = performance.now();
+  await pool(made.slice(0, LIST_RUNNING), 4, async (id) => {
+    await withTimeout(client.call('restart', { session: id }), 60_000, 'restart');
+  });
+  log(`started ${LIST_RUNNING} containers in ${round((performance.now() - r0) / 1000, 1)} s`);
+
+  const check = (await withTimeout(client.call('list', {}), 30_000, 'list')).sessions as SessionEntry[];
+  const running = check.filter((e) => e.container?.running).length;
+  if (check.length !== LIST_SESSIONS) throw new Error(`list returned ${check.length} sessions, expected ${LIST_SESSIONS}`);
+  if (running < LIST_RUNNING) throw new Error(`list shows ${running} running sessions, expected at least ${LIST_RUNNING}`);
+  const replyBytes = Buffer.byteLength(JSON.stringify({ sessions: check }));
+
+  const query = `/v1.41/containers/json?all=1&filters=${encodeURIComponent(JSON.stringify({ label: [`berth.agent=${agentId}`] }))}`;
+  const listMs: number[] = [];
+  const directMs: number[] = [];
+  for (let i = 0; i < LIST_WARMUP + LIST_CALLS; i++) {
+    const a0 = performance.now();
+    const r = await withTimeout(client.call('list', {}), 10_000, 'list');
+    const a1 = performance.now();
+    const d = await dockerApiGet(query);
+    const d1 = performance.now();
+    if (r.sessions.length !== LIST_SESSIONS) throw new Error(`list returned ${r.sessions.length} sessions`);
+    if (!Array.isArray(d) || d.length < LIST_RUNNING) throw new Error(`docker API listed ${Array.isArray(d) ? d.length : '?'} containers`);
+    if (i < LIST_WARMUP) continue;
+    listMs.push(a1 - a0);
+    directMs.push(d1 - a1);
+  }
+  return {
+    list: stats(listMs),
+    direct: stats(directMs),
+    createMs: round(createMs, 0),
+    replyBytes,
+    running,
+    samplesMs: listMs.map((x) => round(x, 1)),
+  };
+}
+
+async function benchEcho(client: AgentClient, c: Cleanup): Promise<EchoResult> {
+  const s = await withTimeout(client.call('create', { name: 'bench-echo' }), 10_000, 'create');
+  const id = entryId(s);
+  const { attach, reply } = await openAttach(client, id);
+  c.attaches.push(attach);
+  const berth = attachTerm(attach);
+  berth.output = attach.output;
+  await berth.waitVisible((t) => t.includes('$'), 15_000, 'bash prompt on the berth attach');
+  const containerId = reply.ok ? (reply.session.container?.id ?? '') : '';
+  if (!/^[0-9a-f]{64}$/.test(containerId)) throw new Error(`attach reply carries no container id (${JSON.stringify(containerId)})`);
+
+  // The direct path: docker's own client under a pty of util-linux `script`, sized like the attach.
+  // The command string holds constants and the container id Docker gave us, nothing else.
+  const cmd =
+    `stty cols ${COLS} rows ${ROWS}; exec docker exec -it -u 1000:1000 -e TERM=xterm-256color -e LANG=C.UTF-8 ` +
+    `${containerId} tmux attach-session -t claude`;
+  const child = spawn('script', ['-qfc', cmd, '/dev/null'], { stdio: ['pipe', 'pipe', 'pipe'], env: { ...process.env, TERM: 'xterm-256color' } });
+  c.direct = child;
+  let childErr = '';
+  child.stderr?.on('data', (d: Buffer) => (childErr += d.toString()));
+  let stopping = false;
+  child.on('exit', (code, sig) => {
+    if (!stopping && !c.done) log(`direct docker exec exited (${code ?? sig}); stderr: ${childErr.trim()}`);
+  });
+  const direct = new Term(
+    'direct',
+    (str) => child.stdin?.write(str),
+    (cb) => child.stdout?.on('data', cb),
+  );
+  await direct.waitVisible((t) => t.includes('$'), 15_000, 'bash prompt on the direct docker exec');
+  const both = [berth, direct];
+  await settle(both, 100, 3000);
+
+  let k = 0;
+  const nextKey = (): string => KEYS[k++ % KEYS.length] ?? 'x';
+  const type = async (t: Term, n: number, into: number[] | null): Promise<void> => {
+    for (let i = 0; i < n; i++) {
+      const dt = await t.keystroke(nextKey());
+      into?.push(dt);
+      // Let the other client's redraw of the same keystroke arrive before the next one.
+      await settle(both, 3, 500);
+    }
+  };
+
+  for (const t of both) {
+    await type(t, WARMUP_KEYS, null);
+    await clearLine(t, both);
+  }
+  const times: Record<string, number[]> = { berth: [], direct: [] };
+  const blocks = Math.ceil(KEYSTROKES / BLOCK);
+  for (let b = 0; b < blocks; b++) {
+    for (const t of both) {
+      await type(t, BLOCK_WARMUP_KEYS, null);
+      await type(t, Math.min(BLOCK, KEYSTROKES - b * BLOCK), times[t.name] ?? null);
+      await clearLine(t, both);
+    }
+    log(`echo block ${b + 1}/${blocks}: berth median ${round(quantile(times.berth ?? [], 0.5))} ms, direct median ${round(quantile(times.direct ?? [], 0.5))} ms`);
+  }
+  stopping = true;
+  const exited = new Promise<void>((r) => child.once('exit', () => r()));
+  child.stdin?.end();
+  child.kill('SIGTERM');
+  await withTimeout(exited, 5000, 'direct docker exec exit').catch(() => log('direct docker exec still running; ended at cleanup'));
+  attach.close();
+  await withTimeout(attach.closed, 10_000, 'attach close').catch(() => undefined);
+  const berthStats = stats(times.berth ?? []);
+  const directStats = stats(times.direct ?? []);
+  return { berth: berthStats, direct: directStats, ratio: round(berthStats.median / directStats.median) };
+}
+
+async function main(): Promise<void> {
+  const runLabel = `bench-${randomUUID().slice(0, 8)}`;
+  const c: Cleanup = { agent: null, client: null, direct: null, attaches: [], runLabel, done: false };
+  const watchdog = setTimeout(() => {
+    log(`overall time limit (${OVERALL_LIMIT_MS / 60_000} min) reached; cleaning up`);
+    void cleanupAll(c).finally(() => process.exit(1));
+  }, OVERALL_LIMIT_MS);
+  watchdog.unref();
+  const started = performance.now();
+  try {
+    log(`starting agent (run label ${runLabel})`);
+    // Product defaults for the reconcile cadence and logging, not the test helper's fast ones.
+    c.agent = await startAgentProcess({ runLabel, config: { command: 'bash', orphanGraceSeconds: 120, log: { level: 'info' } } });
+    c.client = await withTimeout(c.agent.connect(), 10_000, 'connect to agent');
+
+    log('1/3 create → attach');
+    const attach = await benchCreateAttach(c.agent, c.client, c);
+    log('3/3 keystroke echo (run before 2, without the 500-session load)');
+    const echo = await benchEcho(c.client, c);
+    log('2/3 list with 500 sessions');
+    const list = await benchList(c.client, c.agent.id);
+
+    const ratioList = round(list.list.median / list.direct.median);
+    const a = attach.attachScreen;
+    const ar = attach.attachReady;
+    const l = list.list;
+    const d = list.direct;
+    const eb = echo.berth;
+    const ed = echo.direct;
+    const ratioEcho = echo.ratio;
+    const cs = attach.containerStarted;
+    const mark = (ok: boolean): string => (ok ? '✓' : '✗');
+    const rows: Array<[string, string, string]> = [
+      [`create→attach, header to first prompt (stopped session, n=${a.n})`, `median ${a.median} ms, p90 ${a.p90} ms`, '—'],
+      ['… of which header to attach reply (start container, exec tmux attach)', `median ${ar.median} ms, p90 ${ar.p90} ms`, '—'],
+      ...(cs ? [['… of which header to container started (agent log)', `median ${cs.median} ms, p90 ${cs.p90} ms`, '—'] as [string, string, string]] : []),
+      [
+        `\`list\` with ${LIST_SESSIONS} sessions, ${list.running} running (n=${l.n})`,
+        `median ${l.median} ms, p90 ${l.p90} ms`,
+        `< ${TARGETS.listMs} ms: median ${mark(l.median < TARGETS.listMs)}, p90 ${mark(l.p90 < TARGETS.listMs)}`,
+      ],
+      ['Docker API label-filtered listing, direct (same moment)', `median ${d.median} ms, p90 ${d.p90} ms`, '—'],
+      ['`list` / direct (medians)', `${ratioList}×`, '—'],
+      [`keystroke echo via berth-attach (n=${eb.n})`, `median ${eb.median} ms, p90 ${eb.p90} ms`, '—'],
+      [`keystroke echo via \`docker exec -it … tmux attach\` (n=${ed.n})`, `median ${ed.median} ms, p90 ${ed.p90} ms`, '—'],
+      ['echo berth / direct (medians)', `${ratioEcho}×`, `< ${TARGETS.echoRatio} ${mark(ratioEcho < TARGETS.echoRatio)}`],
+    ];
+    const out = [
+      '',
+      '| metric | value | target |',
+      '|---|---|---|',
+      ...rows.map(([m, v, t]) => `| ${m} | ${v} | ${t} |`),
+      '',
+    ];
+    const load = os.loadavg().map((x) => round(x, 1));
+    out.push(`Measured on ${os.cpus().length} CPUs, load average ${load.join(' / ')} (1/5/15 min), Node ${process.version}.`, '');
+    process.stdout.write(`${out.join('\n')}\n`);
+    const json = {
+      bench: 'agent',
+      at: new Date().toISOString(),
+      node: process.version,
+      cpus: os.cpus().length,
+      loadavg: os.loadavg().map((x) => round(x, 2)),
+      attach: { ...attach },
+      list: { ...list, ratio: ratioList, targetMs: TARGETS.listMs, met: l.median < TARGETS.listMs, p90Met: l.p90 < TARGETS.listMs },
+      echo: { ...echo, targetRatio: TARGETS.echoRatio, met: ratioEcho < TARGETS.echoRatio },
+      totalSeconds: round((performance.now() - started) / 1000, 1),
+    };
+    process.stdout.write(`${JSON.stringify(json)}\n`);
+  } finally {
+    log('cleaning up');
+    await cleanupAll(c);
+    clearTimeout(watchdog);
+    log(`done in ${round((performance.now() - started) / 1000, 1)} s`);
+  }
+}
+
+main().then(
+  () => process.exit(0),
+  (err: unknown) => {
+    log(`FAILED: ${err instanceof Error ? (err.stack ?? err.message) : String(err)}`);
+    process.exit(1);
+  },
+);
