@@ -2,7 +2,7 @@
  * The agent's SSH server: public-key auth against the trusted shell keys, no shell, exec or pty,
  * only the three berth subsystems.
  */
-import { AddressInfo } from 'node:net';
+import net, { AddressInfo } from 'node:net';
 import { Duplex } from 'node:stream';
 import { Server, ServerChannel } from 'ssh2';
 import { messageOf } from '../../common/errors';
@@ -105,20 +105,25 @@ export function createAgentServer(opts: AgentServerOptions): AgentServer {
     });
   });
 
+  // Our own listener, so every socket gets TCP_NODELAY: small frames (a keystroke, an RPC reply)
+  // must not wait for Nagle's algorithm and the peer's delayed ACK (~40 ms on loopback).
+  const listener = net.createServer((sock) => {
+    sock.setNoDelay(true);
+    server.injectSocket(sock);
+  });
   return {
     listen(port, host) {
       return new Promise((resolve, reject) => {
-        server.once('error', reject);
-        server.listen(port, host, () => {
-          server.off('error', reject);
-          resolve(server.address() as AddressInfo);
+        listener.once('error', reject);
+        listener.listen(port, host, () => {
+          listener.off('error', reject);
+          resolve(listener.address() as AddressInfo);
         });
       });
     },
     close() {
       return new Promise((resolve) => {
-        server.close(() => resolve());
-        // Server.close waits for live connections: end them so it resolves.
+        listener.close(() => resolve());
         for (const c of clients) c.end();
       });
     },

@@ -5,7 +5,7 @@
  * A lock is stale when its holder stopped refreshing it (the holder died) or it is older than
  * 24 h; a stale lock is cleared by the next operation. `override` removes any lock.
  */
-import { promises as fs } from 'node:fs';
+import { promises as fs, statSync } from 'node:fs';
 import path from 'node:path';
 import lockfile from 'proper-lockfile';
 import { BerthError, messageOf, wrapError } from '../../common/errors';
@@ -82,13 +82,11 @@ export class SessionLocks {
 
   /** Who holds the lock of the session in `dir`, or null. Never throws for a bad owner record. */
   async inspect(dir: string): Promise<LockInfo | null> {
-    const lockDir = path.join(dir, LOCK_DIR);
-    let mtimeMs: number;
-    try {
-      mtimeMs = (await fs.stat(lockDir)).mtimeMs;
-    } catch {
-      return null;
-    }
+    // Called for every session on `list`: almost always absent, so no exception and no thread-pool
+    // round trip for the common answer.
+    const st = statSync(path.join(dir, LOCK_DIR), { throwIfNoEntry: false });
+    if (!st) return null;
+    const mtimeMs = st.mtimeMs;
     let owner: LockOwner | null = null;
     try {
       const r = lockOwnerSchema.safeParse(JSON.parse(await fs.readFile(path.join(dir, LOCK_OWNER_FILE), 'utf8')));

@@ -2,6 +2,7 @@
  * A real ssh2 client for the agent's subsystems, as a shell would use them: pinned host key,
  * public-key auth, RPC with many requests in flight, the event stream, attaches.
  */
+import net from 'node:net';
 import { Client, ClientChannel } from 'ssh2';
 import { generateEd25519 } from '../../agent/rpc/keys';
 import { createHash } from 'node:crypto';
@@ -47,12 +48,15 @@ export function keyFingerprint(key: Buffer): string {
 
 export async function connectAgent(o: ConnectOptions): Promise<AgentClient> {
   const conn = new Client();
+  const sock = await new Promise<net.Socket>((resolve, reject) => {
+    const s = net.connect({ host: o.host ?? '127.0.0.1', port: o.port, noDelay: true }, () => resolve(s));
+    s.once('error', reject);
+  });
   await new Promise<void>((resolve, reject) => {
     conn.once('ready', () => resolve());
     conn.once('error', reject);
     conn.connect({
-      host: o.host ?? '127.0.0.1',
-      port: o.port,
+      sock,
       username: o.username ?? 'shell',
       privateKey: o.privateKey,
       readyTimeout: 10_000,
