@@ -30,7 +30,9 @@ export class Reconciler {
     const orphans = new Set<string>();
     for (const c of all) {
       if (c.sessionId && ids.has(c.sessionId)) {
-        if (c.state === 'paused' && !(await this.o.locks.inspect(this.o.store.dir(c.sessionId)))) {
+        const lock = c.state === 'paused' ? await this.o.locks.inspect(this.o.store.dir(c.sessionId)) : null;
+        // Paused with no live lock: a clone that died mid-copy left it so.
+        if (c.state === 'paused' && (!lock || lock.stale)) {
           this.o.logger.warn('unpaused container left paused', { session: c.sessionId });
           await this.o.runtime.unpause(c.id);
         }

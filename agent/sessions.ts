@@ -308,7 +308,14 @@ export class Sessions extends EventEmitter {
     }
     const c = this.containers.get(id);
     if (!c) throw new BerthError('CONFLICT', 'session stopped while attaching');
-    if (c.state === 'paused') throw new BerthError('LOCKED', 'session is paused for a clone; try again in a moment');
+    if (c.state === 'paused') {
+      const lock = await this.o.locks.inspect(this.o.store.dir(id));
+      if (lock && !lock.stale) throw new BerthError('LOCKED', 'session is paused for a clone; try again in a moment');
+      // The clone that paused it is gone (its lock is stale or removed): let the session run again.
+      this.log.warn('unpaused container left paused', { session: id });
+      await this.o.runtime.unpause(c.id);
+      await this.refreshSession(id);
+    }
     const handle = await this.o.runtime.attach(c.id, { readOnly, cols, rows, user: this.o.user });
     const attachId = this.attaches.add(id, operator, readOnly, handle);
     await this.touch(meta.id);

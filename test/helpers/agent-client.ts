@@ -225,9 +225,13 @@ export class Attach {
     this.channel.write(s);
   }
 
-  /** Sends an SSH window-change, as a terminal resize would. */
+  /**
+   * Sends an SSH window-change, as a terminal resize would. ssh2's `setWindow` only sends it on
+   * shell/exec channels, not on a subsystem, so this goes through ssh2's protocol object directly.
+   */
   resize(size: { cols: number; rows: number }): void {
-    this.channel.setWindow(size.rows, size.cols, 0, 0);
+    const ch = this.channel as unknown as { outgoing: { id: number }; _client: { _protocol: { windowChange(...a: number[]): void } } };
+    ch._client._protocol.windowChange(ch.outgoing.id, size.rows, size.cols, 0, 0);
   }
 
   /** Resolves when the output (from `from` on) contains `text`, or rejects after `timeoutMs`. */

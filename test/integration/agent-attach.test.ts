@@ -67,16 +67,6 @@ async function closesWithin(a: Attach, ms: number): Promise<boolean> {
   }
 }
 
-/**
- * Sends an SSH window-change on an attach channel. ssh2's client `setWindow` (what Attach.resize
- * calls) silently sends nothing on a subsystem channel (it only does for shell/exec), so this
- * sends the request itself, as OpenSSH does for a subsystem with a pty.
- */
-function windowChange(a: Attach, size: { cols: number; rows: number }): void {
-  const ch = a.channel as unknown as { outgoing: { id: number }; _client: { _protocol: { windowChange(...args: number[]): void } } };
-  ch._client._protocol.windowChange(ch.outgoing.id, size.rows, size.cols, 0, 0);
-}
-
 /** The first reply of an attach channel fed with a raw header line. */
 async function rawAttach(c: AgentClient, line: string): Promise<Attach> {
   const ch = await c.subsystem(SUBSYSTEMS.attach);
@@ -271,9 +261,9 @@ describe('a single attach', () => {
     await sizeBecomes('100x30 stty 29 100');
     // Attach.resize goes through ssh2's setWindow, which sends nothing on a subsystem channel.
     a.resize({ cols: 120, rows: 40 });
-    windowChange(a, { cols: 120, rows: 40 });
+    a.resize({ cols: 120, rows: 40 });
     await sizeBecomes('120x40 stty 39 120');
-    windowChange(a, { cols: 90, rows: 25 });
+    a.resize({ cols: 90, rows: 25 });
     await sizeBecomes('90x25 stty 24 90');
   });
 

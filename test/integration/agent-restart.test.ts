@@ -249,3 +249,26 @@ test('a container whose session folder is gone is removed; a live session\'s is 
   expect((await testContainers(runLabel)).filter((c) => c.session === kept)).toEqual([keptContainer]);
   await client.call('delete', { session: kept });
 }, 60_000);
+
+test('kill -9 during the clone of a running source: the source is usable again once the lock is stale', async () => {
+  const src = await createRunning('big-running');
+  await fillHome(src);
+  const { replied } = await killDuring('clone', src);
+  expect(replied).toBe(false);
+  await restartAgent();
+  expect(await leftovers()).toEqual([]);
+  // The dead agent's lock is stale after lockStaleSeconds (3 s): the source must not stay paused.
+  const answer = await until(
+    'attach to the source works again',
+    async () => {
+      const a = await client.attach({ session: src, operator: 'alice' });
+      const r = await a.ready;
+      a.close();
+      return r.ok ? 'ok' : `${r.error.code}: ${r.error.message}`;
+    },
+    (r) => r === 'ok',
+    15_000,
+  );
+  expect(answer).toBe('ok');
+  expect((await testContainers(runLabel)).find((c) => c.session === src)?.state).toBe('running');
+}, 60_000);
