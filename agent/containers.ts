@@ -17,10 +17,10 @@ export class ContainerTracker {
     this.bySession.set(c.sessionId, c);
   }
 
-  /** Records that the session's container exited (a `die` event), if it was still shown running. */
-  markExited(sessionId: string): boolean {
+  /** Records that this container of the session exited (a `die` event), if it was still shown running. */
+  markExited(sessionId: string, containerId: string): boolean {
     const c = this.bySession.get(sessionId);
-    if (!c || !isRunning(c)) return false;
+    if (!c || c.id !== containerId || !isRunning(c)) return false;
     this.bySession.set(sessionId, { ...c, state: 'exited', status: 'Exited' });
     return true;
   }

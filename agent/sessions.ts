@@ -416,17 +416,19 @@ export class Sessions extends EventEmitter {
   }
 
   private onRuntimeEvent(e: RuntimeEvent): void {
-    this.refreshSession(e.sessionId)
+    const id = e.sessionId;
+    const before = this.containers.get(id);
+    this.refreshSession(id)
       .then(() => {
-        // Docker 20.10 sends `die` before its listing stops saying "running": trust the event,
-        // and look again shortly for the final status.
-        if (e.action === 'die' && this.containers.markExited(e.sessionId)) {
-          setTimeout(() => this.onRuntimeEvent({ sessionId: e.sessionId, action: 'settle' }), 300).unref();
-        }
-        if (!isRunning(this.containers.get(e.sessionId))) void this.closeAttaches(e.sessionId, null);
-        this.notify(e.sessionId);
+        // Docker 20.10 sends events before its listing shows their effect (a `die` still lists as
+        // running): trust a `die` at once, and look again shortly for the settled status.
+        if (e.action === 'die') this.containers.markExited(id, e.containerId);
+        if (e.action !== 'settle') setTimeout(() => this.onRuntimeEvent({ ...e, action: 'settle' }), 300).unref();
+        const after = this.containers.get(id);
+        if (!isRunning(after)) void this.closeAttaches(id, null);
+        if (e.action !== 'settle' || before?.id !== after?.id || before?.state !== after?.state) this.notify(id);
       })
-      .catch((err: unknown) => this.log.debug('refresh after event failed', { session: e.sessionId, err: messageOf(err) }));
+      .catch((err: unknown) => this.log.debug('refresh after event failed', { session: id, err: messageOf(err) }));
   }
 
   private onRuntimeUp(): void {

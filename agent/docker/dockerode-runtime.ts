@@ -317,10 +317,10 @@ export class DockerodeRuntime implements ContainerRuntime {
         for (const f of splitter.push(chunk)) {
           if (f.kind !== 'line') continue;
           try {
-            const ev = JSON.parse(f.line) as { Action?: string; Actor?: { Attributes?: Record<string, string> } };
+            const ev = JSON.parse(f.line) as { Action?: string; Actor?: { ID?: string; Attributes?: Record<string, string> } };
             const sessionId = ev.Actor?.Attributes?.[LABEL_SESSION];
             const action = (ev.Action ?? '').split(':')[0] ?? '';
-            if (sessionId && WATCHED_ACTIONS.has(action)) onEvent({ sessionId, action });
+            if (sessionId && WATCHED_ACTIONS.has(action)) onEvent({ sessionId, containerId: ev.Actor?.ID ?? '', action });
           } catch (err) {
             this.log.warn('bad docker event', { err: messageOf(err) });
           }

@@ -58,7 +58,7 @@ export interface AttachHandle {
   close(): Promise<void>;
 }
 
-export type RuntimeEvent = { sessionId: string; action: string };
+export type RuntimeEvent = { sessionId: string; containerId: string; action: string };
 
 export interface ContainerRuntime {
   /** Throws RUNTIME_UNAVAILABLE when the engine does not answer. */
