@@ -20,6 +20,7 @@ export interface OpenAttach {
   /** Ends this attach and forgets it. Idempotent. */
   close(): Promise<void>;
 }
+
 export class Sessions extends SessionCore {
   /** Every session, with fresh container states from one label-filtered listing. */
   async list(): Promise<SessionEntry[]> {
@@ -48,9 +49,7 @@ export class Sessions extends SessionCore {
   /** Creates the folder and metadata; no container yet. Throws PORT_UNAVAILABLE, NAME_TAKEN, CONFLICT. */
   async create(p: RpcParams<'create'>, operator: string): Promise<SessionEntry> {
     const meta = await this.registry.run(async () => {
-      if (this.o.maxSessions !== null && this.stored.size >= this.o.maxSessions) {
-        throw new BerthError('CONFLICT', `agent is full: ${this.o.maxSessions} sessions`);
-      }
+      this.assertRoom();
       assertDnsFree(this.metas(), p.dns, null);
       const port = await resolvePort(p.port, p.protocol, portTableOf(this.metas(), null), this.o.probe);
       const m: SessionMeta = {
@@ -110,11 +109,7 @@ export class Sessions extends SessionCore {
         lastAccessedAt: null,
         createdBy: operator,
       };
-      await this.registry.run(async () => {
-        if (this.o.maxSessions !== null && this.stored.size >= this.o.maxSessions) {
-          throw new BerthError('CONFLICT', `agent is full: ${this.o.maxSessions} sessions`);
-        }
-      });
+      this.assertRoom();
       const c = this.containers.get(src.id);
       const pause = c && c.state === 'running';
       if (pause) await this.o.runtime.pause(c.id);
@@ -189,6 +184,13 @@ export class Sessions extends SessionCore {
     this.log.warn('overrode lock', { session: id, operator, reason: reason ?? '', holder: lock.operator, op: lock.op, since: lock.since });
     this.notify(id);
     return this.mustEntry(id);
+  }
+
+  /** Throws CONFLICT when the agent already holds `maxSessions` sessions. */
+  private assertRoom(): void {
+    if (this.o.maxSessions !== null && this.stored.size >= this.o.maxSessions) {
+      throw new BerthError('CONFLICT', `agent is full: ${this.o.maxSessions} sessions`);
+    }
   }
 
   /**
