@@ -39,7 +39,10 @@ function handlers(s: Sessions): Record<RpcOp, Handler> {
   return h as Record<RpcOp, Handler>;
 }
 
-export function serveRpc(channel: Duplex, sessions: Sessions, logger: Logger): void {
+/** A channel; SSH channels can also report an exit status, which OpenSSH's `ssh -s` exits with. */
+export type RpcChannel = Duplex & { exit?(code: number): void };
+
+export function serveRpc(channel: RpcChannel, sessions: Sessions, logger: Logger): void {
   const log = logger.child({ component: 'rpc' });
   const ops = handlers(sessions);
   const splitter = new LineSplitter(MAX_REQUEST_BYTES);
@@ -47,6 +50,15 @@ export function serveRpc(channel: Duplex, sessions: Sessions, logger: Logger): v
     if (!channel.destroyed && channel.writable) channel.write(encodeFrame(reply));
   };
   const fail = (id: RpcReply['id'], err: BerthError): void => send({ id, ok: false, error: err.toWire() });
+  // When the client ends its side (EOF), answer what is in flight, then close: `ssh -s … berth-rpc
+  // < requests` exits once every reply is out.
+  let inFlight = 0;
+  let ending = false;
+  const closeIfDone = (): void => {
+    if (!ending || inFlight > 0 || channel.destroyed) return;
+    channel.exit?.(0);
+    channel.end();
+  };
 
   const handle = async (line: string): Promise<void> => {
     let raw: unknown;
@@ -84,9 +96,20 @@ export function serveRpc(channel: Duplex, sessions: Sessions, logger: Logger): v
 
   channel.on('data', (chunk: Buffer) => {
     for (const f of splitter.push(chunk)) {
-      if (f.kind === 'oversized') fail(null, new BerthError('BAD_REQUEST', `frame is larger than ${MAX_REQUEST_BYTES} bytes`));
-      else void handle(f.line);
+      if (f.kind === 'oversized') {
+        fail(null, new BerthError('BAD_REQUEST', `frame is larger than ${MAX_REQUEST_BYTES} bytes`));
+        continue;
+      }
+      inFlight++;
+      void handle(f.line).finally(() => {
+        inFlight--;
+        closeIfDone();
+      });
     }
+  });
+  channel.on('end', () => {
+    ending = true;
+    closeIfDone();
   });
   channel.on('error', (err: Error) => log.debug('rpc channel error', { err: err.message }));
 }

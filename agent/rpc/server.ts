@@ -46,12 +46,12 @@ export function createAgentServer(opts: AgentServerOptions): AgentServer {
           const key = keys.find((k) => sameKey(k, ctx.key.data));
           if (!key) {
             log.warn('refused unknown key', { user: ctx.username, algo: ctx.key.algo });
-            ctx.reject();
+            ctx.reject(['publickey']);
             return;
           }
           if (ctx.signature && ctx.blob && !key.verify(ctx.blob, ctx.signature, ctx.hashAlgo)) {
             log.warn('refused bad signature', { user: ctx.username });
-            ctx.reject();
+            ctx.reject(['publickey']);
             return;
           }
           peer = ctx.username;
@@ -59,7 +59,7 @@ export function createAgentServer(opts: AgentServerOptions): AgentServer {
         })
         .catch((err: unknown) => {
           log.error('read trusted keys', { err: messageOf(err) });
-          ctx.reject();
+          ctx.reject(['publickey']);
         });
     });
     client.on('ready', () => {
@@ -79,7 +79,7 @@ export function createAgentServer(opts: AgentServerOptions): AgentServer {
           else pending = { cols: info.cols, rows: info.rows };
         });
         session.on('subsystem', (acceptSub, reject, info) => {
-          const open = (): Duplex => acceptSub() as ServerChannel as unknown as Duplex;
+          const open = (): Duplex & { exit(code: number): void } => acceptSub() as ServerChannel as unknown as Duplex & { exit(code: number): void };
           switch (info.name) {
             case SUBSYSTEMS.rpc:
               serveRpc(open(), opts.sessions, log);
