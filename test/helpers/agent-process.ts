@@ -8,7 +8,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { randomUUID } from 'node:crypto';
 import { AgentClient, connectAgent, makeShellKey } from './agent-client';
-import { SESSION_IMAGE, TEST_LABEL } from './docker';
+import { SESSION_IMAGE, TEST_LABEL, removeTestContainers } from './docker';
 
 /** The repository root, whether this runs from test/ (jest) or dist/test/ (benchmarks). */
 export const REPO_ROOT = path.resolve(__dirname, __dirname.split(path.sep).includes('dist') ? '../../..' : '../..');
@@ -38,6 +38,8 @@ export interface AgentProcess {
   stop(): Promise<void>;
   /** SIGKILL and wait for exit: a crash. */
   kill9(): Promise<void>;
+  /** Closes every client from connect(), stops the agent, removes its run's containers and its folder. */
+  dispose(): Promise<void>;
 }
 
 export async function startAgentProcess(o: AgentProcessOptions): Promise<AgentProcess> {
@@ -98,6 +100,7 @@ export async function startAgentProcess(o: AgentProcessOptions): Promise<AgentPr
     if (proc.exitCode === null && proc.signalCode === null) proc.kill(sig);
     await exited;
   };
+  const clients: AgentClient[] = [];
   return {
     id,
     dir,
@@ -108,8 +111,18 @@ export async function startAgentProcess(o: AgentProcessOptions): Promise<AgentPr
     shellKey,
     proc,
     logs,
-    connect: () => connectAgent({ port, privateKey: shellKey.private, fingerprint }),
+    connect: async () => {
+      const c = await connectAgent({ port, privateKey: shellKey.private, fingerprint });
+      clients.push(c);
+      return c;
+    },
     stop: () => waitExit('SIGTERM'),
     kill9: () => waitExit('SIGKILL'),
+    dispose: async () => {
+      for (const c of clients.splice(0)) c.close();
+      await waitExit('SIGTERM');
+      await removeTestContainers(o.runLabel);
+      await fs.rm(dir, { recursive: true, force: true });
+    },
   };
 }

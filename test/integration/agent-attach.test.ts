@@ -4,29 +4,26 @@
  * (channel close, dropped connection, `background`, `Ctrl-b d`, the command exiting), and the
  * header errors.
  */
-import { existsSync, promises as fs } from 'node:fs';
+import { existsSync } from 'node:fs';
 import path from 'node:path';
 import { randomUUID } from 'node:crypto';
 import { SUBSYSTEMS, SessionView } from '../../common/protocol';
 import { AgentClient, Attach, view } from '../helpers/agent-client';
 import { AgentProcess, startAgentProcess } from '../helpers/agent-process';
-import { docker, removeTestContainers, testContainers, tmuxClientCount } from '../helpers/docker';
+import { docker, testContainers, tmuxClientCount } from '../helpers/docker';
 
 const runLabel = `attach-${randomUUID().slice(0, 8)}`;
 const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
 
 let agent: AgentProcess;
-const clients: AgentClient[] = [];
 let alice: AgentClient;
 let bob: AgentClient;
 let carol: AgentClient;
 let sessionId = '';
 let container = '';
 
-async function connect(): Promise<AgentClient> {
-  const c = await agent.connect();
-  clients.push(c);
-  return c;
+function connect(): Promise<AgentClient> {
+  return agent.connect();
 }
 
 /** The session as the agent sees it now. */
@@ -94,10 +91,7 @@ beforeAll(async () => {
 }, 30_000);
 
 afterAll(async () => {
-  for (const c of clients) c.close();
-  await agent?.stop();
-  await removeTestContainers(runLabel);
-  if (agent) await fs.rm(agent.dir, { recursive: true, force: true });
+  await agent?.dispose();
 });
 
 describe('attach refusals', () => {

@@ -9,7 +9,6 @@ import { randomUUID } from 'node:crypto';
 import { type ClientChannel } from 'ssh2';
 import { AgentClient, connectAgent, makeShellKey, view } from '../helpers/agent-client';
 import { AgentProcess, startAgentProcess } from '../helpers/agent-process';
-import { removeTestContainers } from '../helpers/docker';
 import type { RpcReply, SessionEntry, SessionView } from '../../common/protocol';
 
 const runLabel = `badin-${randomUUID().slice(0, 8)}`;
@@ -59,10 +58,7 @@ beforeAll(async () => {
 });
 
 afterAll(async () => {
-  client?.close();
-  await agent?.stop();
-  await removeTestContainers(runLabel);
-  if (agent) await fs.rm(agent.dir, { recursive: true, force: true });
+  await agent?.dispose();
 });
 
 describe('invalid params: BAD_REQUEST naming the field, nothing on disk', () => {

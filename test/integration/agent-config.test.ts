@@ -1,10 +1,8 @@
 /** Agent settings seen from outside: the session count cap, and the command fallback of the image. */
 import { execFile } from 'node:child_process';
-import { promises as fs } from 'node:fs';
 import { randomUUID } from 'node:crypto';
 import { AgentClient, refusal, view } from '../helpers/agent-client';
 import { AgentProcess, startAgentProcess } from '../helpers/agent-process';
-import { removeTestContainers } from '../helpers/docker';
 
 const runLabel = `config-${randomUUID().slice(0, 8)}`;
 let agent: AgentProcess;
@@ -17,10 +15,7 @@ beforeAll(async () => {
 });
 
 afterAll(async () => {
-  client?.close();
-  await agent?.stop();
-  await removeTestContainers(runLabel);
-  if (agent) await fs.rm(agent.dir, { recursive: true, force: true });
+  await agent?.dispose();
 });
 
 test('maxSessions refuses creates and clones past the cap, and frees room on delete', async () => {

@@ -2,11 +2,10 @@
  * berth-events from a real agent: the opening snapshot (hello, one `session` each, `synced`),
  * then every change, including containers stopped or killed behind berth's back, in time.
  */
-import { promises as fs } from 'node:fs';
 import { randomUUID } from 'node:crypto';
 import { AgentClient, EventLog, view } from '../helpers/agent-client';
 import { AgentProcess, startAgentProcess } from '../helpers/agent-process';
-import { docker, removeTestContainers } from '../helpers/docker';
+import { docker } from '../helpers/docker';
 import { AgentEvent, BERTH_VERSION, PROTOCOL_VERSION, SessionView, entryId } from '../../common/protocol';
 
 const runLabel = `events-${randomUUID().slice(0, 8)}`;
@@ -14,7 +13,6 @@ let agent: AgentProcess;
 let client: AgentClient;
 let other: AgentClient;
 let log: EventLog;
-const logs: EventLog[] = [];
 
 const sessionEvent =
   (id: string, state?: string) =>
@@ -28,7 +26,6 @@ const removedEvent =
 
 async function subscribe(c: AgentClient): Promise<EventLog> {
   const l = await c.events();
-  logs.push(l);
   await l.waitFor((e) => e.type === 'synced', 10_000);
   return l;
 }
@@ -50,12 +47,7 @@ beforeAll(async () => {
 });
 
 afterAll(async () => {
-  for (const l of logs) l.close();
-  client?.close();
-  other?.close();
-  await agent?.stop();
-  await removeTestContainers(runLabel);
-  if (agent) await fs.rm(agent.dir, { recursive: true, force: true });
+  await agent?.dispose();
 });
 
 describe('berth-events', () => {

@@ -4,12 +4,10 @@
  * prints is the one OpenSSH records, and every other way in is refused.
  */
 import { execFile, spawn } from 'node:child_process';
-import { promises as fs } from 'node:fs';
 import path from 'node:path';
 import { randomUUID } from 'node:crypto';
 import { promisify } from 'node:util';
 import { AgentProcess, BERTH_BIN, startAgentProcess } from '../helpers/agent-process';
-import { removeTestContainers } from '../helpers/docker';
 
 const run = promisify(execFile);
 const runLabel = `openssh-${randomUUID().slice(0, 8)}`;
@@ -26,9 +24,7 @@ beforeAll(async () => {
 });
 
 afterAll(async () => {
-  await agent?.stop();
-  await removeTestContainers(runLabel);
-  if (agent) await fs.rm(agent.dir, { recursive: true, force: true });
+  await agent?.dispose();
 });
 
 /** Runs ssh with the test key against the agent; resolves with its exit code and output. */

@@ -3,12 +3,11 @@
  * the host-bind probe, races between concurrent creates, and what a started container publishes.
  */
 import dgram from 'node:dgram';
-import { promises as fs } from 'node:fs';
 import net from 'node:net';
 import { randomUUID } from 'node:crypto';
 import { AgentClient, RpcError, view, refusal } from '../helpers/agent-client';
 import { AgentProcess, startAgentProcess } from '../helpers/agent-process';
-import { docker, removeTestContainers } from '../helpers/docker';
+import { docker } from '../helpers/docker';
 import type { SessionView } from '../../common/protocol';
 
 const runLabel = `ports-${randomUUID().slice(0, 8)}`;
@@ -75,11 +74,7 @@ beforeAll(async () => {
 });
 
 afterAll(async () => {
-  client?.close();
-  client2?.close();
-  await agent?.stop();
-  await removeTestContainers(runLabel);
-  if (agent) await fs.rm(agent.dir, { recursive: true, force: true });
+  await agent?.dispose();
 });
 
 describe('ports', () => {

@@ -4,7 +4,7 @@ import path from 'node:path';
 import { randomUUID } from 'node:crypto';
 import { AgentClient, EventLog } from '../helpers/agent-client';
 import { AgentProcess, startAgentProcess } from '../helpers/agent-process';
-import { docker, removeTestContainers } from '../helpers/docker';
+import { docker } from '../helpers/docker';
 import { AgentEvent, entryId } from '../../common/protocol';
 
 const runLabel = `regress-${randomUUID().slice(0, 8)}`;
@@ -20,11 +20,7 @@ beforeAll(async () => {
   await log.waitFor((e) => e.type === 'synced');
 });
 afterAll(async () => {
-  log?.close();
-  client?.close();
-  await agent?.stop();
-  await removeTestContainers(runLabel);
-  if (agent) await fs.rm(agent.dir, { recursive: true, force: true });
+  await agent?.dispose();
 });
 
 test('docker kill → a session event with state - within 1 s', async () => {
