@@ -3,8 +3,9 @@
  *
  *  1. create → attach of a stopped session until tmux's first screen (the bash prompt) arrives;
  *  2. `list` with 500 sessions (20 running) against a direct Docker Engine API listing;
- *  3. keystroke echo round trip through berth-attach against `docker exec -it … tmux attach`
- *     run directly under a pty (util-linux `script`), interleaved in blocks on the same session.
+ *  3. keystroke echo round trip through berth-attach (with the ssh2 client the shell uses, and with
+ *     OpenSSH's native client) against `docker exec -it … tmux attach` run directly under a pty
+ *     (util-linux `script`), interleaved in blocks on the same session.
  *
  * They run in the order 1, 3, 2, so the 500 sessions of 2 are not there while 3 measures.
  * Prints progress on stderr, then a markdown table (metric, value, target) and, last, one JSON
@@ -30,8 +31,8 @@ const LIST_SESSIONS = 500;
 const LIST_RUNNING = 20;
 const LIST_CALLS = 30;
 const LIST_WARMUP = 3;
-const KEYSTROKES = 200;
-const BLOCK = 50;
+const KEYSTROKES = 300;
+const BLOCK = 10;
 const WARMUP_KEYS = 10;
 const BLOCK_WARMUP_KEYS = 2;
 const KEY_TIMEOUT_MS = 5000;
@@ -231,6 +232,8 @@ interface Cleanup {
   agent: AgentProcess | null;
   client: AgentClient | null;
   direct: ChildProcess | null;
+  /** Other client processes (the OpenSSH attach). */
+  extra: ChildProcess[];
   attaches: Attach[];
   runLabel: string;
   done: boolean;
@@ -246,13 +249,13 @@ async function cleanupAll(c: Cleanup): Promise<void> {
       /* already closed */
     }
   }
-  const child = c.direct;
-  if (child && child.exitCode === null && child.signalCode === null) {
+  for (const child of [c.direct, ...c.extra]) {
+    if (!child || child.exitCode !== null || child.signalCode !== null) continue;
     const exited = new Promise<void>((r) => child.once('exit', () => r()));
     child.kill('SIGTERM');
-    await withTimeout(exited, 5000, 'direct docker exec exit').catch(async () => {
+    await withTimeout(exited, 5000, 'client process exit').catch(async () => {
       child.kill('SIGKILL');
-      await withTimeout(exited, 2000, 'direct docker exec exit').catch(() => log(`could not end the script process ${child.pid}`));
+      await withTimeout(exited, 2000, 'client process exit').catch(() => log(`could not end client process ${child.pid}`));
     });
   }
   c.client?.close();
@@ -330,9 +333,59 @@ interface ListResult {
 }
 
 interface EchoResult {
+  /** berth-attach through the ssh2 (JavaScript) client, as the shell will use it. */
   berth: Stats;
+  /** berth-attach through OpenSSH's client (native code, like docker's own client). */
+  openssh: Stats;
   direct: Stats;
   ratio: number;
+  ratioOpenssh: number;
+}
+
+/**
+ * The same attach subsystem driven by OpenSSH's client: `ssh -s berth-attach`, header on stdin,
+ * the agent's one-line answer, then raw terminal bytes. Only our own key file, port and constants
+ * reach its argument list.
+ */
+async function opensshAttach(agent: AgentProcess, session: string, c: Cleanup): Promise<Term> {
+  const keyFile = `${agent.dir}/bench_openssh_key`;
+  await fs.writeFile(keyFile, agent.shellKey.private, { mode: 0o600 });
+  const child = spawn(
+    'ssh',
+    ['-p', String(agent.port), '-i', keyFile, '-o', 'IdentitiesOnly=yes', '-o', 'BatchMode=yes', '-o', 'StrictHostKeyChecking=accept-new',
+      '-o', `UserKnownHostsFile=${agent.dir}/bench_known_hosts`, '-s', 'shell@127.0.0.1', SUBSYSTEMS.attach],
+    { stdio: ['pipe', 'pipe', 'pipe'] },
+  );
+  c.extra.push(child);
+  let answered = false;
+  let head = '';
+  const listeners: Array<(d: Buffer) => void> = [];
+  const term = new Term(
+    'openssh',
+    (str) => child.stdin?.write(str),
+    (cb) => listeners.push(cb),
+  );
+  const answer = new Promise<void>((resolve, reject) => {
+    child.stdout?.on('data', (d: Buffer) => {
+      if (answered) {
+        for (const l of listeners) l(d);
+        return;
+      }
+      head += d.toString('utf8');
+      const nl = head.indexOf('\n');
+      if (nl === -1) return;
+      answered = true;
+      const reply = JSON.parse(head.slice(0, nl)) as AttachReply;
+      if (!reply.ok) reject(new Error(`openssh attach refused: ${reply.error.code}: ${reply.error.message}`));
+      else resolve();
+      const rest = Buffer.from(head.slice(nl + 1), 'utf8');
+      if (rest.length > 0) for (const l of listeners) l(rest);
+    });
+    child.on('exit', (code) => reject(new Error(`ssh -s berth-attach exited ${code} before answering`)));
+  });
+  child.stdin?.write(encodeFrame({ session, operator: 'alice', readOnly: false, cols: COLS, rows: ROWS }));
+  await withTimeout(answer, 15_000, 'openssh attach answer');
+  return term;
 }
 
 async function benchCreateAttach(agent: AgentProcess, client: AgentClient, c: Cleanup): Promise<AttachResult> {
@@ -422,7 +475,7 @@ async function benchList(client: AgentClient, agentId: string): Promise<ListResu
   };
 }
 
-async function benchEcho(client: AgentClient, c: Cleanup): Promise<EchoResult> {
+async function benchEcho(agent: AgentProcess, client: AgentClient, c: Cleanup): Promise<EchoResult> {
   const s = await withTimeout(client.call('create', { name: 'bench-echo' }), 10_000, 'create');
   const id = entryId(s);
   const { attach, reply } = await openAttach(client, id);
@@ -452,7 +505,9 @@ async function benchEcho(client: AgentClient, c: Cleanup): Promise<EchoResult> {
     (cb) => child.stdout?.on('data', cb),
   );
   await direct.waitVisible((t) => t.includes('$'), 15_000, 'bash prompt on the direct docker exec');
-  const both = [berth, direct];
+  const openssh = await opensshAttach(agent, id, c);
+  await openssh.waitVisible((t) => t.includes('$'), 15_000, 'bash prompt on the OpenSSH attach');
+  const both = [berth, openssh, direct];
   await settle(both, 100, 3000);
 
   let k = 0;
@@ -470,7 +525,7 @@ async function benchEcho(client: AgentClient, c: Cleanup): Promise<EchoResult> {
     await type(t, WARMUP_KEYS, null);
     await clearLine(t, both);
   }
-  const times: Record<string, number[]> = { berth: [], direct: [] };
+  const times: Record<string, number[]> = { berth: [], openssh: [], direct: [] };
   const blocks = Math.ceil(KEYSTROKES / BLOCK);
   for (let b = 0; b < blocks; b++) {
     for (const t of both) {
@@ -478,7 +533,8 @@ async function benchEcho(client: AgentClient, c: Cleanup): Promise<EchoResult> {
       await type(t, Math.min(BLOCK, KEYSTROKES - b * BLOCK), times[t.name] ?? null);
       await clearLine(t, both);
     }
-    log(`echo block ${b + 1}/${blocks}: berth median ${round(quantile(times.berth ?? [], 0.5))} ms, direct median ${round(quantile(times.direct ?? [], 0.5))} ms`);
+    const med = (k: string): number => round(quantile(times[k] ?? [], 0.5));
+    log(`echo block ${b + 1}/${blocks}: medians berth ${med('berth')} ms, openssh ${med('openssh')} ms, direct ${med('direct')} ms`);
   }
   stopping = true;
   const exited = new Promise<void>((r) => child.once('exit', () => r()));
@@ -488,13 +544,20 @@ async function benchEcho(client: AgentClient, c: Cleanup): Promise<EchoResult> {
   attach.close();
   await withTimeout(attach.closed, 10_000, 'attach close').catch(() => undefined);
   const berthStats = stats(times.berth ?? []);
+  const opensshStats = stats(times.openssh ?? []);
   const directStats = stats(times.direct ?? []);
-  return { berth: berthStats, direct: directStats, ratio: round(berthStats.median / directStats.median) };
+  return {
+    berth: berthStats,
+    openssh: opensshStats,
+    direct: directStats,
+    ratio: round(berthStats.median / directStats.median),
+    ratioOpenssh: round(opensshStats.median / directStats.median),
+  };
 }
 
 async function main(): Promise<void> {
   const runLabel = `bench-${randomUUID().slice(0, 8)}`;
-  const c: Cleanup = { agent: null, client: null, direct: null, attaches: [], runLabel, done: false };
+  const c: Cleanup = { agent: null, client: null, direct: null, extra: [], attaches: [], runLabel, done: false };
   const watchdog = setTimeout(() => {
     log(`overall time limit (${OVERALL_LIMIT_MS / 60_000} min) reached; cleaning up`);
     void cleanupAll(c).finally(() => process.exit(1));
@@ -510,7 +573,7 @@ async function main(): Promise<void> {
     log('1/3 create → attach');
     const attach = await benchCreateAttach(c.agent, c.client, c);
     log('3/3 keystroke echo (run before 2, without the 500-session load)');
-    const echo = await benchEcho(c.client, c);
+    const echo = await benchEcho(c.agent, c.client, c);
     log('2/3 list with 500 sessions');
     const list = await benchList(c.client, c.agent.id);
 
@@ -535,9 +598,11 @@ async function main(): Promise<void> {
       ],
       ['Docker API label-filtered listing, direct (same moment)', `median ${d.median} ms, p90 ${d.p90} ms`, '—'],
       ['`list` / direct (medians)', `${ratioList}×`, '—'],
-      [`keystroke echo via berth-attach (n=${eb.n})`, `median ${eb.median} ms, p90 ${eb.p90} ms`, '—'],
+      [`keystroke echo via berth-attach, ssh2 client (n=${eb.n})`, `median ${eb.median} ms, p90 ${eb.p90} ms`, '—'],
+      [`keystroke echo via berth-attach, OpenSSH client (n=${echo.openssh.n})`, `median ${echo.openssh.median} ms, p90 ${echo.openssh.p90} ms`, '—'],
       [`keystroke echo via \`docker exec -it … tmux attach\` (n=${ed.n})`, `median ${ed.median} ms, p90 ${ed.p90} ms`, '—'],
-      ['echo berth / direct (medians)', `${ratioEcho}×`, `< ${TARGETS.echoRatio} ${mark(ratioEcho < TARGETS.echoRatio)}`],
+      ['echo berth (ssh2 client) / direct (medians)', `${ratioEcho}×`, `< ${TARGETS.echoRatio} ${mark(ratioEcho < TARGETS.echoRatio)}`],
+      ['echo berth (OpenSSH client) / direct (medians)', `${echo.ratioOpenssh}×`, `< ${TARGETS.echoRatio} ${mark(echo.ratioOpenssh < TARGETS.echoRatio)}`],
     ];
     const out = [
       '',
