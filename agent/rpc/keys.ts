@@ -1,40 +1,14 @@
 /** The agent's host key and the shell keys it trusts. ssh2 is imported only here and in server.ts. */
 import { promises as fs } from 'node:fs';
-import { createHash, timingSafeEqual } from 'node:crypto';
+import { timingSafeEqual } from 'node:crypto';
 import path from 'node:path';
 import { utils } from 'ssh2';
 import { BerthError } from '../../common/errors';
+import { ensureKeyFile, fingerprint } from '../../common/ssh-keys';
 
 /** Reads the host key, generating (ed25519) and keeping one on first start. */
 export async function ensureHostKey(file: string): Promise<Buffer> {
-  try {
-    return await fs.readFile(file);
-  } catch (err) {
-    if ((err as NodeJS.ErrnoException).code !== 'ENOENT') throw err;
-  }
-  await fs.mkdir(path.dirname(file), { recursive: true, mode: 0o700 });
-  const pair = generateEd25519();
-  await fs.writeFile(file, pair.private, { mode: 0o600, flag: 'wx' }).catch(async (err: NodeJS.ErrnoException) => {
-    if (err.code !== 'EEXIST') throw err;
-  });
-  return fs.readFile(file);
-}
-
-/**
- * A new ed25519 key pair in OpenSSH format that ssh2 itself can parse back: ssh2's generator now
- * and then makes keys its own parser rejects (mscdex/ssh2#1390), so each is checked.
- */
-export function generateEd25519(): { private: string; public: string } {
-  for (let attempt = 0; attempt < 20; attempt++) {
-    const pair = utils.generateKeyPairSync('ed25519');
-    if (!(utils.parseKey(pair.private) instanceof Error) && !(utils.parseKey(pair.public) instanceof Error)) return pair;
-  }
-  throw new BerthError('INTERNAL', 'could not generate a usable ed25519 key');
-}
-
-/** "SHA256:…" of a public key blob, as OpenSSH prints it. */
-export function fingerprint(publicBlob: Buffer): string {
-  return `SHA256:${createHash('sha256').update(publicBlob).digest('base64').replace(/=+$/, '')}`;
+  return (await ensureKeyFile(file, 'berth-agent')).private;
 }
 
 /** The OpenSSH public key line and fingerprint of a private key. */

@@ -4,7 +4,7 @@
  */
 import net from 'node:net';
 import { Client, ClientChannel } from 'ssh2';
-import { generateEd25519 } from '../../agent/rpc/keys';
+import { generateEd25519 } from '../../common/ssh-keys';
 import { createHash } from 'node:crypto';
 import {
   AgentEvent,
