@@ -1,0 +1,109 @@
+/**
+ * Pure: turning the command string an operator gave `ssh` into words (quotes and backslashes as a
+ * POSIX shell reads them, but nothing is ever expanded or run), then into flags and positionals.
+ */
+
+export class UsageError extends Error {}
+
+/** Splits a command line into words. Throws UsageError for an unterminated quote. */
+export function splitWords(line: string): string[] {
+  const words: string[] = [];
+  let cur = '';
+  let inWord = false;
+  let i = 0;
+  while (i < line.length) {
+    const c = line[i] ?? '';
+    if (c === "'") {
+      const end = line.indexOf("'", i + 1);
+      if (end === -1) throw new UsageError('unterminated single quote');
+      cur += line.slice(i + 1, end);
+      inWord = true;
+      i = end + 1;
+    } else if (c === '"') {
+      i++;
+      for (;;) {
+        if (i >= line.length) throw new UsageError('unterminated double quote');
+        const d = line[i] ?? '';
+        if (d === '"') break;
+        if (d === '\\' && i + 1 < line.length && '"\\$`'.includes(line[i + 1] ?? '')) {
+          cur += line[i + 1];
+          i += 2;
+        } else {
+          cur += d;
+          i++;
+        }
+      }
+      inWord = true;
+      i++;
+    } else if (c === '\\' && i + 1 < line.length) {
+      cur += line[i + 1];
+      inWord = true;
+      i += 2;
+    } else if (/\s/.test(c)) {
+      if (inWord) words.push(cur);
+      cur = '';
+      inWord = false;
+      i++;
+    } else {
+      cur += c;
+      inWord = true;
+      i++;
+    }
+  }
+  if (inWord) words.push(cur);
+  return words;
+}
+
+export type FlagSpec = Record<string, 'string' | 'boolean'>;
+
+export interface Parsed {
+  flags: Record<string, string | boolean>;
+  positionals: string[];
+}
+
+/**
+ * Parses `--name value`, `--name=value` and boolean `--flag`. A string flag takes the next word
+ * whatever it looks like (so `--port -1` works). Throws UsageError naming an unknown or
+ * valueless flag, or a surplus argument.
+ */
+export function parseFlags(words: string[], spec: FlagSpec, maxPositionals: number): Parsed {
+  const flags: Record<string, string | boolean> = {};
+  const positionals: string[] = [];
+  for (let i = 0; i < words.length; i++) {
+    const w = words[i] ?? '';
+    if (!w.startsWith('--') || w === '--') {
+      positionals.push(w);
+      continue;
+    }
+    const eq = w.indexOf('=');
+    const name = eq === -1 ? w.slice(2) : w.slice(2, eq);
+    const kind = spec[name];
+    if (!kind) throw new UsageError(`unknown flag --${name}`);
+    if (kind === 'boolean') {
+      if (eq !== -1) throw new UsageError(`--${name} takes no value`);
+      flags[name] = true;
+      continue;
+    }
+    if (eq !== -1) {
+      flags[name] = w.slice(eq + 1);
+      continue;
+    }
+    const next = words[i + 1];
+    if (next === undefined) throw new UsageError(`--${name} needs a value`);
+    flags[name] = next;
+    i++;
+  }
+  if (positionals.length > maxPositionals) throw new UsageError(`unexpected argument: ${positionals[maxPositionals]}`);
+  return { flags, positionals };
+}
+
+/** A whole number from a flag. Throws UsageError naming the flag. */
+export function intFlag(v: string | boolean | undefined, name: string): number | undefined {
+  if (v === undefined) return undefined;
+  if (typeof v !== 'string' || !/^-?\d+$/.test(v)) throw new UsageError(`--${name} must be a whole number`);
+  return Number(v);
+}
+
+export function strFlag(v: string | boolean | undefined): string | undefined {
+  return typeof v === 'string' ? v : undefined;
+}

@@ -1,0 +1,171 @@
+/**
+ * The exec CLI: `ssh -p 2200 alice@shell <command>`. Exit 0 ok; 1 refused or failed, with
+ * `error: CODE: message` on stderr; 2 usage. `attach` is handed back to the SSH layer, which owns
+ * the terminal.
+ */
+import { BERTH_VERSION, PROTOCOL_VERSION, SessionEntry, entryId } from '../../common/protocol';
+import { PROTOCOLS, Protocol } from '../../common/names';
+import { toBerthError } from '../../common/errors';
+import { ClusterSession } from '../cluster/view';
+import { Operator, ShellService } from '../service';
+import { FlagSpec, UsageError, intFlag, parseFlags, splitWords, strFlag } from './args';
+import { SESSION_HEAD, agentJson, sessionJson, sessionRow, summary, table } from './format';
+
+export const USAGE = `usage: ssh -p PORT USER@SHELL <command> [--json]
+
+  agents                                   the agents and whether they answer
+  list                                     every session on every agent
+  create --name N [--agent A] [--protocol tcp|udp] [--port P] [--dns D]
+  edit REF [--name N] [--protocol tcp|udp] [--port P] [--dns D]
+  clone REF [--name N]
+  restart REF | kill REF | background REF
+  delete REF --yes
+  override REF [--reason TEXT]
+  attach REF [--read-only]                 needs ssh -t
+  whoami | version | help
+
+REF: a session id, a unique id prefix (4+ characters) or a unique name.
+PORT: 0 none, -1 the lowest free from 1001, or a port number.
+`;
+
+export interface CliIo {
+  out(text: string): void;
+  err(text: string): void;
+}
+
+export type CliOutcome = { code: number } | { code: -1; attach: { ref: string; readOnly: boolean } };
+
+const JSON_FLAG: FlagSpec = { json: 'boolean' };
+
+export async function runCommand(line: string, operator: Operator, service: ShellService, io: CliIo): Promise<CliOutcome> {
+  try {
+    const words = splitWords(line);
+    const [cmd = '', ...rest] = words;
+    return await dispatch(cmd, rest, operator, service, io);
+  } catch (err) {
+    if (err instanceof UsageError) {
+      io.err(`berth: ${err.message}\n\n${USAGE}`);
+      return { code: 2 };
+    }
+    const e = toBerthError(err);
+    io.err(`error: ${e.code}: ${e.message}\n`);
+    return { code: 1 };
+  }
+}
+
+async function dispatch(cmd: string, rest: string[], op: Operator, svc: ShellService, io: CliIo): Promise<CliOutcome> {
+  const printSession = (verb: string, entry: SessionEntry, json: boolean): void => {
+    const s = clusterSessionOf(svc, entry);
+    io.out(json ? `${JSON.stringify(sessionJson(s))}\n` : summary(verb, s));
+  };
+  switch (cmd) {
+    case 'help':
+      parseFlags(rest, {}, 0);
+      io.out(USAGE);
+      return { code: 0 };
+    case 'version': {
+      const { flags } = parseFlags(rest, JSON_FLAG, 0);
+      io.out(flags.json ? `${JSON.stringify({ version: BERTH_VERSION, protocol: PROTOCOL_VERSION })}\n` : `berth ${BERTH_VERSION} (protocol ${PROTOCOL_VERSION})\n`);
+      return { code: 0 };
+    }
+    case 'whoami': {
+      const { flags } = parseFlags(rest, JSON_FLAG, 0);
+      io.out(flags.json ? `${JSON.stringify(op)}\n` : `${op.name} (${op.role})\n`);
+      return { code: 0 };
+    }
+    case 'agents': {
+      const { flags } = parseFlags(rest, JSON_FLAG, 0);
+      const agents = svc.view.agentList();
+      if (flags.json) io.out(`${JSON.stringify(agents.map(agentJson))}\n`);
+      else io.out(table(['AGENT', 'STATUS', 'SESSIONS', 'VERSION', 'NOTE'], agents.map((a) => [a.id, a.status, String(a.sessions.size), a.hello?.version ?? '-', a.reason])));
+      return { code: 0 };
+    }
+    case 'list': {
+      const { flags } = parseFlags(rest, JSON_FLAG, 0);
+      svc.check(op, 'list');
+      const sessions = svc.view.sessions();
+      if (flags.json) io.out(`${JSON.stringify(sessions.map(sessionJson))}\n`);
+      else io.out(table(SESSION_HEAD, sessions.map(sessionRow)));
+      return { code: 0 };
+    }
+    case 'create': {
+      const { flags } = parseFlags(rest, { ...JSON_FLAG, name: 'string', agent: 'string', protocol: 'string', port: 'string', dns: 'string' }, 0);
+      const name = strFlag(flags.name);
+      if (name === undefined) throw new UsageError('create needs --name N');
+      const entry = await svc.create(op, {
+        name,
+        agent: strFlag(flags.agent),
+        protocol: protocolFlag(flags.protocol),
+        port: intFlag(flags.port, 'port'),
+        dns: strFlag(flags.dns),
+      });
+      printSession('created', entry, flags.json === true);
+      return { code: 0 };
+    }
+    case 'edit': {
+      const { flags, positionals } = parseFlags(rest, { ...JSON_FLAG, name: 'string', protocol: 'string', port: 'string', dns: 'string' }, 1);
+      const ref = need(positionals[0], 'edit REF');
+      const changes = { name: strFlag(flags.name), protocol: protocolFlag(flags.protocol), port: intFlag(flags.port, 'port'), dns: strFlag(flags.dns) };
+      if (Object.values(changes).every((v) => v === undefined)) throw new UsageError('edit needs at least one of --name, --protocol, --port, --dns');
+      printSession('edited', await svc.edit(op, ref, changes), flags.json === true);
+      return { code: 0 };
+    }
+    case 'clone': {
+      const { flags, positionals } = parseFlags(rest, { ...JSON_FLAG, name: 'string' }, 1);
+      const ref = need(positionals[0], 'clone REF');
+      printSession('cloned into', await svc.clone(op, ref, strFlag(flags.name)), flags.json === true);
+      return { code: 0 };
+    }
+    case 'restart':
+    case 'kill': {
+      const { flags, positionals } = parseFlags(rest, JSON_FLAG, 1);
+      const ref = need(positionals[0], `${cmd} REF`);
+      printSession(cmd === 'kill' ? 'killed' : 'restarted', await svc.simple(op, cmd, ref), flags.json === true);
+      return { code: 0 };
+    }
+    case 'override': {
+      const { flags, positionals } = parseFlags(rest, { ...JSON_FLAG, reason: 'string' }, 1);
+      const ref = need(positionals[0], 'override REF');
+      printSession('unlocked', await svc.simple(op, 'override', ref, strFlag(flags.reason)), flags.json === true);
+      return { code: 0 };
+    }
+    case 'background': {
+      const { flags, positionals } = parseFlags(rest, JSON_FLAG, 1);
+      const n = await svc.background(op, need(positionals[0], 'background REF'));
+      io.out(flags.json ? `${JSON.stringify({ detached: n })}\n` : `detached ${n} attach${n === 1 ? '' : 'es'} of ${op.name}\n`);
+      return { code: 0 };
+    }
+    case 'delete': {
+      const { flags, positionals } = parseFlags(rest, { ...JSON_FLAG, yes: 'boolean' }, 1);
+      const ref = need(positionals[0], 'delete REF --yes');
+      if (flags.yes !== true) throw new UsageError('delete removes the session and its files: confirm with --yes');
+      const id = await svc.delete(op, ref);
+      io.out(flags.json ? `${JSON.stringify({ deleted: id })}\n` : `deleted ${id}\n`);
+      return { code: 0 };
+    }
+    case 'attach': {
+      const { flags, positionals } = parseFlags(rest, { 'read-only': 'boolean' }, 1);
+      return { code: -1, attach: { ref: need(positionals[0], 'attach REF'), readOnly: flags['read-only'] === true } };
+    }
+    case '':
+      throw new UsageError('missing command');
+    default:
+      throw new UsageError(`unknown command: ${cmd}`);
+  }
+}
+
+function need(v: string | undefined, usage: string): string {
+  if (v === undefined || v === '') throw new UsageError(`usage: ${usage}`);
+  return v;
+}
+
+function protocolFlag(v: string | boolean | undefined): Protocol | undefined {
+  if (v === undefined) return undefined;
+  if (typeof v !== 'string' || !(PROTOCOLS as readonly string[]).includes(v)) throw new UsageError('--protocol must be tcp or udp');
+  return v as Protocol;
+}
+
+function clusterSessionOf(svc: ShellService, entry: SessionEntry): ClusterSession {
+  const status = svc.view.agent(entry.agent)?.status ?? 'offline';
+  return { entry, id: entryId(entry), agent: entry.agent, agentStatus: status, state: status === 'online' ? entry.state : '?' };
+}

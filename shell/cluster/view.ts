@@ -1,0 +1,122 @@
+/**
+ * The cluster as the shell knows it, fed only by the agents' event streams: every menu and every
+ * listing reads from here and never waits on the network. Pure: no I/O.
+ * Emits 'change' after every update that can change what an operator sees.
+ */
+import { EventEmitter } from 'node:events';
+import { AgentEvent, HelloEvent, HostStats, SessionEntry, entryId } from '../../common/protocol';
+
+export type AgentStatus = 'connecting' | 'online' | 'offline';
+
+export interface AgentView {
+  id: string;
+  status: AgentStatus;
+  reason: string;
+  hello: HelloEvent | null;
+  stats: HostStats | null;
+  sessions: Map<string, SessionEntry>;
+}
+
+/** A session with where it lives; `state` is `?` while its agent is not online. */
+export interface ClusterSession {
+  entry: SessionEntry;
+  id: string;
+  agent: string;
+  agentStatus: AgentStatus;
+  state: SessionEntry['state'] | '?';
+}
+
+export class ClusterView extends EventEmitter {
+  private readonly agents = new Map<string, AgentView>();
+  /** Sessions received since a hello, until `synced` makes them the agent's whole set. */
+  private readonly staging = new Map<string, Map<string, SessionEntry>>();
+
+  addAgent(id: string): void {
+    if (this.agents.has(id)) return;
+    this.agents.set(id, { id, status: 'connecting', reason: '', hello: null, stats: null, sessions: new Map() });
+    this.emit('change');
+  }
+
+  removeAgent(id: string): void {
+    if (this.agents.delete(id)) this.emit('change');
+  }
+
+  setStatus(id: string, status: AgentStatus, reason: string): void {
+    const a = this.agents.get(id);
+    if (!a) return;
+    a.status = status;
+    a.reason = reason;
+    if (status !== 'online') this.staging.delete(id);
+    this.emit('change');
+  }
+
+  /** Applies one event from agent `id`. */
+  apply(id: string, e: AgentEvent): void {
+    const a = this.agents.get(id);
+    if (!a) return;
+    switch (e.type) {
+      case 'hello':
+        a.hello = e;
+        this.staging.set(id, new Map());
+        break;
+      case 'session': {
+        const staged = this.staging.get(id);
+        staged?.set(entryId(e.session), e.session);
+        a.sessions.set(entryId(e.session), e.session);
+        break;
+      }
+      case 'session-removed':
+        this.staging.get(id)?.delete(e.id);
+        a.sessions.delete(e.id);
+        break;
+      case 'synced': {
+        const staged = this.staging.get(id);
+        if (staged) a.sessions = staged;
+        this.staging.delete(id);
+        break;
+      }
+      case 'stats':
+        a.stats = e.stats;
+        break;
+      case 'error':
+        a.reason = e.error.message;
+        break;
+    }
+    this.emit('change');
+  }
+
+  /** Records a session an op just returned, before its event arrives (so names are taken at once). */
+  upsert(agent: string, entry: SessionEntry): void {
+    const a = this.agents.get(agent);
+    if (!a) return;
+    a.sessions.set(entryId(entry), entry);
+    this.emit('change');
+  }
+
+  forget(agent: string, id: string): void {
+    if (this.agents.get(agent)?.sessions.delete(id)) this.emit('change');
+  }
+
+  agentList(): AgentView[] {
+    return [...this.agents.values()].sort((x, y) => x.id.localeCompare(y.id));
+  }
+
+  agent(id: string): AgentView | undefined {
+    return this.agents.get(id);
+  }
+
+  /** Every session of every agent (offline ones with their last known data), by creation time. */
+  sessions(): ClusterSession[] {
+    const out: ClusterSession[] = [];
+    for (const a of this.agents.values()) {
+      for (const entry of a.sessions.values()) {
+        out.push({ entry, id: entryId(entry), agent: a.id, agentStatus: a.status, state: a.status === 'online' ? entry.state : '?' });
+      }
+    }
+    return out.sort((x, y) => createdAt(x.entry).localeCompare(createdAt(y.entry)) || x.id.localeCompare(y.id));
+  }
+}
+
+function createdAt(e: SessionEntry): string {
+  return e.kind === 'session' ? e.meta.createdAt : '';
+}

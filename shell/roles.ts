@@ -1,0 +1,38 @@
+/** Pure: what each operator role may do. */
+import { BerthError } from '../common/errors';
+import { Role } from './config';
+
+export type Action =
+  | 'list'
+  | 'attach'
+  | 'attach-write'
+  | 'create'
+  | 'edit'
+  | 'clone'
+  | 'restart'
+  | 'kill'
+  | 'background'
+  | 'delete'
+  | 'override'
+  | 'manage-agents';
+
+const VIEWER: Action[] = ['list', 'attach'];
+const OPERATOR: Action[] = [...VIEWER, 'attach-write', 'create', 'edit', 'clone', 'restart', 'kill', 'background', 'delete'];
+const ADMIN: Action[] = [...OPERATOR, 'override', 'manage-agents'];
+const ALLOWED: Record<Role, ReadonlySet<Action>> = {
+  viewer: new Set(VIEWER),
+  operator: new Set(OPERATOR),
+  admin: new Set(ADMIN),
+};
+
+export function may(role: Role, action: Action): boolean {
+  return ALLOWED[role].has(action);
+}
+
+/** Throws FORBIDDEN saying which role may not do what. */
+export function assertMay(operator: { name: string; role: Role }, action: Action): void {
+  if (!may(operator.role, action)) {
+    const what = action === 'attach-write' ? 'attach read-write' : action;
+    throw new BerthError('FORBIDDEN', `${operator.name} is a ${operator.role} and may not ${what}`);
+  }
+}

@@ -1,0 +1,246 @@
+/**
+ * The operations an operator can do, whatever the door (menu or exec CLI): role checks, the
+ * cluster-wide DNS name check before anything reaches an agent, the audit record of every op.
+ */
+import { BerthError, toBerthError } from '../common/errors';
+import { Logger } from '../common/logging';
+import { Mutex } from '../common/mutex';
+import { Protocol } from '../common/names';
+import { SessionEntry } from '../common/protocol';
+import { AuditLog } from './audit';
+import { Agents } from './cluster/pool';
+import { resolveRef } from './cluster/refs';
+import { ClusterSession, ClusterView } from './cluster/view';
+import { Role } from './config';
+import { Action, assertMay } from './roles';
+import { AgentAttach } from './ssh/agent-link';
+
+export interface Operator {
+  name: string;
+  role: Role;
+}
+
+/** Where DNS records go: the shell's dnsmasq (shell/dns). */
+export interface DnsSink {
+  apply(records: Array<{ name: string; address: string }>): Promise<void>;
+}
+
+export interface CreateRequest {
+  name: string;
+  agent?: string;
+  protocol?: Protocol;
+  port?: number;
+  dns?: string;
+}
+
+export interface EditRequest {
+  name?: string;
+  protocol?: Protocol;
+  port?: number;
+  dns?: string;
+}
+
+export class ShellService {
+  private readonly dnsMutex = new Mutex();
+  /** DNS names claimed by ops in flight: name → session id (or '' for a create). */
+  private readonly claims = new Map<string, string>();
+  private lastDns = '';
+  private dnsQueued = false;
+  private readonly dnsQueue = new Mutex();
+
+  constructor(
+    private readonly o: { view: ClusterView; agents: Agents; audit: AuditLog; dns: DnsSink | null; logger: Logger },
+  ) {
+    o.view.on('change', () => this.scheduleDns());
+  }
+
+  get view(): ClusterView {
+    return this.o.view;
+  }
+
+  /** Finds the session REF means (see refs.ts). */
+  resolve(ref: string): ClusterSession {
+    return resolveRef(ref, this.o.view.sessions());
+  }
+
+  async create(op: Operator, r: CreateRequest): Promise<SessionEntry> {
+    return this.audited(op, 'create', null, async () => {
+      assertMay(op, 'create');
+      const agent = r.agent ?? this.pickAgent();
+      if (!this.o.view.agent(agent)) throw new BerthError('NOT_FOUND', `no agent named ${agent}`);
+      const params = { name: r.name, protocol: r.protocol, port: r.port, dns: r.dns };
+      const entry = await this.withDnsName(r.dns, null, () => this.o.agents.call(agent, 'create', params, op.name));
+      this.o.view.upsert(agent, entry);
+      return { result: entry, agent, session: entryIdOf(entry) };
+    });
+  }
+
+  async edit(op: Operator, ref: string, r: EditRequest): Promise<SessionEntry> {
+    const s = this.resolve(ref);
+    return this.audited(op, 'edit', s, async () => {
+      assertMay(op, 'edit');
+      const entry = await this.withDnsName(r.dns, s.id, () => this.o.agents.call(s.agent, 'edit', { session: s.id, ...r }, op.name));
+      this.o.view.upsert(s.agent, entry);
+      return { result: entry };
+    });
+  }
+
+  async clone(op: Operator, ref: string, name?: string): Promise<SessionEntry> {
+    const s = this.resolve(ref);
+    return this.audited(op, 'clone', s, async () => {
+      assertMay(op, 'clone');
+      const entry = await this.o.agents.call(s.agent, 'clone', { session: s.id, ...(name ? { name } : {}) }, op.name);
+      this.o.view.upsert(s.agent, entry);
+      return { result: entry, detail: { clone: entryIdOf(entry) } };
+    });
+  }
+
+  /** restart, kill and override: one session in, its new entry out. */
+  async simple(op: Operator, action: 'restart' | 'kill' | 'override', ref: string, reason?: string): Promise<SessionEntry> {
+    const s = this.resolve(ref);
+    return this.audited(op, action, s, async () => {
+      assertMay(op, action);
+      const entry =
+        action === 'override'
+          ? await this.o.agents.call(s.agent, 'override', { session: s.id, ...(reason ? { reason } : {}) }, op.name)
+          : await this.o.agents.call(s.agent, action, { session: s.id }, op.name);
+      this.o.view.upsert(s.agent, entry);
+      return { result: entry, detail: reason ? { reason } : undefined };
+    });
+  }
+
+  async background(op: Operator, ref: string): Promise<number> {
+    const s = this.resolve(ref);
+    return this.audited(op, 'background', s, async () => {
+      assertMay(op, 'background');
+      const r = await this.o.agents.call(s.agent, 'background', { session: s.id }, op.name);
+      return { result: r.detached, detail: { detached: r.detached } };
+    });
+  }
+
+  async delete(op: Operator, ref: string): Promise<string> {
+    const s = this.resolve(ref);
+    return this.audited(op, 'delete', s, async () => {
+      assertMay(op, 'delete');
+      await this.o.agents.call(s.agent, 'delete', { session: s.id }, op.name);
+      this.o.view.forget(s.agent, s.id);
+      return { result: s.id };
+    });
+  }
+
+  /** Opens an attach; a viewer's is always read-only. The caller records the detach via `detached`. */
+  async attach(op: Operator, ref: string, readOnly: boolean, cols: number, rows: number): Promise<{ session: ClusterSession; attach: AgentAttach }> {
+    const s = this.resolve(ref);
+    const ro = readOnly || op.role === 'viewer';
+    return this.audited(op, 'attach', s, async () => {
+      assertMay(op, ro ? 'attach' : 'attach-write');
+      const a = await this.o.agents.attach(s.agent, { session: s.id, operator: op.name, readOnly: ro, cols, rows });
+      if (!a.reply.ok) {
+        a.close();
+        throw new BerthError(a.reply.error.code, a.reply.error.message);
+      }
+      this.o.view.upsert(s.agent, a.reply.session);
+      return { result: { session: s, attach: a }, detail: { readOnly: ro } };
+    });
+  }
+
+  detached(op: Operator, s: ClusterSession): void {
+    void this.o.audit.record({ operator: op.name, op: 'detach', session: s.id, agent: s.agent, result: 'ok' });
+  }
+
+  /** Checks an action up front (the menu uses it to say why a key is refused). */
+  check(op: Operator, action: Action): void {
+    assertMay(op, action);
+  }
+
+  // ---- internals ----
+
+  private async audited<T>(
+    op: Operator,
+    name: string,
+    s: ClusterSession | null,
+    fn: () => Promise<{ result: T; agent?: string; session?: string; detail?: Record<string, unknown> }>,
+  ): Promise<T> {
+    try {
+      const r = await fn();
+      await this.o.audit.record({
+        operator: op.name,
+        op: name,
+        session: r.session ?? s?.id,
+        agent: r.agent ?? s?.agent,
+        result: 'ok',
+        ...(r.detail ? { detail: r.detail } : {}),
+      });
+      return r.result;
+    } catch (err) {
+      const e = toBerthError(err);
+      await this.o.audit.record({ operator: op.name, op: name, session: s?.id, agent: s?.agent, result: 'error', code: e.code, message: e.message });
+      throw e;
+    }
+  }
+
+  /** The online agent with the fewest sessions. Throws AGENT_OFFLINE when none is online. */
+  private pickAgent(): string {
+    const online = this.o.view.agentList().filter((a) => a.status === 'online');
+    const best = online.sort((x, y) => x.sessions.size - y.sessions.size)[0];
+    if (!best) throw new BerthError('AGENT_OFFLINE', 'no agent is online');
+    return best.id;
+  }
+
+  /**
+   * Runs `fn` holding the cluster-wide claim on DNS name `dns` (if any): a name another session
+   * has, or an op in flight claimed, is refused with NAME_TAKEN before any agent is asked.
+   */
+  private async withDnsName<T>(dns: string | undefined, self: string | null, fn: () => Promise<T>): Promise<T> {
+    if (!dns) return fn();
+    await this.dnsMutex.run(async () => {
+      const holder = this.o.view.sessions().find((x) => x.entry.kind === 'session' && x.entry.meta.dns === dns && x.id !== self);
+      if (holder) throw new BerthError('NAME_TAKEN', `dns: "${dns}" is used by session ${nameOf(holder)} on ${holder.agent}`);
+      const claimant = this.claims.get(dns);
+      if (claimant !== undefined && claimant !== self) throw new BerthError('NAME_TAKEN', `dns: "${dns}" is being taken by another operation`);
+      this.claims.set(dns, self ?? '');
+    });
+    try {
+      return await fn();
+    } finally {
+      this.claims.delete(dns);
+    }
+  }
+
+  /** Rewrites dnsmasq's records (coalesced) when the set of names or addresses changed. */
+  private scheduleDns(): void {
+    const sink = this.o.dns;
+    if (!sink || this.dnsQueued) return;
+    this.dnsQueued = true;
+    void this.dnsQueue.run(async () => {
+      this.dnsQueued = false;
+      const records = this.records();
+      const key = JSON.stringify(records);
+      if (key === this.lastDns) return;
+      try {
+        await sink.apply(records);
+        this.lastDns = key;
+      } catch (err) {
+        this.o.logger.error('dns update failed', { err: toBerthError(err).message });
+      }
+    });
+  }
+
+  private records(): Array<{ name: string; address: string }> {
+    const out = new Map<string, string>();
+    for (const s of this.o.view.sessions()) {
+      if (s.entry.kind !== 'session' || !s.entry.meta.dns) continue;
+      const address = this.o.agents.addressOf(s.agent);
+      if (address) out.set(s.entry.meta.dns, address);
+    }
+    return [...out.entries()].sort(([a], [b]) => a.localeCompare(b)).map(([name, address]) => ({ name, address }));
+  }
+}
+
+function entryIdOf(e: SessionEntry): string {
+  return e.kind === 'session' ? e.meta.id : e.id;
+}
+
+function nameOf(s: ClusterSession): string {
+  return s.entry.kind === 'session' ? s.entry.meta.name : s.id;
+}

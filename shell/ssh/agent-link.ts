@@ -1,0 +1,277 @@
+/**
+ * One persistent SSH connection from the shell to one agent: the agent's host key is pinned (any
+ * other key is refused), keepalives find a silent agent within seconds, and a lost connection is
+ * retried with backoff. Carries RPC calls (each with a timeout), the event stream and attaches.
+ */
+import { EventEmitter } from 'node:events';
+import net from 'node:net';
+import { Duplex } from 'node:stream';
+import { Client, ClientChannel } from 'ssh2';
+import { BerthError, messageOf } from '../../common/errors';
+import { Logger } from '../../common/logging';
+import {
+  AttachHeader,
+  AttachReply,
+  LineSplitter,
+  MAX_REPLY_BYTES,
+  PROTOCOL_VERSION,
+  RpcOp,
+  RpcParamsInput,
+  RpcResult,
+  SUBSYSTEMS,
+  attachReplySchema,
+  encodeFrame,
+  eventSchema,
+  rpcReplySchema,
+} from '../../common/protocol';
+import { fingerprint } from '../../common/ssh-keys';
+
+export type LinkStatus = 'connecting' | 'online' | 'offline';
+
+export interface AgentLinkOptions {
+  id: string;
+  host: string;
+  port: number;
+  fingerprint: string;
+  privateKey: Buffer;
+  logger: Logger;
+  /** Keepalive interval; a peer silent for ~3 of them is dropped. */
+  keepaliveMs?: number;
+  maxBackoffMs?: number;
+}
+
+export interface AgentAttach {
+  /** The agent's answer, then raw terminal bytes both ways. */
+  stream: Duplex;
+  reply: AttachReply;
+  /** Sends a window-change to the agent. Never throws. */
+  resize(cols: number, rows: number): void;
+  /** Closes this attach (the agent ends exactly this tmux client). Idempotent. */
+  close(): void;
+}
+
+/** Events: 'status' (LinkStatus, reason), 'event' (AgentEvent). */
+export class AgentLink extends EventEmitter {
+  status: LinkStatus = 'connecting';
+  /** Why the link is not online, for the menu and `agents`. */
+  reason = '';
+  private conn: Client | null = null;
+  private rpc: ClientChannel | null = null;
+  private readonly pending = new Map<number, { resolve(v: unknown): void; reject(e: BerthError): void; timer: NodeJS.Timeout }>();
+  private nextId = 1;
+  private stopped = false;
+  private backoff = 500;
+  private retryTimer: NodeJS.Timeout | null = null;
+  private readonly log: Logger;
+
+  constructor(private readonly o: AgentLinkOptions) {
+    super();
+    this.log = o.logger.child({ component: 'agent-link', agent: o.id });
+  }
+
+  /** Starts connecting (and reconnecting until stop). Idempotent. */
+  start(): void {
+    if (this.conn || this.stopped) return;
+    this.connect();
+  }
+
+  /** Drops the connection and stops retrying. Idempotent. */
+  stop(): void {
+    this.stopped = true;
+    if (this.retryTimer) clearTimeout(this.retryTimer);
+    this.conn?.end();
+    this.setStatus('offline', 'stopped');
+  }
+
+  /**
+   * Calls an op on the agent. Throws AGENT_OFFLINE when the link is down, TIMEOUT after
+   * `timeoutMs`, or the agent's own error (code and text as the agent sent them).
+   */
+  call<O extends RpcOp>(op: O, params: RpcParamsInput<O>, operator: string, timeoutMs: number): Promise<RpcResult<O>> {
+    const ch = this.rpc;
+    if (this.status !== 'online' || !ch) {
+      return Promise.reject(new BerthError('AGENT_OFFLINE', `agent ${this.o.id} is offline${this.reason ? ` (${this.reason})` : ''}`));
+    }
+    const id = this.nextId++;
+    return new Promise<RpcResult<O>>((resolve, reject) => {
+      const timer = setTimeout(() => {
+        this.pending.delete(id);
+        reject(new BerthError('TIMEOUT', `agent ${this.o.id} did not answer ${op} within ${timeoutMs} ms`));
+      }, timeoutMs);
+      this.pending.set(id, { resolve: resolve as (v: unknown) => void, reject, timer });
+      ch.write(encodeFrame({ v: PROTOCOL_VERSION, id, op, params, operator }));
+    });
+  }
+
+  /** Opens an attach; resolves once the agent answered (ok or not) or after `timeoutMs` (TIMEOUT). */
+  async attach(header: AttachHeader, timeoutMs: number): Promise<AgentAttach> {
+    const conn = this.conn;
+    if (this.status !== 'online' || !conn) throw new BerthError('AGENT_OFFLINE', `agent ${this.o.id} is offline`);
+    const ch = await subsystem(conn, SUBSYSTEMS.attach);
+    const reply = await new Promise<AttachReply>((resolve, reject) => {
+      let head = Buffer.alloc(0);
+      const timer = setTimeout(() => {
+        ch.close();
+        reject(new BerthError('TIMEOUT', `agent ${this.o.id} did not answer the attach within ${timeoutMs} ms`));
+      }, timeoutMs);
+      const onData = (d: Buffer): void => {
+        head = Buffer.concat([head, d]);
+        const nl = head.indexOf(0x0a);
+        if (nl === -1) return;
+        clearTimeout(timer);
+        ch.off('data', onData);
+        const rest = head.subarray(nl + 1);
+        if (rest.length > 0) ch.unshift(rest);
+        try {
+          resolve(attachReplySchema.parse(JSON.parse(head.subarray(0, nl).toString('utf8'))));
+        } catch (err) {
+          reject(new BerthError('INTERNAL', `agent ${this.o.id} sent a bad attach answer: ${messageOf(err)}`));
+        }
+      };
+      ch.on('data', onData);
+      ch.once('close', () => {
+        clearTimeout(timer);
+        reject(new BerthError('AGENT_OFFLINE', `agent ${this.o.id} closed the attach`));
+      });
+      ch.write(encodeFrame(header));
+    });
+    ch.pause();
+    return {
+      stream: ch,
+      reply,
+      resize: (cols, rows) => windowChange(ch, cols, rows),
+      close: () => ch.close(),
+    };
+  }
+
+  private connect(): void {
+    this.setStatus('connecting', '');
+    const conn = new Client();
+    this.conn = conn;
+    const sock = net.connect({ host: this.o.host, port: this.o.port, noDelay: true });
+    let wrongKey = '';
+    sock.once('error', (err) => this.lost(conn, `cannot reach ${this.o.host}:${this.o.port}: ${err.message}`));
+    sock.once('connect', () => {
+      conn.connect({
+        sock,
+        username: 'berth-shell',
+        privateKey: this.o.privateKey,
+        readyTimeout: 5000,
+        keepaliveInterval: this.o.keepaliveMs ?? 1000,
+        keepaliveCountMax: 3,
+        hostVerifier: (key: Buffer) => {
+          const seen = fingerprint(key);
+          if (seen === this.o.fingerprint) return true;
+          wrongKey = `host key changed: expected ${this.o.fingerprint}, agent presented ${seen}`;
+          this.log.error('refused agent host key', { expected: this.o.fingerprint, seen });
+          return false;
+        },
+      });
+    });
+    conn.on('ready', () => {
+      this.openChannels(conn).catch((err: unknown) => {
+        this.log.warn('open channels', { err: messageOf(err) });
+        conn.end();
+      });
+    });
+    conn.on('error', (err) => this.lost(conn, wrongKey || err.message));
+    conn.on('close', () => this.lost(conn, wrongKey || 'connection closed'));
+  }
+
+  private async openChannels(conn: Client): Promise<void> {
+    const events = await subsystem(conn, SUBSYSTEMS.events);
+    const rpc = await subsystem(conn, SUBSYSTEMS.rpc);
+    const evSplit = new LineSplitter(MAX_REPLY_BYTES);
+    events.on('data', (chunk: Buffer) => {
+      for (const f of evSplit.push(chunk)) {
+        if (f.kind !== 'line') continue;
+        const parsed = safeJson(f.line, eventSchema);
+        if (!parsed) {
+          this.log.warn('bad event frame', { line: f.line.slice(0, 200) });
+          continue;
+        }
+        if (parsed.type === 'hello' && parsed.protocol !== PROTOCOL_VERSION) {
+          this.reason = `agent speaks protocol ${parsed.protocol}, this shell speaks ${PROTOCOL_VERSION}`;
+          this.log.error('protocol mismatch', { agentProtocol: parsed.protocol, shellProtocol: PROTOCOL_VERSION });
+          this.stopped = true;
+          conn.end();
+          return;
+        }
+        if (parsed.type === 'hello') {
+          this.backoff = 500;
+          this.setStatus('online', '');
+        }
+        this.emit('event', parsed);
+      }
+    });
+    const rpcSplit = new LineSplitter(MAX_REPLY_BYTES);
+    rpc.on('data', (chunk: Buffer) => {
+      for (const f of rpcSplit.push(chunk)) {
+        if (f.kind !== 'line') continue;
+        const reply = safeJson(f.line, rpcReplySchema);
+        if (!reply || typeof reply.id !== 'number') continue;
+        const w = this.pending.get(reply.id);
+        if (!w) continue;
+        this.pending.delete(reply.id);
+        clearTimeout(w.timer);
+        if (reply.ok) w.resolve(reply.result);
+        else w.reject(new BerthError(reply.error.code, reply.error.message));
+      }
+    });
+    this.rpc = rpc;
+  }
+
+  private lost(conn: Client, reason: string): void {
+    if (this.conn !== conn) return;
+    this.conn = null;
+    this.rpc = null;
+    for (const [id, w] of this.pending) {
+      clearTimeout(w.timer);
+      w.reject(new BerthError('AGENT_OFFLINE', `agent ${this.o.id} went offline: ${reason}`));
+      this.pending.delete(id);
+    }
+    conn.end();
+    this.setStatus('offline', reason);
+    if (this.stopped) return;
+    const wait = this.backoff;
+    this.backoff = Math.min(this.backoff * 2, this.o.maxBackoffMs ?? 10_000);
+    this.retryTimer = setTimeout(() => this.connect(), wait);
+    this.retryTimer.unref();
+  }
+
+  private setStatus(status: LinkStatus, reason: string): void {
+    if (reason) this.reason = reason;
+    else if (status === 'online') this.reason = '';
+    if (this.status === status) return;
+    this.status = status;
+    this.log.info(`agent ${status}`, reason ? { reason } : {});
+    this.emit('status', status, this.reason);
+  }
+}
+
+function subsystem(conn: Client, name: string): Promise<ClientChannel> {
+  return new Promise((resolve, reject) => conn.subsys(name, (err, ch) => (err ? reject(err) : resolve(ch))));
+}
+
+/**
+ * ssh2's ClientChannel.setWindow sends window-change only on shell/exec channels; a subsystem
+ * channel needs the request sent through the protocol object.
+ */
+function windowChange(ch: ClientChannel, cols: number, rows: number): void {
+  const c = ch as unknown as { outgoing?: { id: number; state?: string }; _client?: { _protocol?: { windowChange(...a: number[]): void } } };
+  if (c.outgoing?.state !== 'open') return;
+  try {
+    c._client?._protocol?.windowChange(c.outgoing.id, rows, cols, 0, 0);
+  } catch {
+    /* the channel closed meanwhile */
+  }
+}
+
+function safeJson<T>(line: string, schema: { safeParse(v: unknown): { success: true; data: T } | { success: false } }): T | null {
+  try {
+    const r = schema.safeParse(JSON.parse(line));
+    return r.success ? r.data : null;
+  } catch {
+    return null;
+  }
+}

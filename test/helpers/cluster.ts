@@ -1,0 +1,154 @@
+/**
+ * A real cluster on loopback for tests and benches: agent processes, a `berth shell serve` process
+ * enrolled with them through the real commands, and operators with keys made by ssh-keygen,
+ * reached with the real OpenSSH client.
+ */
+import { ChildProcess, execFile, spawn } from 'node:child_process';
+import { promises as fs } from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import { promisify } from 'node:util';
+import { AgentProcess, BERTH_BIN, startAgentProcess } from './agent-process';
+
+const run = promisify(execFile);
+
+export type Role = 'viewer' | 'operator' | 'admin';
+
+export interface ClusterOptions {
+  runLabel: string;
+  agents: number;
+  operators?: Array<{ name: string; role: Role }>;
+  shellConfig?: Record<string, unknown>;
+}
+
+export interface SshResult {
+  code: number | null;
+  out: string;
+  err: string;
+}
+
+export interface Cluster {
+  dir: string;
+  agents: AgentProcess[];
+  shell: { port: number; proc: ChildProcess; logs: string[]; configFile: string };
+  auditFile: string;
+  /** Runs `ssh -p PORT USER@127.0.0.1 ARGS…` non-interactively; resolves with code and output. */
+  ssh(user: string, args: string[], opts?: { input?: string; timeoutMs?: number }): Promise<SshResult>;
+  /** The argument list for ssh as an operator (for tmux-driven tests). */
+  sshArgs(user: string, extra?: string[]): string[];
+  startShell(): Promise<void>;
+  stopShell(): Promise<void>;
+  dispose(): Promise<void>;
+}
+
+const DEFAULT_OPERATORS: Array<{ name: string; role: Role }> = [
+  { name: 'alice', role: 'admin' },
+  { name: 'bob', role: 'operator' },
+  { name: 'vic', role: 'viewer' },
+];
+
+export async function startCluster(o: ClusterOptions): Promise<Cluster> {
+  const dir = await fs.mkdtemp(path.join(os.tmpdir(), 'berth-cluster-'));
+  const agents: AgentProcess[] = [];
+  for (let i = 0; i < o.agents; i++) agents.push(await startAgentProcess({ runLabel: o.runLabel, id: `agent-${i + 1}` }));
+  const operators = o.operators ?? DEFAULT_OPERATORS;
+  const opConfig = [];
+  for (const op of operators) {
+    const key = path.join(dir, `key_${op.name}`);
+    await run('ssh-keygen', ['-q', '-t', 'ed25519', '-N', '', '-C', op.name, '-f', key]);
+    opConfig.push({ name: op.name, role: op.role, keys: [(await fs.readFile(`${key}.pub`, 'utf8')).trim()] });
+  }
+  const configFile = path.join(dir, 'shell.json');
+  await fs.writeFile(
+    configFile,
+    JSON.stringify({ listen: { host: '127.0.0.1', port: 0 }, stateDir: './state', operators: opConfig, rpcTimeoutMs: 5000, log: { level: 'debug' }, ...o.shellConfig }, null, 2),
+  );
+  const berth = (...args: string[]) => run(process.execPath, [BERTH_BIN, ...args]);
+  const shellKey = (await berth('shell', 'show-key', '--config', configFile)).stdout.trim();
+  for (const a of agents) {
+    await berth('agent', 'authorize-shell', '--config', a.configFile, shellKey);
+    await berth('shell', 'add-agent', '--config', configFile, '--id', a.id, '--host', '127.0.0.1', '--port', String(a.port), '--fingerprint', a.fingerprint);
+  }
+  const knownHosts = path.join(dir, 'known_hosts');
+  const sshArgs = (user: string, extra: string[] = []): string[] => [
+    '-p', String(cluster.shell.port),
+    '-i', path.join(dir, `key_${user}`),
+    '-o', 'IdentitiesOnly=yes',
+    '-o', 'BatchMode=yes',
+    '-o', 'StrictHostKeyChecking=accept-new',
+    '-o', `UserKnownHostsFile=${knownHosts}`,
+    '-o', 'ConnectTimeout=10',
+    ...extra,
+    `${user}@127.0.0.1`,
+  ];
+  const cluster: Cluster = {
+    dir,
+    agents,
+    shell: { port: 0, proc: null as unknown as ChildProcess, logs: [], configFile },
+    auditFile: path.join(dir, 'state', 'audit.jsonl'),
+    sshArgs,
+    ssh(user, args, opts = {}) {
+      return new Promise((resolve) => {
+        const p = spawn('ssh', [...sshArgs(user), ...args]);
+        let out = '';
+        let err = '';
+        const timer = setTimeout(() => p.kill('SIGKILL'), opts.timeoutMs ?? 20_000);
+        p.stdout.on('data', (d: Buffer) => (out += d.toString()));
+        p.stderr.on('data', (d: Buffer) => (err += d.toString()));
+        p.on('exit', (code) => {
+          clearTimeout(timer);
+          resolve({ code, out, err });
+        });
+        p.stdin.on('error', () => undefined);
+        p.stdin.end(opts.input ?? '');
+      });
+    },
+    async startShell() {
+      const proc = spawn(process.execPath, [BERTH_BIN, 'shell', 'serve', '--config', configFile], { stdio: ['ignore', 'pipe', 'pipe'] });
+      cluster.shell.proc = proc;
+      proc.stderr?.on('data', (d: Buffer) => cluster.shell.logs.push(...d.toString().split('\n').filter(Boolean)));
+      cluster.shell.port = await new Promise<number>((resolve, reject) => {
+        let text = '';
+        const timer = setTimeout(() => reject(new Error(`shell did not start; log: ${cluster.shell.logs.slice(-5).join('\n')}`)), 20_000);
+        proc.stdout?.on('data', (d: Buffer) => {
+          text += d.toString();
+          const m = /listening on [^\s]+:(\d+)/.exec(text);
+          if (m) {
+            clearTimeout(timer);
+            resolve(Number(m[1]));
+          }
+        });
+        proc.on('exit', (code) => {
+          clearTimeout(timer);
+          reject(new Error(`shell exited ${code}; log: ${cluster.shell.logs.slice(-5).join('\n')}`));
+        });
+      });
+    },
+    async stopShell() {
+      const p = cluster.shell.proc;
+      if (!p || p.exitCode !== null || p.signalCode !== null) return;
+      const exited = new Promise<void>((r) => p.on('exit', () => r()));
+      p.kill('SIGTERM');
+      await exited;
+    },
+    async dispose() {
+      await cluster.stopShell();
+      for (const a of agents) await a.dispose();
+      await fs.rm(dir, { recursive: true, force: true });
+    },
+  };
+  await cluster.startShell();
+  return cluster;
+}
+
+/** Polls `fn` until `ok` holds (bounded); returns the last value. */
+export async function until<T>(what: string, fn: () => Promise<T>, ok: (v: T) => boolean, timeoutMs = 10_000): Promise<T> {
+  const end = Date.now() + timeoutMs;
+  let last: T = await fn();
+  while (!ok(last)) {
+    if (Date.now() > end) throw new Error(`${what}: not reached in ${timeoutMs} ms; last: ${JSON.stringify(last).slice(0, 500)}`);
+    await new Promise((r) => setTimeout(r, 100));
+    last = await fn();
+  }
+  return last;
+}
