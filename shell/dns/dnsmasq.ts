@@ -1,0 +1,351 @@
+/**
+ * The cluster's DNS names: the shell owns dnsmasq's addn-hosts file and makes dnsmasq re-read it
+ * (SIGHUP) after each change. Either it runs and supervises its own dnsmasq on a loopback port
+ * (managed), or it signals a dnsmasq someone else runs (unmanaged, through its pid file).
+ */
+import { spawn, type ChildProcess } from 'node:child_process';
+import { existsSync, promises as fs } from 'node:fs';
+import { promises as dns } from 'node:dns';
+import net from 'node:net';
+import path from 'node:path';
+import readline from 'node:readline';
+import { setTimeout as sleep } from 'node:timers/promises';
+import { BerthError, messageOf, wrapError } from '../../common/errors';
+import type { Logger } from '../../common/logging';
+import { Mutex } from '../../common/mutex';
+import { checkDomain, renderHosts, writeFileAtomic, type DnsRecord } from './hosts';
+
+export interface DnsOptions {
+  /** e.g. "berth": records resolve as <name>.<domain>. */
+  domain: string;
+  /** The addn-hosts file the shell owns. */
+  hostsFile: string;
+  /** Run and supervise our own dnsmasq on a loopback port; null: only write the file and signal `pidFile`'s process if given. */
+  manage: { listenAddress: string; port: number } | null;
+  /** For an unmanaged dnsmasq: SIGHUP the pid written in this file after each change. */
+  pidFile?: string;
+  logger: Logger;
+}
+
+export interface Dns {
+  /**
+   * Replaces the whole record set: writes the hosts file atomically (temp, fsync, rename) and
+   * makes dnsmasq reload (SIGHUP). Idempotent; applies run one at a time in call order. Throws
+   * BerthError BAD_REQUEST (nothing written) for an invalid record, INTERNAL with context if the
+   * file cannot be written or (unmanaged) the pid file's process cannot be signalled. Resolves
+   * only after dnsmasq was signalled; while a managed dnsmasq is being restarted, or after
+   * stop(), it resolves once the file is written (a starting dnsmasq reads the file, and is
+   * signalled again once it answers if the file changed meanwhile).
+   */
+  apply(records: DnsRecord[]): Promise<void>;
+  /** Where dnsmasq answers (managed) or null. */
+  readonly address: { host: string; port: number } | null;
+  /** For tests: the pid of the managed dnsmasq right now (undefined while none runs, or unmanaged). */
+  readonly pid?: number;
+  /** Stops a managed dnsmasq (SIGTERM, bounded wait, then SIGKILL) and its supervision. Idempotent. */
+  stop(): Promise<void>;
+}
+
+const BACKOFF_MIN_MS = 500;
+const BACKOFF_MAX_MS = 10_000;
+/** A dnsmasq that ran this long before dying restarts after the shortest delay again. */
+const HEALTHY_AFTER_MS = 30_000;
+const START_TIMEOUT_MS = 5_000;
+const STOP_WAIT_MS = 3_000;
+
+/**
+ * Starts the DNS side of the shell. Writes an empty hosts file if none exists, creating its folder
+ * (one level); an existing file is kept: it is the last set applied, so names keep resolving
+ * across a shell restart. Managed:
+ * resolves once our dnsmasq answers queries. Throws BerthError BAD_REQUEST for an invalid domain
+ * or listen address/port, INTERNAL with dnsmasq's last words if it cannot be started.
+ */
+export async function startDns(opts: DnsOptions): Promise<Dns> {
+  checkDomain(opts.domain);
+  const m = opts.manage;
+  if (m && (net.isIP(m.listenAddress) === 0 || !Number.isInteger(m.port) || m.port < 1 || m.port > 65535)) {
+    throw new BerthError('BAD_REQUEST', `dns listen address ${JSON.stringify(m.listenAddress)} port ${m.port}: must be an IP address and a port 1-65535`);
+  }
+  const dns = new DnsService(opts);
+  await dns.start();
+  return dns;
+}
+
+class DnsService implements Dns {
+  readonly address: { host: string; port: number } | null;
+  private readonly log: Logger;
+  private readonly mutex = new Mutex();
+  private records: DnsRecord[] | null = null;
+  /** Bumped on every write of the file, to know whether a starting dnsmasq saw the latest. */
+  private generation = 0;
+  private child: DnsmasqChild | null = null;
+  private restartTimer: NodeJS.Timeout | null = null;
+  private backoffMs = BACKOFF_MIN_MS;
+  private stopping: Promise<void> | null = null;
+  private readonly onProcessExit = (): void => this.child?.killNow();
+
+  constructor(private readonly opts: DnsOptions) {
+    this.log = opts.logger.child({ component: 'dns' });
+    this.address = opts.manage ? { host: opts.manage.listenAddress, port: opts.manage.port } : null;
+  }
+
+  get pid(): number | undefined {
+    return this.child?.alive ? this.child.pid : undefined;
+  }
+
+  async start(): Promise<void> {
+    const exists = await fs.stat(this.opts.hostsFile).then(() => true, () => false);
+    if (!exists) {
+      // Its folder, one level only (Node 20's recursive mkdir can spin forever, e.g. under /proc).
+      await fs.mkdir(path.dirname(this.opts.hostsFile)).catch((err: NodeJS.ErrnoException) => {
+        if (err.code !== 'EEXIST') throw wrapError(`create the folder of dns hosts file ${this.opts.hostsFile}`, err);
+      });
+      await this.mutex.run(() => this.write([]));
+    }
+    if (!this.opts.manage) return;
+    process.on('exit', this.onProcessExit);
+    try {
+      await this.spawn();
+    } catch (err) {
+      process.off('exit', this.onProcessExit);
+      throw err;
+    }
+  }
+
+  async apply(records: DnsRecord[]): Promise<void> {
+    const text = renderHosts(this.opts.domain, records);
+    await this.mutex.run(async () => {
+      await this.write(records, text);
+      await this.signal();
+    });
+  }
+
+  stop(): Promise<void> {
+    this.stopping ??= (async () => {
+      if (this.restartTimer) clearTimeout(this.restartTimer);
+      this.restartTimer = null;
+      process.off('exit', this.onProcessExit);
+      const child = this.child;
+      this.child = null;
+      if (child) {
+        await child.stop();
+        this.log.info('stopped dnsmasq', { pid: child.pid });
+      }
+    })();
+    return this.stopping;
+  }
+
+  /** Writes the file for `records` (in the mutex). Throws BerthError INTERNAL with context. */
+  private async write(records: DnsRecord[], text = renderHosts(this.opts.domain, records)): Promise<void> {
+    try {
+      await writeFileAtomic(this.opts.hostsFile, text);
+    } catch (err) {
+      throw wrapError(`write dns hosts file ${this.opts.hostsFile}`, err);
+    }
+    this.records = [...records];
+    this.generation++;
+    this.log.debug('wrote dns hosts file', { file: this.opts.hostsFile, records: records.length });
+  }
+
+  /** Makes dnsmasq re-read the file, as far as one can be told to right now. */
+  private async signal(): Promise<void> {
+    if (this.opts.manage) {
+      if (this.child?.ready) {
+        this.child.reload();
+        this.log.debug('signalled dnsmasq', { pid: this.child.pid });
+      } else {
+        this.log.debug('dnsmasq not running; it reads the file when it starts');
+      }
+      return;
+    }
+    if (!this.opts.pidFile) return;
+    try {
+      const text = await fs.readFile(this.opts.pidFile, 'utf8');
+      const pid = Number(text.trim());
+      if (!Number.isInteger(pid) || pid <= 1) throw new Error(`no pid in it: ${JSON.stringify(text.slice(0, 40))}`);
+      process.kill(pid, 'SIGHUP');
+      this.log.debug('signalled dnsmasq', { pid, pidFile: this.opts.pidFile });
+    } catch (err) {
+      throw new BerthError('INTERNAL', `signal dnsmasq (pid file ${this.opts.pidFile}): ${messageOf(err)}`, { cause: err });
+    }
+  }
+
+  /** Starts our dnsmasq and resolves once it answers; throws (and leaves none running) if it cannot. */
+  private async spawn(): Promise<void> {
+    const opts = this.opts as Managed;
+    const seen = this.generation;
+    const child = new DnsmasqChild(opts, this.log);
+    this.child = child;
+    child.onUnexpectedExit = (why) => this.exited(child, why);
+    try {
+      await child.started;
+    } catch (err) {
+      if (this.child === child) this.child = null;
+      throw err;
+    }
+    if (this.stopping) return; // stop() took care of it
+    this.log.info('started dnsmasq', { pid: child.pid, host: opts.manage.listenAddress, port: opts.manage.port });
+    // An apply that came while it was starting may have written after dnsmasq read the file.
+    if (this.generation !== seen) child.reload();
+  }
+
+  /** Our dnsmasq died after it was answering: restart it after the current backoff. */
+  private exited(child: DnsmasqChild, why: string): void {
+    if (this.child !== child || this.stopping) return;
+    this.child = null;
+    if (Date.now() - child.readyAt >= HEALTHY_AFTER_MS) this.backoffMs = BACKOFF_MIN_MS;
+    this.log.warn('dnsmasq exited; restarting', { pid: child.pid, why, inMs: this.backoffMs });
+    this.scheduleRestart();
+  }
+
+  private scheduleRestart(): void {
+    if (this.stopping || this.restartTimer) return;
+    const delay = this.backoffMs;
+    this.backoffMs = Math.min(this.backoffMs * 2, BACKOFF_MAX_MS);
+    this.restartTimer = setTimeout(() => {
+      this.restartTimer = null;
+      void this.restart();
+    }, delay);
+  }
+
+  private async restart(): Promise<void> {
+    if (this.stopping) return;
+    // The restarted dnsmasq reads the current set, even if someone removed or changed the file
+    // (before the first apply the file as found at start is the current set).
+    if (this.records) {
+      await this.mutex.run(() => this.write(this.records ?? [])).catch((err) => {
+        this.log.warn('could not rewrite dns hosts file before restart', { error: messageOf(err) });
+      });
+    }
+    if (this.stopping) return; // checked again: stop() may have come while we wrote
+    try {
+      await this.spawn();
+    } catch (err) {
+      if (this.stopping) return;
+      this.log.warn('dnsmasq restart failed', { error: messageOf(err), retryInMs: this.backoffMs });
+      this.scheduleRestart();
+    }
+  }
+}
+
+type Managed = DnsOptions & { manage: { listenAddress: string; port: number } };
+
+/** dnsmasq's arguments: our file only, our domain only, never forwarding, one loopback address. */
+function dnsmasqArgs(o: Managed): string[] {
+  return [
+    '--keep-in-foreground',
+    '--conf-file=/dev/null', // not /etc/dnsmasq.conf
+    '--no-resolv', // no upstream servers
+    '--no-hosts', // not /etc/hosts
+    `--addn-hosts=${o.hostsFile}`,
+    `--local=/${o.domain}/`, // answered from our file only, NXDOMAIN otherwise
+    '--domain-needed', // plain names are never forwarded
+    '--bind-interfaces',
+    `--listen-address=${o.manage.listenAddress}`,
+    `--port=${o.manage.port}`,
+    '--pid-file=', // none: we hold the pid
+    '--log-facility=-', // stderr, which we log
+    // Started as root, dnsmasq drops to "nobody", which then cannot read a file in a private
+    // folder (it reads it after dropping). Root stays root; anyone else cannot switch anyway.
+    ...(process.getuid?.() === 0 ? ['--user=root'] : []),
+  ];
+}
+
+/** Debian's dnsmasq-base is in /usr/sbin, which a non-root PATH may lack. */
+const DNSMASQ = ['/usr/sbin/dnsmasq', '/usr/local/sbin/dnsmasq', '/sbin/dnsmasq'].find((f) => existsSync(f)) ?? 'dnsmasq';
+
+/** Whether a DNS server answers at host:port (any reply, even NXDOMAIN or REFUSED, counts). */
+async function answers(host: string, port: number, name: string): Promise<boolean> {
+  const resolver = new dns.Resolver({ timeout: 250, tries: 1 });
+  resolver.setServers([host.includes(':') ? `[${host}]:${port}` : `${host}:${port}`]);
+  try {
+    await resolver.resolve4(name);
+    return true;
+  } catch (err) {
+    return ['ENOTFOUND', 'ENODATA', 'EREFUSED', 'ESERVFAIL'].includes((err as { code?: string }).code ?? '');
+  }
+}
+
+/** Waits for `p`, at most `ms`, leaving no timer behind. */
+async function within(p: Promise<unknown>, ms: number): Promise<void> {
+  const timer = new AbortController();
+  await Promise.race([p, sleep(ms, undefined, { signal: timer.signal }).catch(() => undefined)]);
+  timer.abort();
+}
+
+/** One dnsmasq process: `started` resolves once it answers, or rejects (and kills it) if it cannot. */
+class DnsmasqChild {
+  readonly started: Promise<void>;
+  readonly pid: number | undefined;
+  ready = false;
+  readyAt = 0;
+  alive = true;
+  /** Called once if it exits after it was answering and nobody asked it to stop. */
+  onUnexpectedExit: (why: string) => void = () => undefined;
+  private readonly proc: ChildProcess;
+  private readonly exit: Promise<string>;
+  private readonly stderrDone: Promise<void>;
+  private stopRequested = false;
+  private readonly lastWords: string[] = [];
+
+  constructor(o: Managed, log: Logger) {
+    this.proc = spawn(DNSMASQ, dnsmasqArgs(o), { stdio: ['ignore', 'ignore', 'pipe'] });
+    this.pid = this.proc.pid;
+    const lines = readline.createInterface({ input: this.proc.stderr! });
+    lines.on('line', (line) => {
+      if (!line.trim()) return;
+      if (this.lastWords.push(line) > 5) this.lastWords.shift();
+      const bad = /failed|error|warning/i.test(line) && !/no upstream servers/.test(line);
+      log[bad ? 'warn' : 'debug']('dnsmasq says', { pid: this.pid, line });
+    });
+    this.stderrDone = new Promise((resolve) => lines.once('close', resolve));
+    this.exit = new Promise<string>((resolve) => {
+      this.proc.once('exit', (code, sig) => resolve(sig ? `killed by ${sig}` : `exit code ${code}`));
+      this.proc.once('error', (err) => this.pid === undefined && resolve(`cannot run ${DNSMASQ}: ${err.message}`));
+    });
+    void this.exit.then((why) => {
+      const wasReady = this.ready;
+      this.alive = this.ready = false;
+      if (wasReady && !this.stopRequested) this.onUnexpectedExit(why);
+    });
+    this.started = this.waitReady(o);
+  }
+
+  private async waitReady(o: Managed): Promise<void> {
+    const { listenAddress: host, port } = o.manage;
+    const deadline = Date.now() + START_TIMEOUT_MS;
+    while (this.alive && !this.stopRequested && Date.now() < deadline) {
+      if ((await answers(host, port, o.domain)) && this.alive && !this.stopRequested) {
+        this.ready = true;
+        this.readyAt = Date.now();
+        return;
+      }
+      await sleep(50);
+    }
+    const why = !this.alive ? await this.exit : this.stopRequested ? 'stopped' : `no answer within ${START_TIMEOUT_MS} ms`;
+    await this.stop();
+    await within(this.stderrDone, 200); // its last words
+    const said = this.lastWords.length ? ` (dnsmasq said: ${this.lastWords.join(' | ')})` : '';
+    throw new BerthError('INTERNAL', `start dnsmasq on ${host} port ${port}: ${why}${said}`);
+  }
+
+  /** SIGHUP: dnsmasq re-reads the addn-hosts file. Only once it answers (before, SIGHUP kills it). */
+  reload(): void {
+    if (this.ready) this.proc.kill('SIGHUP');
+  }
+
+  /** SIGTERM, a bounded wait, then SIGKILL. Idempotent; resolves once it is gone (or gave up). */
+  async stop(): Promise<void> {
+    this.stopRequested = true;
+    for (const sig of ['SIGTERM', 'SIGKILL'] as const) {
+      if (!this.alive) return;
+      this.proc.kill(sig);
+      await within(this.exit, STOP_WAIT_MS);
+    }
+  }
+
+  /** Synchronous SIGKILL, for the shell's own exit. */
+  killNow(): void {
+    if (this.alive) this.proc.kill('SIGKILL');
+  }
+}
