@@ -11,6 +11,13 @@ import { hostKeyPath, loadAgentConfig, trustedKeysPath } from '../agent/config';
 import { startAgent } from '../agent/main';
 import { authorizeKey, ensureHostKey, publicKeyOf } from '../agent/rpc/keys';
 import { DEFAULT_IMAGE, buildImage } from './image/build';
+import { ensureKeyFile } from '../common/ssh-keys';
+import { createLogger } from '../common/logging';
+import { loadShellConfig, shellPaths } from '../shell/config';
+import { readAgents, removeAgent, upsertAgent } from '../shell/agents-file';
+import { startShell } from '../shell/main';
+import { probeFingerprint } from '../shell/ssh/probe';
+import { startDns } from '../shell/dns';
 
 const USAGE = `usage: berth <command>
 
@@ -18,6 +25,12 @@ const USAGE = `usage: berth <command>
   agent authorize-shell --config FILE (KEY | --key-file FILE)
                                          trust a shell's public key
   agent fingerprint --config FILE        print this agent's host key fingerprint
+  shell serve --config FILE              run the cluster's SSH entry point
+  shell add-agent --config FILE --id ID --host H --port P [--fingerprint SHA256:…] [--address IP]
+                                         enrol an agent (its host key is pinned)
+  shell remove-agent --config FILE --id ID
+  shell agents --config FILE             the enrolled agents
+  shell show-key --config FILE           the public key agents must trust (authorize-shell)
   image build [--tag T] [--if-missing] [--suite S] [--mirror URL]
                                          build the session image offline (debootstrap)
   version                                print the version
@@ -87,6 +100,83 @@ async function agentCommand(args: string[]): Promise<void> {
   }
 }
 
+async function shellCommand(args: string[]): Promise<void> {
+  const [sub, ...rest] = args;
+  const out = (l: string): void => void process.stdout.write(`${l}\n`);
+  switch (sub) {
+    case 'serve': {
+      const { values } = parse(rest, { config: { type: 'string', short: 'c' } });
+      const cfg = loadShellConfig(need(values.config, '--config FILE'));
+      const logger = createLogger({ level: cfg.log.level, file: cfg.log.file });
+      const dns =
+        cfg.dns.manage || cfg.dns.pidFile
+          ? await startDns({ domain: cfg.dns.domain, hostsFile: cfg.hostsFile, manage: cfg.dns.manage, pidFile: cfg.dns.pidFile, logger })
+          : null;
+      const shell = await startShell({ config: cfg, logger, dns });
+      out(`berth shell listening on ${shell.host}:${shell.port}${dns?.address ? ` dns ${dns.address.host}:${dns.address.port}` : ''}`);
+      const stop = (sig: string): void => {
+        out(`berth shell stopping (${sig})`);
+        shell.stop().then(
+          () => process.exit(0),
+          () => process.exit(1),
+        );
+      };
+      process.once('SIGINT', () => stop('SIGINT'));
+      process.once('SIGTERM', () => stop('SIGTERM'));
+      return;
+    }
+    case 'add-agent': {
+      const { values } = parse(rest, {
+        config: { type: 'string', short: 'c' },
+        id: { type: 'string' },
+        host: { type: 'string' },
+        port: { type: 'string' },
+        fingerprint: { type: 'string' },
+        address: { type: 'string' },
+      });
+      const cfg = loadShellConfig(need(values.config, '--config FILE'));
+      const host = need(values.host, '--host H');
+      const portText = need(values.port, '--port P');
+      if (!/^\d+$/.test(portText)) throw new UsageError('--port must be a port number');
+      const port = Number(portText);
+      let fp = opt(values.fingerprint);
+      if (!fp) {
+        fp = await probeFingerprint(host, port);
+        out(`pinned the host key the agent presents now: ${fp}`);
+        out('  check it against `berth agent fingerprint` on the agent host');
+      }
+      const entry = { id: need(values.id, '--id ID'), host, port, fingerprint: fp, ...(opt(values.address) ? { address: opt(values.address) } : {}) };
+      const r = await upsertAgent(shellPaths(cfg.stateDir).agents, entry);
+      out(`${r === 'added' ? 'enrolled' : 'updated'} agent ${entry.id} at ${host}:${port}; restart the shell to connect to it`);
+      const key = await ensureKeyFile(shellPaths(cfg.stateDir).agentKey, 'berth-shell');
+      out('on the agent host, trust this shell with:');
+      out(`  berth agent authorize-shell --config AGENT.json "${key.public}"`);
+      return;
+    }
+    case 'remove-agent': {
+      const { values } = parse(rest, { config: { type: 'string', short: 'c' }, id: { type: 'string' } });
+      const cfg = loadShellConfig(need(values.config, '--config FILE'));
+      await removeAgent(shellPaths(cfg.stateDir).agents, need(values.id, '--id ID'));
+      out(`removed agent ${String(values.id)}; restart the shell to drop its connection`);
+      return;
+    }
+    case 'agents': {
+      const { values } = parse(rest, { config: { type: 'string', short: 'c' } });
+      const cfg = loadShellConfig(need(values.config, '--config FILE'));
+      for (const a of await readAgents(shellPaths(cfg.stateDir).agents)) out(`${a.id} ${a.host}:${a.port} ${a.fingerprint}`);
+      return;
+    }
+    case 'show-key': {
+      const { values } = parse(rest, { config: { type: 'string', short: 'c' } });
+      const cfg = loadShellConfig(need(values.config, '--config FILE'));
+      out((await ensureKeyFile(shellPaths(cfg.stateDir).agentKey, 'berth-shell')).public);
+      return;
+    }
+    default:
+      throw new UsageError(sub ? `unknown shell command: ${sub}` : 'missing shell command');
+  }
+}
+
 async function imageCommand(args: string[]): Promise<void> {
   const [sub, ...rest] = args;
   if (sub !== 'build') throw new UsageError(sub ? `unknown image command: ${sub}` : 'missing image command');
@@ -112,6 +202,8 @@ async function main(argv: string[]): Promise<void> {
       return agentCommand(rest);
     case 'image':
       return imageCommand(rest);
+    case 'shell':
+      return shellCommand(rest);
     case 'version':
     case '--version':
       process.stdout.write(`berth ${BERTH_VERSION} (protocol ${PROTOCOL_VERSION})\n`);

@@ -29,6 +29,9 @@ export interface ShellOptions {
 export async function startShell(o: ShellOptions): Promise<RunningShell> {
   const cfg = o.config;
   const logger = o.logger ?? createLogger({ level: cfg.log.level, file: cfg.log.file });
+  // blessed exits the process on an uncaught exception when it holds the only handler: one
+  // operator's menu must never take the shell down for everyone.
+  process.on('uncaughtException', (err) => logger.error('uncaught exception', { err: err.message, stack: err.stack }));
   const paths = shellPaths(cfg.stateDir);
   const operators = loadOperators(cfg.operators);
   const hostKey = await ensureKeyFile(paths.hostKey, 'berth-shell-host');

@@ -33,6 +33,7 @@ export function may(role: Role, action: Action): boolean {
 export function assertMay(operator: { name: string; role: Role }, action: Action): void {
   if (!may(operator.role, action)) {
     const what = action === 'attach-write' ? 'attach read-write' : action;
-    throw new BerthError('FORBIDDEN', `${operator.name} is a ${operator.role} and may not ${what}`);
+    const article = operator.role === 'viewer' ? 'a' : 'an';
+    throw new BerthError('FORBIDDEN', `${operator.name} is ${article} ${operator.role} and may not ${what}`);
   }
 }

@@ -64,7 +64,7 @@ export class ShellService {
   }
 
   async create(op: Operator, r: CreateRequest): Promise<SessionEntry> {
-    return this.audited(op, 'create', null, async () => {
+    return this.audited(op, 'create', { agent: r.agent }, async () => {
       assertMay(op, 'create');
       const agent = r.agent ?? this.pickAgent();
       if (!this.o.view.agent(agent)) throw new BerthError('NOT_FOUND', `no agent named ${agent}`);
@@ -76,8 +76,8 @@ export class ShellService {
   }
 
   async edit(op: Operator, ref: string, r: EditRequest): Promise<SessionEntry> {
-    const s = this.resolve(ref);
-    return this.audited(op, 'edit', s, async () => {
+    return this.audited(op, 'edit', { ref }, async (found) => {
+      const s = mustFind(found);
       assertMay(op, 'edit');
       const entry = await this.withDnsName(r.dns, s.id, () => this.o.agents.call(s.agent, 'edit', { session: s.id, ...r }, op.name));
       this.o.view.upsert(s.agent, entry);
@@ -86,8 +86,8 @@ export class ShellService {
   }
 
   async clone(op: Operator, ref: string, name?: string): Promise<SessionEntry> {
-    const s = this.resolve(ref);
-    return this.audited(op, 'clone', s, async () => {
+    return this.audited(op, 'clone', { ref }, async (found) => {
+      const s = mustFind(found);
       assertMay(op, 'clone');
       const entry = await this.o.agents.call(s.agent, 'clone', { session: s.id, ...(name ? { name } : {}) }, op.name);
       this.o.view.upsert(s.agent, entry);
@@ -97,8 +97,8 @@ export class ShellService {
 
   /** restart, kill and override: one session in, its new entry out. */
   async simple(op: Operator, action: 'restart' | 'kill' | 'override', ref: string, reason?: string): Promise<SessionEntry> {
-    const s = this.resolve(ref);
-    return this.audited(op, action, s, async () => {
+    return this.audited(op, action, { ref }, async (found) => {
+      const s = mustFind(found);
       assertMay(op, action);
       const entry =
         action === 'override'
@@ -110,8 +110,8 @@ export class ShellService {
   }
 
   async background(op: Operator, ref: string): Promise<number> {
-    const s = this.resolve(ref);
-    return this.audited(op, 'background', s, async () => {
+    return this.audited(op, 'background', { ref }, async (found) => {
+      const s = mustFind(found);
       assertMay(op, 'background');
       const r = await this.o.agents.call(s.agent, 'background', { session: s.id }, op.name);
       return { result: r.detached, detail: { detached: r.detached } };
@@ -119,8 +119,8 @@ export class ShellService {
   }
 
   async delete(op: Operator, ref: string): Promise<string> {
-    const s = this.resolve(ref);
-    return this.audited(op, 'delete', s, async () => {
+    return this.audited(op, 'delete', { ref }, async (found) => {
+      const s = mustFind(found);
       assertMay(op, 'delete');
       await this.o.agents.call(s.agent, 'delete', { session: s.id }, op.name);
       this.o.view.forget(s.agent, s.id);
@@ -130,9 +130,9 @@ export class ShellService {
 
   /** Opens an attach; a viewer's is always read-only. The caller records the detach via `detached`. */
   async attach(op: Operator, ref: string, readOnly: boolean, cols: number, rows: number): Promise<{ session: ClusterSession; attach: AgentAttach }> {
-    const s = this.resolve(ref);
     const ro = readOnly || op.role === 'viewer';
-    return this.audited(op, 'attach', s, async () => {
+    return this.audited(op, 'attach', { ref }, async (found) => {
+      const s = mustFind(found);
       assertMay(op, ro ? 'attach' : 'attach-write');
       const a = await this.o.agents.attach(s.agent, { session: s.id, operator: op.name, readOnly: ro, cols, rows });
       if (!a.reply.ok) {
@@ -155,26 +155,45 @@ export class ShellService {
 
   // ---- internals ----
 
+  /**
+   * Runs one op and records it in the audit log whatever happens, a refused REF included. `target`
+   * is the REF to resolve (inside the record), or the agent a create goes to.
+   */
   private async audited<T>(
     op: Operator,
     name: string,
-    s: ClusterSession | null,
-    fn: () => Promise<{ result: T; agent?: string; session?: string; detail?: Record<string, unknown> }>,
+    target: { ref: string } | { agent: string | undefined },
+    fn: (s: ClusterSession | null) => Promise<{ result: T; agent?: string; session?: string; detail?: Record<string, unknown> }>,
   ): Promise<T> {
+    let s: ClusterSession | null = null;
+    let agent = 'agent' in target ? target.agent : undefined;
     try {
-      const r = await fn();
+      if ('ref' in target) {
+        s = this.resolve(target.ref);
+        agent = s.agent;
+      }
+      const r = await fn(s);
       await this.o.audit.record({
         operator: op.name,
         op: name,
         session: r.session ?? s?.id,
-        agent: r.agent ?? s?.agent,
+        agent: r.agent ?? agent,
         result: 'ok',
         ...(r.detail ? { detail: r.detail } : {}),
       });
       return r.result;
     } catch (err) {
       const e = toBerthError(err);
-      await this.o.audit.record({ operator: op.name, op: name, session: s?.id, agent: s?.agent, result: 'error', code: e.code, message: e.message });
+      await this.o.audit.record({
+        operator: op.name,
+        op: name,
+        session: s?.id,
+        agent,
+        result: 'error',
+        code: e.code,
+        message: e.message,
+        ...('ref' in target && !s ? { detail: { ref: target.ref } } : {}),
+      });
       throw e;
     }
   }
@@ -235,6 +254,12 @@ export class ShellService {
     }
     return [...out.entries()].sort(([a], [b]) => a.localeCompare(b)).map(([name, address]) => ({ name, address }));
   }
+}
+
+/** The session `audited` resolved from a REF (it is always there when a REF was given). */
+function mustFind(s: ClusterSession | null): ClusterSession {
+  if (!s) throw new BerthError('INTERNAL', 'no session resolved');
+  return s;
 }
 
 function entryIdOf(e: SessionEntry): string {

@@ -119,7 +119,10 @@ export class AgentLink extends EventEmitter {
         const nl = head.indexOf(0x0a);
         if (nl === -1) return;
         clearTimeout(timer);
+        // Pause in this very callback: chunks ssh2 emits later in the same tick (tmux's first
+        // screen) would otherwise flow to no listener and be lost.
         ch.off('data', onData);
+        ch.pause();
         const rest = head.subarray(nl + 1);
         if (rest.length > 0) ch.unshift(rest);
         try {
@@ -135,7 +138,6 @@ export class AgentLink extends EventEmitter {
       });
       ch.write(encodeFrame(header));
     });
-    ch.pause();
     return {
       stream: ch,
       reply,

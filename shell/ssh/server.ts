@@ -8,6 +8,7 @@ import { messageOf, toBerthError } from '../../common/errors';
 import { Logger } from '../../common/logging';
 import { runCommand } from '../cli/commands';
 import { Operator, ShellService } from '../service';
+import { serveMenu } from './menu-door';
 import { KnownOperator, findKey } from './operator-keys';
 
 export interface ShellServerOptions {
@@ -73,9 +74,13 @@ export function createShellServer(o: ShellServerOptions): ShellServer {
         });
         session.on('shell', (acc) => {
           const ch = acc();
-          ch.stderr.write('berth: the menu is not in this version yet; run a command, e.g. `ssh -p PORT USER@HOST list` or `help`\r\n');
-          ch.exit(2);
-          ch.end();
+          if (!term) {
+            ch.stderr.write('berth: the menu needs a terminal: use ssh -t, or run a command (`help` lists them)\n');
+            ch.exit(2);
+            ch.end();
+            return;
+          }
+          serveMenu(ch, op, term, o.service, log, (f) => (onResize = f));
         });
         session.on('subsystem', (_acc, rej) => rej());
       });

@@ -6,7 +6,8 @@ export class Tmux {
   constructor(private readonly socket: string) {}
 
   private run(args: string[]): string {
-    return execFileSync('tmux', ['-L', this.socket, ...args], { encoding: 'utf8' });
+    // -u: the terminals are UTF-8 whatever this process's locale says.
+    return execFileSync('tmux', ['-u', '-L', this.socket, ...args], { encoding: 'utf8' });
   }
 
   /** Starts `argv` in a new detached session of the given size; the pane stays after it exits. */
@@ -22,7 +23,7 @@ export class Tmux {
 
   /** Types text literally (no key names). */
   type(name: string, text: string): void {
-    this.run(['send-keys', '-t', name, '-l', text]);
+    this.run(['send-keys', '-t', name, '-l', '--', text]);
   }
 
   screen(name: string): string {

@@ -295,6 +295,15 @@ test('the audit log has a record per op, refused ones with their code', async ()
   expect(taken).toEqual(expect.objectContaining({ operator: 'alice', result: 'error', message: expect.stringContaining(`d-${tag}`) }));
 });
 
+test('refused ops are audited too: an unknown REF, and a refused create with its agent', async () => {
+  expectRefused(await cli(`restart gone-${tag}`, 'bob'), 'NOT_FOUND');
+  const lost = (await audit()).find((r) => r.op === 'restart' && (r.detail as { ref?: string } | undefined)?.ref === `gone-${tag}`);
+  expect(lost).toEqual(expect.objectContaining({ operator: 'bob', result: 'error', code: 'NOT_FOUND' }));
+  expectRefused(await cli(`create --name 'bad name' --agent agent-1`, 'bob'), 'BAD_REQUEST');
+  const bad = (await audit()).filter((r) => r.op === 'create' && r.code === 'BAD_REQUEST').pop();
+  expect(bad).toEqual(expect.objectContaining({ operator: 'bob', agent: 'agent-1', result: 'error' }));
+});
+
 test('attach without a terminal and a plain shell request are refused clearly', async () => {
   await sessionOp(`create --name att-${tag} --agent agent-1`);
   const a = await cli(`attach att-${tag}`);
