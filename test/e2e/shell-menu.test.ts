@@ -1,0 +1,147 @@
+/**
+ * The menu as an operator uses it: the real OpenSSH client in a terminal (tmux), keys typed with
+ * send-keys and the screen read with capture-pane.
+ */
+import { randomUUID } from 'node:crypto';
+import { Cluster, startCluster, until } from '../helpers/cluster';
+import { Tmux } from '../helpers/tmux';
+
+const runLabel = `e2e-menu-${randomUUID().slice(0, 8)}`;
+const tmux = new Tmux(`berth-${runLabel}`);
+let cluster: Cluster;
+
+const PROMPT = /claude@[a-z0-9-]+:~\$/;
+const row = (screen: string, name: string): string => screen.split('\n').find((l) => l.includes(` ${name} `)) ?? '';
+
+async function listJson(): Promise<Array<Record<string, unknown>>> {
+  return JSON.parse((await cluster.ssh('alice', ['list', '--json'])).out || '[]') as Array<Record<string, unknown>>;
+}
+
+/** Moves the selection to the row of `name` (rows are in creation order). */
+async function select(name: string): Promise<void> {
+  const names = (await listJson()).map((s) => s.name);
+  tmux.keys('alice', 'Home');
+  for (let i = 0; i < 30; i++) tmux.keys('alice', 'Up');
+  for (let i = 0; i < names.indexOf(name); i++) tmux.keys('alice', 'Down');
+}
+
+beforeAll(async () => {
+  cluster = await startCluster({ runLabel, agents: 2 });
+  await until('both agents online', () => cluster.ssh('vic', ['agents', '--json']).then((r) => (JSON.parse(r.out || '[]') as Array<{ status: string }>).filter((a) => a.status === 'online').length), (n) => n === 2);
+  tmux.start('alice', ['ssh', ...cluster.sshArgs('alice', ['-t'])], 120, 30);
+  await tmux.waitFor('alice', (s) => s.includes('alice (admin)') && s.includes('agents 2/2 online'), 'the menu');
+});
+
+afterAll(async () => {
+  tmux.kill();
+  await cluster?.dispose();
+});
+
+test('N asks for the agent, the form checks as you type, and the new session shows up', async () => {
+  tmux.keys('alice', 'N');
+  await tmux.waitFor('alice', (s) => s.includes('new session on which agent?') && s.includes('agent-2'), 'the agent picker');
+  tmux.keys('alice', 'Down', 'Enter');
+  await tmux.waitFor('alice', (s) => s.includes('new session on agent-2'), 'the form');
+  tmux.type('alice', 'no good');
+  await tmux.waitFor('alice', (s) => s.includes('must be 1-64 letters, digits'), 'the name problem, as typed');
+  for (let i = 0; i < 7; i++) tmux.keys('alice', 'BSpace');
+  tmux.type('alice', 'web');
+  tmux.keys('alice', 'Tab', 'Tab');
+  tmux.type('alice', '-1');
+  tmux.keys('alice', 'Tab');
+  tmux.type('alice', 'webdns');
+  tmux.keys('alice', 'Enter');
+  const s = await tmux.waitFor('alice', (x) => row(x, 'web').includes('agent-2'), 'the new row');
+  expect(row(s, 'web')).toMatch(/web\s+agent-2\s+-\s+1001\/tcp\s+webdns/);
+});
+
+test('an agent refusal is shown verbatim in the form, which stays open', async () => {
+  tmux.keys('alice', 'N');
+  await tmux.waitFor('alice', (s) => s.includes('which agent?'), 'the agent picker');
+  tmux.keys('alice', 'Enter');
+  tmux.type('alice', 'other');
+  tmux.keys('alice', 'Tab', 'Tab', 'Tab');
+  tmux.type('alice', 'webdns');
+  tmux.keys('alice', 'Enter');
+  await tmux.waitFor('alice', (s) => s.includes('dns: "webdns" is used by session web on agent-2'), 'the refusal in the form');
+  tmux.keys('alice', 'Escape');
+  await tmux.waitFor('alice', (s) => !s.includes('new session on'), 'the form closed');
+});
+
+test('Enter attaches, Ctrl-b d comes back to the menu, which shows the session running', async () => {
+  await select('web');
+  tmux.keys('alice', 'Enter');
+  await tmux.waitFor('alice', (s) => PROMPT.test(s), 'the session prompt', 20_000);
+  tmux.type('alice', 'echo menu-$((3*4))');
+  tmux.keys('alice', 'Enter');
+  await tmux.waitFor('alice', (s) => s.includes('menu-12'), 'the command output');
+  tmux.keys('alice', 'C-b', 'd');
+  const s = await tmux.waitFor('alice', (x) => x.includes('agents 2/2 online') && / R /.test(row(x, 'web')), 'the menu with web running');
+  expect(s).not.toContain('menu-12');
+});
+
+test('E edits (restart to apply), C clones, K kills, R restarts', async () => {
+  await select('web');
+  tmux.keys('alice', 'E');
+  await tmux.waitFor('alice', (s) => s.includes('edit web'), 'the edit form');
+  tmux.keys('alice', 'Tab', 'Tab');
+  for (let i = 0; i < 6; i++) tmux.keys('alice', 'BSpace');
+  tmux.type('alice', '1500');
+  tmux.keys('alice', 'Enter');
+  await tmux.waitFor('alice', (s) => s.includes('edited web: restart it to apply') && row(s, 'web').includes('R*'), 'restart-to-apply');
+  tmux.keys('alice', 'C');
+  await tmux.waitFor('alice', (s) => s.includes('clone web'), 'the clone form');
+  tmux.keys('alice', 'Enter');
+  await tmux.waitFor('alice', (s) => row(s, 'web-copy').includes('agent-2'), 'the clone row');
+  await select('web');
+  tmux.keys('alice', 'K');
+  await tmux.waitFor('alice', (s) => s.includes('killed web') && / - /.test(row(s, 'web')), 'web stopped');
+  tmux.keys('alice', 'R');
+  await tmux.waitFor('alice', (s) => s.includes('restarted web') && row(s, 'web').includes('1500/tcp') && / R /.test(row(s, 'web')), 'web running on its new port');
+});
+
+test('/ filters, ? and S show help and settings', async () => {
+  tmux.keys('alice', '/');
+  tmux.type('alice', 'copy');
+  let s = await tmux.waitFor('alice', (x) => x.includes('filter: copy'), 'the filter');
+  expect(row(s, 'web')).toBe('');
+  expect(row(s, 'web-copy')).not.toBe('');
+  tmux.keys('alice', 'Escape');
+  s = await tmux.waitFor('alice', (x) => row(x, 'web') !== '', 'the filter cleared');
+  tmux.type('alice', '?');
+  await tmux.waitFor('alice', (x) => x.includes('override a stale lock'), 'help');
+  tmux.keys('alice', 'Space');
+  tmux.type('alice', 'S');
+  await tmux.waitFor('alice', (x) => x.includes('protocol 1') && x.includes('agent-1') && x.includes('online'), 'settings');
+  tmux.keys('alice', 'Space');
+});
+
+test('D asks Y/N: N keeps the session, Y deletes it', async () => {
+  await select('web-copy');
+  tmux.keys('alice', 'D');
+  await tmux.waitFor('alice', (s) => s.includes('Delete web-copy and all its files?'), 'the question');
+  tmux.keys('alice', 'n');
+  await tmux.waitFor('alice', (s) => !s.includes('Delete web-copy') && row(s, 'web-copy') !== '', 'kept');
+  tmux.keys('alice', 'D');
+  await tmux.waitFor('alice', (s) => s.includes('Delete web-copy'), 'the question');
+  tmux.keys('alice', 'y');
+  await tmux.waitFor('alice', (s) => s.includes('deleted web-copy') && row(s, 'web-copy') === '', 'deleted');
+  expect((await listJson()).map((x) => x.name)).not.toContain('web-copy');
+});
+
+test('a viewer is told why mutating keys are refused, and Enter attaches read-only', async () => {
+  tmux.start('vic', ['ssh', ...cluster.sshArgs('vic', ['-t'])], 120, 30);
+  await tmux.waitFor('vic', (s) => s.includes('vic (viewer)') && row(s, 'web') !== '', 'the viewer menu');
+  for (const [k, what] of [['N', 'create'], ['K', 'kill'], ['D', 'delete'], ['E', 'edit']] as const) {
+    tmux.keys('vic', k);
+    await tmux.waitFor('vic', (s) => s.includes(`vic is a viewer and may not ${what}`), `the refusal of ${k}`);
+  }
+  tmux.keys('vic', 'Enter');
+  await tmux.waitFor('vic', (s) => PROMPT.test(s), 'the read-only attach', 20_000);
+  const [web] = (await listJson()).filter((x) => x.name === 'web');
+  expect(web?.attached).toEqual(['vic']);
+  tmux.keys('vic', 'C-b', 'd');
+  await tmux.waitFor('vic', (s) => s.includes('vic (viewer)'), 'back in the menu');
+  tmux.keys('vic', 'q');
+  await until('the viewer ssh ends on Q', async () => tmux.dead('vic'), (d) => d);
+});
