@@ -47,7 +47,7 @@ export async function startAgent(o: AgentOptions): Promise<RunningAgent> {
   const store = new SessionStore({ root: cfg.root, owner: process.getuid?.() === 0 ? user : undefined });
   await fs.mkdir(cfg.root, { recursive: true });
   await claimRoot(cfg.root);
-  const runtime = o.runtime ?? new DockerodeRuntime({ socketPath: cfg.dockerSocket, agent: cfg.id, logger });
+  const runtime = o.runtime ?? new DockerodeRuntime({ socketPath: cfg.dockerSocket, agent: cfg.id, root: path.resolve(cfg.root), logger });
   const sessions = new Sessions({
     agent: cfg.id,
     store,

@@ -17,6 +17,7 @@ import {
   LABEL_DNS,
   LABEL_PORT,
   LABEL_PROTOCOL,
+  LABEL_ROOT,
   LABEL_SESSION,
   RuntimeEvent,
 } from './runtime';
@@ -35,17 +36,21 @@ const WAIT_FOR_TMUX =
 export interface DockerodeRuntimeOptions {
   socketPath: string;
   agent: string;
+  /** The agent's session root, recorded on and required of every container it owns. */
+  root: string;
   logger: Logger;
 }
 
 export class DockerodeRuntime implements ContainerRuntime {
   private readonly docker: Docker;
   private readonly agent: string;
+  private readonly root: string;
   private readonly log: Logger;
 
   constructor(opts: DockerodeRuntimeOptions) {
     this.docker = new Docker({ socketPath: opts.socketPath });
     this.agent = opts.agent;
+    this.root = opts.root;
     this.log = opts.logger.child({ component: 'docker' });
   }
 
@@ -58,11 +63,15 @@ export class DockerodeRuntime implements ContainerRuntime {
   }
 
   async list(): Promise<ContainerSummary[]> {
-    return this.listBy([`${LABEL_AGENT}=${this.agent}`]);
+    return this.listBy(this.ownLabels());
   }
 
   async listSession(sessionId: string): Promise<ContainerSummary[]> {
-    return this.listBy([`${LABEL_AGENT}=${this.agent}`, `${LABEL_SESSION}=${sessionId}`]);
+    return this.listBy([...this.ownLabels(), `${LABEL_SESSION}=${sessionId}`]);
+  }
+
+  private ownLabels(): string[] {
+    return [`${LABEL_AGENT}=${this.agent}`, `${LABEL_ROOT}=${this.root}`];
   }
 
   private async listBy(labels: string[]): Promise<ContainerSummary[]> {
@@ -90,6 +99,7 @@ export class DockerodeRuntime implements ContainerRuntime {
       ...spec.extraLabels,
       [LABEL_SESSION]: spec.sessionId,
       [LABEL_AGENT]: spec.agent,
+      [LABEL_ROOT]: this.root,
       [LABEL_PROTOCOL]: spec.protocol,
       [LABEL_PORT]: String(spec.port),
       [LABEL_DNS]: spec.dns,
@@ -280,7 +290,7 @@ export class DockerodeRuntime implements ContainerRuntime {
         let reason = 'event stream ended';
         try {
           const stream = (await this.docker.getEvents({
-            filters: { type: ['container'], label: [`${LABEL_AGENT}=${this.agent}`] },
+            filters: { type: ['container'], label: this.ownLabels() },
           })) as unknown as IncomingMessage;
           current = stream;
           backoff = 250;

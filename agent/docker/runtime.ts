@@ -8,6 +8,8 @@ import { Protocol } from '../../common/names';
 
 export const LABEL_SESSION = 'berth.session';
 export const LABEL_AGENT = 'berth.agent';
+/** The agent's session root: agents that share an id by mistake never touch each other's containers. */
+export const LABEL_ROOT = 'berth.root';
 export const LABEL_PROTOCOL = 'berth.protocol';
 export const LABEL_PORT = 'berth.port';
 export const LABEL_DNS = 'berth.dns';

@@ -62,3 +62,23 @@ test('an op that holds the lock past one refresh leaves no lock behind', async (
   expect({ state: after.state, lock: after.lock }).toEqual({ state: '-', lock: null });
   await expect(client.call('edit', { session: id, name: 'renamed' })).resolves.toMatchObject({ kind: 'session' });
 });
+
+test('two agents that share an id by mistake never remove each other\'s containers', async () => {
+  const twin = await startAgentProcess({ runLabel, id: agent.id });
+  try {
+    const twinClient = await twin.connect();
+    const mine = await client.call('create', { name: 'mine' });
+    const theirs = await twinClient.call('create', { name: 'theirs' });
+    await client.call('restart', { session: entryId(mine) });
+    await twinClient.call('restart', { session: entryId(theirs) });
+    // Orphan grace is 2 s and the reconciler runs every second: give it several rounds.
+    await new Promise((r) => setTimeout(r, 4500));
+    for (const id of [entryId(mine), entryId(theirs)]) {
+      expect(await docker('inspect', '-f', '{{.State.Running}}', `berth-${id}`)).toBe('true');
+    }
+    expect((await client.call('get', { session: entryId(mine) })).state).toBe('R');
+    expect((await twinClient.call('get', { session: entryId(theirs) })).state).toBe('R');
+  } finally {
+    await twin.dispose();
+  }
+}, 30_000);
