@@ -28,6 +28,8 @@ export interface MenuOptions {
 }
 
 export interface Menu {
+  /** Redraws now (normally redraws follow cluster changes by themselves). */
+  render(): void;
   /** Tells the menu the terminal's new size. */
   resize(cols: number, rows: number): void;
   /** Resolves when the operator quits (Q). */
@@ -354,6 +356,7 @@ export function startMenu(o: MenuOptions): Menu {
 
   draw();
   return {
+    render: draw,
     resize(cols, rows) {
       out.columns = cols;
       out.rows = rows;
