@@ -66,7 +66,6 @@ export function startMenu(o: MenuOptions): Menu {
     // symbols as Unicode, not with the VT100 alternate character set.
     forceUnicode: true,
     warnings: false,
-    smartCSR: true,
     autoPadding: false,
   }) as blessed.Widgets.Screen & { enter(): void; leave(): void; tput: { brokenACS: boolean } };
   // blessed maps box lines and symbols to the VT100 alternate charset, which UTF-8 terminals (and
@@ -119,8 +118,11 @@ export function startMenu(o: MenuOptions): Menu {
     const sessions = visible();
     const agents = svc.view.agentList();
     const online = agents.filter((a) => a.status === 'online').length;
+    const away = agents.filter((a) => a.status !== 'online').map((a) => `${a.id} ${a.status}`);
     title.setContent(
-      ` {bold}berth{/bold}  ${esc(o.operator.name)} (${o.operator.role})  agents ${online}/${agents.length} online  sessions ${sessions.length}` +
+      ` {bold}berth{/bold}  ${esc(o.operator.name)} (${o.operator.role})  agents ${online}/${agents.length} online` +
+        (away.length ? ` {yellow-fg}(? ${esc(away.join(', '))}){/yellow-fg}` : '') +
+        `  sessions ${sessions.length}` +
         (filter || filtering ? `  filter: ${esc(filter)}${filtering ? '_' : ''}` : ''),
     );
     const rows = sessions.map(sessionRow);
@@ -141,16 +143,13 @@ export function startMenu(o: MenuOptions): Menu {
     }
     if (sessions.length === 0) lines.push(filter ? '{gray-fg}no session matches the filter{/gray-fg}' : '{gray-fg}no sessions yet: N creates one{/gray-fg}');
     table.setContent(lines.join('\n'));
-    const offline = agents.filter((a) => a.status !== 'online').map((a) => `${a.id} ${a.status}`);
     const text = busy
       ? `{yellow-fg}${SPIN[spin % SPIN.length]} ${esc(busy)}{/yellow-fg}`
       : message
         ? messageIsError
           ? `{red-fg}${esc(message)}{/red-fg}`
           : esc(message)
-        : offline.length
-          ? `{gray-fg}? ${esc(offline.join(', '))}{/gray-fg}`
-          : '';
+        : '';
     status.setContent(text);
     screen.render();
   };

@@ -145,3 +145,48 @@ test('a viewer is told why mutating keys are refused, and Enter attaches read-on
   tmux.keys('vic', 'q');
   await until('the viewer ssh ends on Q', async () => tmux.dead('vic'), (d) => d);
 });
+
+test('an agent that stops answering: its rows turn ?, the menu keeps answering, then it comes back', async () => {
+  expect((await cluster.ssh('alice', ['create', '--name', 'quiet', '--agent', 'agent-1'])).code).toBe(0);
+  await tmux.waitFor('alice', (s) => row(s, 'quiet').includes('agent-1'), 'the new row');
+  const pid = cluster.agents[0]!.proc.pid!;
+  process.kill(pid, 'SIGSTOP');
+  try {
+    const s = await tmux.waitFor('alice', (x) => / \? /.test(row(x, 'quiet')) && x.includes('agents 1/2 online'), 'quiet marked ?', 8000);
+    expect(s).toMatch(/agents 1\/2 online \(\? agent-1 offline\)/);
+    expect(row(s, 'quiet')).toMatch(/quiet\s+agent-1\s+\?\s+-\s+-\s+\S+ \S+\s+-\s+-$/);
+    expect(row(s, 'web')).toMatch(/ R /);
+    tmux.type('alice', '?');
+    await tmux.waitFor('alice', (x) => x.includes('override a stale lock'), 'help still opens');
+    tmux.keys('alice', 'Space');
+  } finally {
+    process.kill(pid, 'SIGCONT');
+  }
+  await tmux.waitFor('alice', (x) => / - /.test(row(x, 'quiet')) && x.includes('agents 2/2 online'), 'agent-1 back', 20_000);
+});
+
+test('O overrides a lock left by a killed agent, after asking why', async () => {
+  const [quiet] = (await listJson()).filter((x) => x.name === 'quiet');
+  const id = String(quiet?.id);
+  const old = cluster.agents[0]!;
+  await old.kill9();
+  // The dead agent's lock, as a crash mid-operation leaves it.
+  const dir = `${old.root}/${id}`;
+  await import('node:fs/promises').then(async (fs) => {
+    await fs.mkdir(`${dir}/session.lock`);
+    await fs.writeFile(`${dir}/session.lock.owner.json`, JSON.stringify({ operator: 'bob', op: 'clone', since: new Date().toISOString(), pid: 999999, agentInstance: 'dead' }));
+  });
+  const { startAgentProcess } = await import('../helpers/agent-process');
+  cluster.agents[0] = await startAgentProcess({ runLabel, dir: old.dir, id: old.id, config: { listen: { host: '127.0.0.1', port: old.port } } });
+  await tmux.waitFor('alice', (x) => / L /.test(row(x, 'quiet')) && x.includes('agents 2/2 online'), 'quiet locked', 30_000);
+  await select('quiet');
+  tmux.keys('alice', 'O');
+  await tmux.waitFor('alice', (s) => s.includes('override the lock of quiet'), 'the reason form');
+  tmux.keys('alice', 'Enter');
+  await tmux.waitFor('alice', (s) => s.includes('say why'), 'a reason is required');
+  tmux.type('alice', 'agent was killed');
+  tmux.keys('alice', 'Enter');
+  await tmux.waitFor('alice', (s) => s.includes('unlocked quiet') && / - /.test(row(s, 'quiet')), 'unlocked');
+  const audit = (await import('node:fs/promises').then((fs) => fs.readFile(cluster.auditFile, 'utf8'))).trim().split('\n').map((l) => JSON.parse(l) as Record<string, unknown>);
+  expect(audit.find((r) => r.op === 'override' && r.session === id && r.result === 'ok')).toMatchObject({ operator: 'alice', detail: { reason: 'agent was killed' } });
+});
