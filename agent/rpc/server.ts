@@ -2,9 +2,9 @@
  * The agent's SSH server: public-key auth against the trusted shell keys, no shell, exec or pty,
  * only the three berth subsystems.
  */
-import net, { AddressInfo } from 'node:net';
 import { Duplex } from 'node:stream';
 import { Server, ServerChannel } from 'ssh2';
+import { Listener, noDelayListener } from '../../common/listener';
 import { messageOf } from '../../common/errors';
 import { Logger } from '../../common/logging';
 import { HelloEvent, SUBSYSTEMS } from '../../common/protocol';
@@ -23,12 +23,7 @@ export interface AgentServerOptions {
   logger: Logger;
 }
 
-export interface AgentServer {
-  /** Starts listening; resolves with the bound address (port 0 picks one). */
-  listen(port: number, host: string): Promise<AddressInfo>;
-  /** Stops accepting and drops every connection. Idempotent. */
-  close(): Promise<void>;
-}
+export type AgentServer = Listener;
 
 export function createAgentServer(opts: AgentServerOptions): AgentServer {
   const log = opts.logger.child({ component: 'ssh' });
@@ -105,27 +100,10 @@ export function createAgentServer(opts: AgentServerOptions): AgentServer {
     });
   });
 
-  // Our own listener, so every socket gets TCP_NODELAY: small frames (a keystroke, an RPC reply)
-  // must not wait for Nagle's algorithm and the peer's delayed ACK (~40 ms on loopback).
-  const listener = net.createServer((sock) => {
-    sock.setNoDelay(true);
-    server.injectSocket(sock);
-  });
-  return {
-    listen(port, host) {
-      return new Promise((resolve, reject) => {
-        listener.once('error', reject);
-        listener.listen(port, host, () => {
-          listener.off('error', reject);
-          resolve(listener.address() as AddressInfo);
-        });
-      });
+  return noDelayListener(
+    (sock) => server.injectSocket(sock),
+    () => {
+      for (const c of clients) c.end();
     },
-    close() {
-      return new Promise((resolve) => {
-        listener.close(() => resolve());
-        for (const c of clients) c.end();
-      });
-    },
-  };
+  );
 }

@@ -2,8 +2,8 @@
  * The operators' SSH server: public-key login (the user name must be an operator with that key),
  * the exec CLI (`ssh shell list`), attach over `ssh -t shell attach REF`, and the menu door.
  */
-import net, { AddressInfo } from 'node:net';
 import { Server, ServerChannel } from 'ssh2';
+import { Listener, noDelayListener } from '../../common/listener';
 import { messageOf, toBerthError } from '../../common/errors';
 import { Logger } from '../../common/logging';
 import { runCommand } from '../cli/commands';
@@ -18,11 +18,7 @@ export interface ShellServerOptions {
   logger: Logger;
 }
 
-export interface ShellServer {
-  listen(port: number, host: string): Promise<AddressInfo>;
-  /** Stops accepting and ends every operator's connection. Idempotent. */
-  close(): Promise<void>;
-}
+export type ShellServer = Listener;
 
 interface Terminal {
   cols: number;
@@ -161,25 +157,10 @@ export function createShellServer(o: ShellServerOptions): ShellServer {
     ch.on('close', () => finish(0));
   };
 
-  const listener = net.createServer((sock) => {
-    sock.setNoDelay(true);
-    server.injectSocket(sock);
-  });
-  return {
-    listen(port, host) {
-      return new Promise((resolve, reject) => {
-        listener.once('error', reject);
-        listener.listen(port, host, () => {
-          listener.off('error', reject);
-          resolve(listener.address() as AddressInfo);
-        });
-      });
+  return noDelayListener(
+    (sock) => server.injectSocket(sock),
+    () => {
+      for (const c of clients) c.end();
     },
-    close() {
-      return new Promise((resolve) => {
-        listener.close(() => resolve());
-        for (const c of clients) c.end();
-      });
-    },
-  };
+  );
 }

@@ -35,6 +35,15 @@ function center(screen: blessed.Widgets.Screen, width: number, height: number, l
   });
 }
 
+/** Closes a dialog's box and hands the keys back to the menu. */
+function closer(screen: blessed.Widgets.Screen, box: blessed.Widgets.BoxElement, onClose: () => void): () => void {
+  return () => {
+    box.destroy();
+    onClose();
+    screen.render();
+  };
+}
+
 export function esc(s: string): string {
   return blessed.escape(s);
 }
@@ -69,11 +78,7 @@ export function openForm(
     box.setContent(lines.join('\n'));
     screen.render();
   };
-  const close = (): void => {
-    box.destroy();
-    onClose();
-    screen.render();
-  };
+  const close = closer(screen, box, onClose);
   draw();
   return {
     key(ch, key) {
@@ -138,11 +143,7 @@ export function openPicker(
     box.setContent([...items.map((it, i) => (i === at ? `{inverse}> ${esc(it)}{/inverse}` : `  ${esc(it)}`)), '{gray-fg}↑↓ choose · Enter ok · Esc cancel{/gray-fg}'].join('\n'));
     screen.render();
   };
-  const close = (): void => {
-    box.destroy();
-    onClose();
-    screen.render();
-  };
+  const close = closer(screen, box, onClose);
   draw();
   return {
     key(_ch, key) {
@@ -164,12 +165,11 @@ export function openConfirm(screen: blessed.Widgets.Screen, question: string, ye
   const box = center(screen, Math.max(40, question.length + 6), 5, 'confirm');
   box.setContent(`${esc(question)}\n{bold}Y{/bold}es / {bold}N{/bold}o`);
   screen.render();
+  const close = closer(screen, box, onClose);
   return {
     key(ch, key) {
       if (key.name === 'return') return;
-      box.destroy();
-      onClose();
-      screen.render();
+      close();
       if (ch === 'y' || ch === 'Y') yes();
     },
   };
@@ -181,12 +181,10 @@ export function openPage(screen: blessed.Widgets.Screen, title: string, text: st
   const box = center(screen, Math.max(...lines.map((l) => l.length)) + 4, lines.length + 3, title);
   box.setContent(`${esc(text)}\n{gray-fg}any key closes{/gray-fg}`);
   screen.render();
+  const close = closer(screen, box, onClose);
   return {
     key(_ch, key) {
-      if (key.name === 'return') return;
-      box.destroy();
-      onClose();
-      screen.render();
+      if (key.name !== 'return') close();
     },
   };
 }
