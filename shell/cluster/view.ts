@@ -1,7 +1,8 @@
 /**
  * The cluster as the shell knows it, fed only by the agents' event streams: every menu and every
  * listing reads from here and never waits on the network. Pure: no I/O.
- * Emits 'change' after every update that can change what an operator sees.
+ * Emits 'change' after every update that can change the session table, and 'stats' when only an
+ * agent's host figures changed (every few seconds per agent: no reason to redraw every menu).
  */
 import { EventEmitter } from 'node:events';
 import { AgentEvent, HelloEvent, HostStats, SessionEntry, entryId } from '../../common/protocol';
@@ -77,7 +78,8 @@ export class ClusterView extends EventEmitter {
       }
       case 'stats':
         a.stats = e.stats;
-        break;
+        this.emit('stats', id);
+        return;
       case 'error':
         a.reason = e.error.message;
         break;

@@ -62,6 +62,18 @@ describe('ClusterView', () => {
     expect(v.agent('a1')?.reason).toBe('keepalive timeout');
   });
 
+  it('does not ask menus to redraw for host figures', () => {
+    const v = new ClusterView();
+    v.addAgent('a1');
+    let changes = 0;
+    let stats = 0;
+    v.on('change', () => changes++);
+    v.on('stats', () => stats++);
+    v.apply('a1', { type: 'stats', stats: { cpus: 2, load1: 0, memoryTotalMb: 1, memoryFreeMb: 1, containersRunning: 0, sessions: 0 } });
+    expect([changes, stats]).toEqual([0, 1]);
+    expect(v.agent('a1')?.stats?.cpus).toBe(2);
+  });
+
   it('emits change on every update and forgets removed sessions', () => {
     const v = new ClusterView();
     let changes = 0;
