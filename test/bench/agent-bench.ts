@@ -22,6 +22,7 @@ import os from 'node:os';
 import { AttachReply, SUBSYSTEMS, SessionEntry, encodeFrame, entryId } from '../../common/protocol';
 import { AgentClient, Attach } from '../helpers/agent-client';
 import { AgentProcess, startAgentProcess } from '../helpers/agent-process';
+import { Stats, Term, log, quantile, round, settle, sleep, stats, withTimeout } from './lib';
 import { removeTestContainers } from '../helpers/docker';
 
 // ---- parameters ----
@@ -47,68 +48,6 @@ const TARGETS = { listMs: 50, echoRatio: 1.2 };
 
 // ---- small helpers ----
 
-const log = (msg: string): void => void process.stderr.write(`[bench] ${msg}\n`);
-
-function quantile(values: number[], q: number): number {
-  if (values.length === 0) return Number.NaN;
-  const s = [...values].sort((a, b) => a - b);
-  const pos = (s.length - 1) * q;
-  const lo = Math.floor(pos);
-  const hi = Math.ceil(pos);
-  return (s[lo] ?? 0) + ((s[hi] ?? 0) - (s[lo] ?? 0)) * (pos - lo);
-}
-
-interface Stats {
-  n: number;
-  median: number;
-  p90: number;
-  min: number;
-  max: number;
-}
-
-function stats(values: number[]): Stats {
-  return {
-    n: values.length,
-    median: round(quantile(values, 0.5)),
-    p90: round(quantile(values, 0.9)),
-    min: round(Math.min(...values)),
-    max: round(Math.max(...values)),
-  };
-}
-
-function round(x: number, digits = 2): number {
-  const f = 10 ** digits;
-  return Math.round(x * f) / f;
-}
-
-/** Rejects with a clear message when `p` takes longer than `ms`. */
-function withTimeout<T>(p: Promise<T>, ms: number, what: string): Promise<T> {
-  return new Promise<T>((resolve, reject) => {
-    const timer = setTimeout(() => reject(new Error(`${what}: no result within ${ms} ms`)), ms);
-    p.then(
-      (v) => {
-        clearTimeout(timer);
-        resolve(v);
-      },
-      (err: unknown) => {
-        clearTimeout(timer);
-        reject(err instanceof Error ? err : new Error(String(err)));
-      },
-    );
-  });
-}
-
-const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
-
-// eslint-disable-next-line no-control-regex -- terminal escape sequences are control characters by definition
-const ESCAPES = /\x1b(?:\[[0-?]*[ -/]*[@-~]|\][^\x07\x1b]*(?:\x07|\x1b\\)|[PX^_][^\x1b]*\x1b\\|[ -/]*[0-~])/g;
-
-/** The printable text of terminal output: complete escape sequences removed. */
-function visible(s: string): string {
-  return s.replace(ESCAPES, '');
-}
-
-/** Runs `fn` over `items` with at most `limit` in flight. */
 async function pool<T>(items: T[], limit: number, fn: (item: T, i: number) => Promise<void>): Promise<void> {
   let next = 0;
   const worker = async (): Promise<void> => {
@@ -140,84 +79,6 @@ function dockerApiGet(pathAndQuery: string, timeoutMs = 10_000): Promise<unknown
 }
 
 // ---- terminals (the two paths of the echo benchmark) ----
-
-/** A terminal the bench types into: a berth attach, or `docker exec -it` under `script`. */
-class Term {
-  private listener: ((d: Buffer) => void) | null = null;
-  /** Everything received, for waits on the initial screen and for error messages. */
-  output = '';
-  lastData = performance.now();
-
-  constructor(
-    readonly name: string,
-    private readonly send: (s: string) => void,
-    subscribe: (cb: (d: Buffer) => void) => void,
-  ) {
-    subscribe((d) => {
-      this.lastData = performance.now();
-      this.output += d.toString('utf8');
-      if (this.output.length > 200_000) this.output = this.output.slice(-100_000);
-      this.listener?.(d);
-    });
-  }
-
-  /** Resolves once the visible output (from `from` on) passes `pred`; rejects after `timeoutMs`. */
-  waitVisible(pred: (text: string) => boolean, timeoutMs: number, what: string, from = 0): Promise<number> {
-    const t0 = performance.now();
-    return new Promise((resolve, reject) => {
-      const check = (): boolean => {
-        if (!pred(visible(this.output.slice(from)))) return false;
-        clearTimeout(timer);
-        this.listener = null;
-        resolve(performance.now() - t0);
-        return true;
-      };
-      const timer = setTimeout(() => {
-        this.listener = null;
-        reject(new Error(`${this.name}: ${what} not seen within ${timeoutMs} ms; output tail: ${JSON.stringify(this.output.slice(-300))}`));
-      }, timeoutMs);
-      if (!check()) this.listener = () => void check();
-    });
-  }
-
-  /** Writes one key and resolves with the ms until output containing it arrives. */
-  keystroke(key: string): Promise<number> {
-    return new Promise((resolve, reject) => {
-      let acc = '';
-      const timer = setTimeout(() => {
-        this.listener = null;
-        reject(
-          new Error(`${this.name}: echo of "${key}" not seen within ${KEY_TIMEOUT_MS} ms; received since the write: ${JSON.stringify(acc.slice(-300))}`),
-        );
-      }, KEY_TIMEOUT_MS);
-      const t0 = performance.now();
-      this.listener = (d) => {
-        acc += d.toString('utf8');
-        if (!visible(acc).includes(key)) return;
-        const dt = performance.now() - t0;
-        clearTimeout(timer);
-        this.listener = null;
-        resolve(dt);
-      };
-      this.send(key);
-    });
-  }
-
-  write(s: string): void {
-    this.send(s);
-  }
-}
-
-/** Waits until none of `terms` received anything for `quietMs` (at most `maxMs`). */
-async function settle(terms: Term[], quietMs = 40, maxMs = 2000): Promise<void> {
-  const t0 = performance.now();
-  for (;;) {
-    const now = performance.now();
-    const last = Math.max(...terms.map((t) => t.lastData));
-    if (now - last >= quietMs || now - t0 >= maxMs) return;
-    await sleep(quietMs / 4);
-  }
-}
 
 /** Ctrl-U (kill the line bash is editing), then let both screens go quiet. */
 async function clearLine(t: Term, all: Term[]): Promise<void> {
@@ -312,6 +173,7 @@ function attachTerm(a: Attach): Term {
     'berth',
     (s) => a.write(s),
     (cb) => a.channel.on('data', cb),
+    KEY_TIMEOUT_MS,
   );
 }
 
@@ -364,6 +226,7 @@ async function opensshAttach(agent: AgentProcess, session: string, c: Cleanup): 
     'openssh',
     (str) => child.stdin?.write(str),
     (cb) => listeners.push(cb),
+    KEY_TIMEOUT_MS,
   );
   const answer = new Promise<void>((resolve, reject) => {
     child.stdout?.on('data', (d: Buffer) => {
@@ -503,6 +366,7 @@ async function benchEcho(agent: AgentProcess, client: AgentClient, c: Cleanup): 
     'direct',
     (str) => child.stdin?.write(str),
     (cb) => child.stdout?.on('data', cb),
+    KEY_TIMEOUT_MS,
   );
   await direct.waitVisible((t) => t.includes('$'), 15_000, 'bash prompt on the direct docker exec');
   const openssh = await opensshAttach(agent, id, c);

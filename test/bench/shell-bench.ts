@@ -24,6 +24,7 @@ import { randomUUID } from 'node:crypto';
 import { promisify } from 'node:util';
 import { Client } from 'ssh2';
 import { Cluster, startCluster, until } from '../helpers/cluster';
+import { Stats, Term, log, quantile, round, settle, sleep, stats, visible, withTimeout } from './lib';
 import { removeTestContainers } from '../helpers/docker';
 
 const run = promisify(execFile);
@@ -47,109 +48,19 @@ const PROMPT = /claude@\S+\$/;
 const MENU_TITLE = 'alice (admin)';
 const TARGETS = { echoRatio: 1.3, attachMs: 300, memoryMb: 300 };
 
-// ---- small helpers (after agent-bench) ----
-
-const log = (msg: string): void => void process.stderr.write(`[bench] ${msg}\n`);
-const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
-
-const round = (x: number, digits = 2): number => Math.round(x * 10 ** digits) / 10 ** digits;
-
-function quantile(values: number[], q: number): number {
-  if (values.length === 0) return Number.NaN;
-  const s = [...values].sort((a, b) => a - b);
-  const pos = (s.length - 1) * q;
-  const lo = Math.floor(pos);
-  const hi = Math.ceil(pos);
-  return (s[lo] ?? 0) + ((s[hi] ?? 0) - (s[lo] ?? 0)) * (pos - lo);
-}
-
-const stats = (v: number[]) => ({ n: v.length, median: round(quantile(v, 0.5)), p90: round(quantile(v, 0.9)), min: round(Math.min(...v)), max: round(Math.max(...v)) });
-type Stats = ReturnType<typeof stats>;
-
-/** Rejects with a clear message when `p` takes longer than `ms`. */
-function withTimeout<T>(p: Promise<T>, ms: number, what: string): Promise<T> {
-  let timer: NodeJS.Timeout | undefined;
-  const late = new Promise<never>((_r, reject) => (timer = setTimeout(() => reject(new Error(`${what}: no result within ${ms} ms`)), ms)));
-  return Promise.race([p, late]).finally(() => clearTimeout(timer));
-}
-
-// eslint-disable-next-line no-control-regex -- terminal escape sequences are control characters by definition
-const ESCAPES = /\x1b(?:\[[0-?]*[ -/]*[@-~]|\][^\x07\x1b]*(?:\x07|\x1b\\)|[PX^_][^\x1b]*\x1b\\|[ -/]*[0-~])/g;
-
-/** The printable text of terminal output: complete escape sequences removed. */
-const visible = (s: string): string => s.replace(ESCAPES, '');
-
-/** A terminal the bench types into and watches: the pty output of a client run under `script`. */
-class Term {
-  private listener: ((d: Buffer) => void) | null = null;
-  output = '';
-  lastData = performance.now();
-
-  constructor(
-    readonly name: string,
-    private readonly child: ChildProcess,
-  ) {
-    const onData = (d: Buffer): void => {
-      this.lastData = performance.now();
-      this.output += d.toString('utf8');
-      if (this.output.length > 200_000) this.output = this.output.slice(-100_000);
-      this.listener?.(d);
-    };
-    child.stdout?.on('data', onData);
-    child.stderr?.on('data', onData);
-  }
-
-  /** Resolves once the visible output passes `pred`; rejects after `timeoutMs`. */
-  waitVisible(pred: (text: string) => boolean, timeoutMs: number, what: string): Promise<void> {
-    return new Promise((resolve, reject) => {
-      const check = (): boolean => {
-        if (!pred(visible(this.output))) return false;
-        clearTimeout(timer);
-        this.listener = null;
-        resolve();
-        return true;
-      };
-      const timer = setTimeout(() => {
-        this.listener = null;
-        reject(new Error(`${this.name}: ${what} not seen within ${timeoutMs} ms; output tail: ${JSON.stringify(this.output.slice(-300))}`));
-      }, timeoutMs);
-      if (!check()) this.listener = () => void check();
-    });
-  }
-
-  /** Writes one key and resolves with the ms until output containing it arrives. */
-  keystroke(key: string): Promise<number> {
-    return new Promise((resolve, reject) => {
-      let acc = '';
-      const timer = setTimeout(() => {
-        this.listener = null;
-        reject(new Error(`${this.name}: echo of "${key}" not seen within ${KEY_TIMEOUT_MS} ms; received: ${JSON.stringify(acc.slice(-300))}`));
-      }, KEY_TIMEOUT_MS);
-      const t0 = performance.now();
-      this.listener = (d) => {
-        acc += d.toString('utf8');
-        if (!visible(acc).includes(key)) return;
-        clearTimeout(timer);
-        this.listener = null;
-        resolve(performance.now() - t0);
-      };
-      this.write(key);
-    });
-  }
-
-  write(s: string): void {
-    if (alive(this.child)) this.child.stdin?.write(s);
-  }
-}
-
-/** Waits until none of `terms` received anything for `quietMs` (at most `maxMs`). */
-async function settle(terms: Term[], quietMs = 40, maxMs = 2000): Promise<void> {
-  const t0 = performance.now();
-  for (;;) {
-    const now = performance.now();
-    if (now - Math.max(...terms.map((t) => t.lastData)) >= quietMs || now - t0 >= maxMs) return;
-    await sleep(quietMs / 4);
-  }
+/** A terminal over a client process's pty (stdin in, stdout and stderr out). */
+function childTerm(name: string, child: ChildProcess): Term {
+  return new Term(
+    name,
+    (str) => {
+      if (alive(child)) child.stdin?.write(str);
+    },
+    (cb) => {
+      child.stdout?.on('data', cb);
+      child.stderr?.on('data', cb);
+    },
+    KEY_TIMEOUT_MS,
+  );
 }
 
 // ---- processes ----
@@ -280,7 +191,7 @@ function spawnTerm(s: State, name: string, cmd: string): { child: ChildProcess; 
   s.children.push(child);
   child.stdin?.on('error', () => undefined);
   const exited = new Promise<void>((r) => child.once('exit', () => r()));
-  return { child, term: new Term(name, child), exited };
+  return { child, term: childTerm(name, child), exited };
 }
 
 /** Ctrl-b d (tmux's detach, as an operator leaves), then a bounded wait for the client to exit. */

@@ -1,0 +1,116 @@
+/** What the benchmarks share: statistics, bounded waits, and a terminal to type into and time. */
+import { performance } from 'node:perf_hooks';
+
+export const log = (msg: string): void => void process.stderr.write(`[bench] ${msg}\n`);
+export const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
+export const round = (x: number, digits = 2): number => Math.round(x * 10 ** digits) / 10 ** digits;
+
+/** Linear-interpolated quantile of `values` (q in 0..1); NaN for none. */
+export function quantile(values: number[], q: number): number {
+  if (values.length === 0) return Number.NaN;
+  const s = [...values].sort((a, b) => a - b);
+  const pos = (s.length - 1) * q;
+  const lo = Math.floor(pos);
+  const hi = Math.ceil(pos);
+  return (s[lo] ?? 0) + ((s[hi] ?? 0) - (s[lo] ?? 0)) * (pos - lo);
+}
+
+export interface Stats {
+  n: number;
+  median: number;
+  p90: number;
+  min: number;
+  max: number;
+}
+
+export function stats(v: number[]): Stats {
+  return { n: v.length, median: round(quantile(v, 0.5)), p90: round(quantile(v, 0.9)), min: round(Math.min(...v)), max: round(Math.max(...v)) };
+}
+
+/** Rejects with a clear message when `p` takes longer than `ms`. */
+export function withTimeout<T>(p: Promise<T>, ms: number, what: string): Promise<T> {
+  let timer: NodeJS.Timeout | undefined;
+  const late = new Promise<never>((_r, reject) => (timer = setTimeout(() => reject(new Error(`${what}: no result within ${ms} ms`)), ms)));
+  return Promise.race([p, late]).finally(() => clearTimeout(timer));
+}
+
+// eslint-disable-next-line no-control-regex -- terminal escape sequences are control characters by definition
+const ESCAPES = /\x1b(?:\[[0-?]*[ -/]*[@-~]|\][^\x07\x1b]*(?:\x07|\x1b\\)|[PX^_][^\x1b]*\x1b\\|[ -/]*[0-~])/g;
+
+/** The printable text of terminal output: complete escape sequences removed. */
+export const visible = (s: string): string => s.replace(ESCAPES, '');
+
+/** A terminal the bench types into and watches (an attach channel, or a client under a pty). */
+export class Term {
+  private listener: ((d: Buffer) => void) | null = null;
+  /** Everything received, for waits on the first screen and for error messages. */
+  output = '';
+  lastData = performance.now();
+
+  constructor(
+    readonly name: string,
+    private readonly send: (s: string) => void,
+    subscribe: (cb: (d: Buffer) => void) => void,
+    private readonly keyTimeoutMs = 5000,
+  ) {
+    subscribe((d) => {
+      this.lastData = performance.now();
+      this.output += d.toString('utf8');
+      if (this.output.length > 200_000) this.output = this.output.slice(-100_000);
+      this.listener?.(d);
+    });
+  }
+
+  /** Resolves with the ms it took once the visible output (from `from` on) passes `pred`. */
+  waitVisible(pred: (text: string) => boolean, timeoutMs: number, what: string, from = 0): Promise<number> {
+    const t0 = performance.now();
+    return new Promise((resolve, reject) => {
+      const check = (): boolean => {
+        if (!pred(visible(this.output.slice(from)))) return false;
+        clearTimeout(timer);
+        this.listener = null;
+        resolve(performance.now() - t0);
+        return true;
+      };
+      const timer = setTimeout(() => {
+        this.listener = null;
+        reject(new Error(`${this.name}: ${what} not seen within ${timeoutMs} ms; output tail: ${JSON.stringify(this.output.slice(-300))}`));
+      }, timeoutMs);
+      if (!check()) this.listener = () => void check();
+    });
+  }
+
+  /** Writes one key and resolves with the ms until output containing it arrives. */
+  keystroke(key: string): Promise<number> {
+    return new Promise((resolve, reject) => {
+      let acc = '';
+      const timer = setTimeout(() => {
+        this.listener = null;
+        reject(new Error(`${this.name}: echo of "${key}" not seen within ${this.keyTimeoutMs} ms; received: ${JSON.stringify(acc.slice(-300))}`));
+      }, this.keyTimeoutMs);
+      const t0 = performance.now();
+      this.listener = (d) => {
+        acc += d.toString('utf8');
+        if (!visible(acc).includes(key)) return;
+        clearTimeout(timer);
+        this.listener = null;
+        resolve(performance.now() - t0);
+      };
+      this.send(key);
+    });
+  }
+
+  write(s: string): void {
+    this.send(s);
+  }
+}
+
+/** Waits until none of `terms` received anything for `quietMs` (at most `maxMs`). */
+export async function settle(terms: Term[], quietMs = 40, maxMs = 2000): Promise<void> {
+  const t0 = performance.now();
+  for (;;) {
+    const now = performance.now();
+    if (now - Math.max(...terms.map((t) => t.lastData)) >= quietMs || now - t0 >= maxMs) return;
+    await sleep(quietMs / 4);
+  }
+}
