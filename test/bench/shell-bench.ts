@@ -38,6 +38,7 @@ const BLOCK_WARMUP_KEYS = 2;
 const KEY_TIMEOUT_MS = 5000;
 const ATTACH_RUNS = 10;
 const OPERATORS = 50;
+const PROPAGATION_RUNS = 10;
 const COLS = 100;
 const ROWS = 30;
 const SSHD = '/usr/sbin/sshd';
@@ -46,7 +47,7 @@ const OVERALL_LIMIT_MS = 10 * 60_000;
 const KEYS = 'ijkqswxz';
 const PROMPT = /claude@\S+\$/;
 const MENU_TITLE = 'alice (admin)';
-const TARGETS = { echoRatio: 1.3, attachMs: 300, memoryMb: 300 };
+const TARGETS = { echoRatio: 1.3, attachMs: 300, memoryMb: 300, propagationMs: 200 };
 
 /** A terminal over a client process's pty (stdin in, stdout and stderr out). */
 function childTerm(name: string, child: ChildProcess): Term {
@@ -276,19 +277,51 @@ function rssMb(pid: number): number {
 }
 
 /** One operator in the menu: ssh2 client, pty 120×40, shell request; resolves once the title shows. */
-function openMenu(s: State, port: number, privateKey: Buffer): Promise<void> {
+/** An operator's open menu: waits for text to appear on it from now on. */
+interface OpenMenu {
+  /** Resolves with the ms from `t0` until `text` shows in the menu's output after this call. */
+  waitFor(text: string, timeoutMs: number, t0: number): Promise<number>;
+}
+
+function openMenu(s: State, port: number, privateKey: Buffer): Promise<OpenMenu> {
   const conn = new Client();
   s.clients.push(conn);
   return withTimeout(
-    new Promise<void>((resolve, reject) => {
+    new Promise<OpenMenu>((resolve, reject) => {
       conn.on('error', reject);
       conn.on('ready', () => {
         conn.shell({ rows: 40, cols: 120, term: 'xterm-256color' }, (err, stream) => {
           if (err) return reject(err);
           let out = '';
+          const waiters = new Set<() => void>();
           stream.on('data', (d: Buffer) => {
-            if (out.length < 100_000) out += d.toString('utf8');
-            if (visible(out).includes(MENU_TITLE)) resolve();
+            out += d.toString('utf8');
+            if (out.length > 200_000) out = out.slice(-50_000);
+            for (const w of [...waiters]) w();
+          });
+          const menu: OpenMenu = {
+            waitFor(text, timeoutMs, t0) {
+              const from = out.length;
+              return withTimeout(
+                new Promise<number>((done) => {
+                  const check = (): void => {
+                    if (!visible(out.slice(Math.max(0, from - 4))).includes(text)) return;
+                    waiters.delete(check);
+                    done(performance.now() - t0);
+                  };
+                  waiters.add(check);
+                }),
+                timeoutMs,
+                `"${text}" in a menu`,
+              );
+            },
+          };
+          let titled = false;
+          waiters.add(() => {
+            if (!titled && visible(out).includes(MENU_TITLE)) {
+              titled = true;
+              resolve(menu);
+            }
           });
           stream.on('close', () => reject(new Error(`menu channel closed before the title; got ${JSON.stringify(out.slice(-200))}`)));
         });
@@ -300,6 +333,37 @@ function openMenu(s: State, port: number, privateKey: Buffer): Promise<void> {
   );
 }
 
+/**
+ * A change made at an agent (a rename through its own RPC, not through the shell) until every
+ * open menu shows it: the agent's event, the shell's view, 50 redraws and 50 SSH writes.
+ */
+async function benchPropagation(cluster: Cluster, menus: OpenMenu[]) {
+  const client = await cluster.agents[0]!.connect();
+  try {
+    const first = 'z'.repeat(10);
+    const s = await client.call('create', { name: first }, 'bench');
+    const id = s.kind === 'session' ? s.meta.id : '';
+    await Promise.all(menus.map((m) => m.waitFor(first, 15_000, performance.now())));
+    const worst: number[] = [];
+    const each: number[] = [];
+    for (let i = 0; i < PROPAGATION_RUNS; i++) {
+      // Every letter differs from the last name's, so the menu redraws the whole name.
+      const name = String.fromCharCode(97 + (i % 20)).repeat(10);
+      const t0 = performance.now();
+      const seen = menus.map((m) => m.waitFor(name, 15_000, t0));
+      await client.call('edit', { session: id, name }, 'bench');
+      const times = await Promise.all(seen);
+      each.push(...times);
+      worst.push(Math.max(...times));
+      await sleep(100);
+    }
+    await client.call('delete', { session: id }, 'bench');
+    return { lastMenu: stats(worst), anyMenu: stats(each) };
+  } finally {
+    client.close();
+  }
+}
+
 async function benchMemory(s: State, cluster: Cluster) {
   const pid = cluster.shell.proc.pid;
   if (!pid) throw new Error('no shell pid');
@@ -308,10 +372,11 @@ async function benchMemory(s: State, cluster: Cluster) {
   const key = readFileSync(path.join(cluster.dir, 'key_alice'));
   const t0 = performance.now();
   let next = 0;
+  const menus: OpenMenu[] = [];
   const worker = async (): Promise<void> => {
     while (next < OPERATORS) {
       next++;
-      await openMenu(s, cluster.shell.port, key);
+      menus.push(await openMenu(s, cluster.shell.port, key));
     }
   };
   await Promise.all(Array.from({ length: 10 }, worker));
@@ -326,10 +391,12 @@ async function benchMemory(s: State, cluster: Cluster) {
   }
   const withMb = round(quantile(samples, 0.5), 1);
   const withMaxMb = Math.max(...samples);
+  log(`agent change → ${OPERATORS} open menus`);
+  const propagation = await benchPropagation(cluster, menus);
   for (const c of s.clients.splice(0)) c.end();
   await sleep(3000);
   const afterMb = rssMb(pid);
-  return { beforeMb, withMb, withMaxMb, perOperatorMb: round((withMb - beforeMb) / OPERATORS, 2), afterMb, connectSeconds };
+  return { beforeMb, withMb, withMaxMb, perOperatorMb: round((withMb - beforeMb) / OPERATORS, 2), afterMb, connectSeconds, propagation };
 }
 
 // ---- the run ----
@@ -392,6 +459,11 @@ async function main(): Promise<void> {
       ['shell RSS, no operator connected', `${mem.beforeMb} MB`, '—'],
       [`shell RSS, ${OPERATORS} operators in the menu (120×40)`, `${mem.withMb} MB (+${round(mem.withMb - mem.beforeMb, 1)} MB, ${mem.perOperatorMb} MB per operator; largest of 20 samples ${mem.withMaxMb} MB)`, `< ${TARGETS.memoryMb} MB ${mark(mem.withMaxMb < TARGETS.memoryMb)}`],
       [`shell RSS 3 s after the ${OPERATORS} left`, `${mem.afterMb} MB`, '—'],
+      [
+        `a change at an agent → shown in all ${OPERATORS} open menus (n=${mem.propagation.lastMenu.n})`,
+        `median ${mem.propagation.lastMenu.median} ms, p90 ${mem.propagation.lastMenu.p90} ms (any one menu: median ${mem.propagation.anyMenu.median} ms)`,
+        `< ${TARGETS.propagationMs} ms ${mark(mem.propagation.lastMenu.p90 < TARGETS.propagationMs)}`,
+      ],
     ];
     const load = os.loadavg().map((x) => round(x, 1));
     const out = [
