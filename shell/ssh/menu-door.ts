@@ -76,8 +76,10 @@ export function serveMenu(
   });
   onResize((s) => {
     current = s;
-    if (mode === 'menu') menu.resize(s.cols, s.rows);
-    else attach?.resize(s.cols, s.rows);
+    // The menu always learns the size (it redraws only while shown), so Ctrl-b d brings it
+    // back at the size the terminal has then.
+    menu.resize(s.cols, s.rows);
+    if (mode === 'attach') attach?.resize(s.cols, s.rows);
   });
   const finish = (): void => {
     menu.destroy();

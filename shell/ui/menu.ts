@@ -71,9 +71,10 @@ export function startMenu(o: MenuOptions): Menu {
   // blessed maps box lines and symbols to the VT100 alternate charset, which UTF-8 terminals (and
   // tmux, mosh) render badly: send them as Unicode instead.
   screen.tput.brokenACS = true;
-  const title = blessed.box({ parent: screen, top: 0, left: 0, width: '100%', height: 1, tags: true, style: { bg: 'blue', fg: 'white' } });
-  const table = blessed.box({ parent: screen, top: 1, left: 0, width: '100%', height: '100%-3', tags: true });
-  const status = blessed.box({ parent: screen, bottom: 1, left: 0, width: '100%', height: 1, tags: true });
+  // One line each, cut at the edge rather than wrapped onto the next.
+  const title = blessed.box({ parent: screen, top: 0, left: 0, width: '100%', height: 1, tags: true, wrap: false, style: { bg: 'blue', fg: 'white' } });
+  const table = blessed.box({ parent: screen, top: 1, left: 0, width: '100%', height: '100%-3', tags: true, wrap: false });
+  const status = blessed.box({ parent: screen, bottom: 1, left: 0, width: '100%', height: 1, tags: true, wrap: false });
   const hints = blessed.box({
     parent: screen,
     bottom: 0,
@@ -81,6 +82,7 @@ export function startMenu(o: MenuOptions): Menu {
     width: '100%',
     height: 1,
     tags: true,
+    wrap: false,
     content: '{gray-fg}Enter attach · N new · B bg · C clone · E edit · R restart · K kill · D delete · O override · S · / filter · ? help · Q quit{/gray-fg}',
   });
   void hints;
@@ -240,7 +242,8 @@ export function startMenu(o: MenuOptions): Menu {
         attached = false;
         if (destroyed) return;
         screen.enter();
-        screen.emit('resize');
+        // blessed learns a size from its output stream's resize event (NOTES.md).
+        out.emit('resize');
         screen.alloc();
         draw();
       });
@@ -360,7 +363,7 @@ export function startMenu(o: MenuOptions): Menu {
       out.columns = cols;
       out.rows = rows;
       if (!attached) {
-        screen.emit('resize');
+        out.emit('resize');
         screen.alloc();
         draw();
       }

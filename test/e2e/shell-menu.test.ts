@@ -146,6 +146,33 @@ test('a viewer is told why mutating keys are refused, and Enter attaches read-on
   await until('the viewer ssh ends on Q', async () => tmux.dead('vic'), (d) => d);
 });
 
+test('B ends your own attach elsewhere; the session keeps running', async () => {
+  tmux.start('alice2', ['ssh', ...cluster.sshArgs('alice', ['-t']), 'attach', 'web']);
+  await tmux.waitFor('alice2', (s) => PROMPT.test(s), 'the second attach', 20_000);
+  await tmux.waitFor('alice', (s) => row(s, 'web').includes('alice'), 'alice listed as attached');
+  await select('web');
+  tmux.keys('alice', 'B');
+  await tmux.waitFor('alice', (s) => s.includes('detached 1 of your attaches to web'), 'the result');
+  await until('the other terminal\'s ssh ends', async () => tmux.dead('alice2'), (d) => d);
+  const s = await tmux.waitFor('alice', (x) => / R /.test(row(x, 'web')) && !row(x, 'web').includes('alice'), 'web running, nobody attached');
+  expect(row(s, 'web')).toMatch(/ R /);
+});
+
+test('after a resize during an attach, Ctrl-b d brings the menu back at the new size', async () => {
+  await select('web');
+  tmux.keys('alice', 'Enter');
+  await tmux.waitFor('alice', (s) => PROMPT.test(s), 'the session prompt', 20_000);
+  tmux.resize('alice', 100, 24);
+  tmux.keys('alice', 'C-b', 'd');
+  const s = await tmux.waitFor('alice', (x) => x.includes('alice (admin)') && row(x, 'web') !== '', 'the menu again');
+  const lines = s.replace(/\n$/, '').split('\n');
+  expect(lines).toHaveLength(24);
+  expect(lines[23]).toMatch(/^Enter attach · N new/);
+  expect(lines[0]).toMatch(/^ berth {2}alice \(admin\)/);
+  tmux.resize('alice', 120, 30);
+  await tmux.waitFor('alice', (x) => x.replace(/\n$/, '').split('\n').length === 30 && /^Enter attach/.test(x.replace(/\n$/, '').split('\n')[29] ?? ''), 'the menu at 120×30');
+});
+
 test('an agent that stops answering: its rows turn ?, the menu keeps answering, then it comes back', async () => {
   expect((await cluster.ssh('alice', ['create', '--name', 'quiet', '--agent', 'agent-1'])).code).toBe(0);
   await tmux.waitFor('alice', (s) => row(s, 'quiet').includes('agent-1'), 'the new row');
