@@ -18,6 +18,7 @@ import { readAgents, removeAgent, upsertAgent } from '../shell/agents-file';
 import { startShell } from '../shell/main';
 import { probeFingerprint } from '../shell/ssh/probe';
 import { startDns } from '../shell/dns';
+import { defaultDemoDir, demoUser, runDemo } from './demo';
 
 const USAGE = `usage: berth <command>
 
@@ -33,6 +34,8 @@ const USAGE = `usage: berth <command>
   shell show-key --config FILE           the public key agents must trust (authorize-shell)
   image build [--tag T] [--if-missing] [--suite S] [--mirror URL]
                                          build the session image offline (debootstrap)
+  demo [--dir D] [--port P] [--dns-port P]
+                                         a local cluster in the foreground (npm run demo)
   version                                print the version
 `;
 
@@ -204,6 +207,31 @@ async function main(argv: string[]): Promise<void> {
       return imageCommand(rest);
     case 'shell':
       return shellCommand(rest);
+    case 'demo': {
+      const { values } = parse(rest, { dir: { type: 'string' }, port: { type: 'string' }, 'dns-port': { type: 'string' } });
+      const portOf = (v: string | undefined, env: string | undefined, dflt: number, flag: string): number => {
+        const text = v ?? (env || undefined) ?? String(dflt);
+        if (!/^\d+$/.test(text) || Number(text) > 65535) throw new UsageError(`${flag} must be a port number`);
+        return Number(text);
+      };
+      const demo = await runDemo({
+        dir: opt(values.dir) ?? defaultDemoDir(),
+        port: portOf(opt(values.port), process.env.BERTH_DEMO_PORT, 2200, '--port'),
+        dnsPort: portOf(opt(values['dns-port']), process.env.BERTH_DEMO_DNS_PORT, 15353, '--dns-port'),
+        operator: demoUser(),
+        out: (l) => void process.stdout.write(`${l}\n`),
+      });
+      const stop = (sig: string): void => {
+        process.stdout.write(`berth demo stopping (${sig}); sessions stay as they are\n`);
+        demo.stop().then(
+          () => process.exit(0),
+          () => process.exit(1),
+        );
+      };
+      process.once('SIGINT', () => stop('SIGINT'));
+      process.once('SIGTERM', () => stop('SIGTERM'));
+      return;
+    }
     case 'version':
     case '--version':
       process.stdout.write(`berth ${BERTH_VERSION} (protocol ${PROTOCOL_VERSION})\n`);

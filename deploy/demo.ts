@@ -1,0 +1,117 @@
+/**
+ * `berth demo`: a whole cluster on this machine in one foreground process: two agents (each with
+ * its own root) and a shell with its own dnsmasq, all on loopback, with keys made and exchanged.
+ * State lives in one folder, so the next run finds the same sessions. Ctrl-C stops the processes
+ * and leaves the sessions' containers and folders as they are.
+ */
+import { promises as fs } from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import { BerthError } from '../common/errors';
+import { createLogger } from '../common/logging';
+import { ensureKeyFile } from '../common/ssh-keys';
+import { agentConfigSchema } from '../agent/config';
+import { authorizeKey } from '../agent/rpc/keys';
+import { RunningAgent, startAgent } from '../agent/main';
+import { upsertAgent } from '../shell/agents-file';
+import { loadShellConfig, shellPaths } from '../shell/config';
+import { startDns } from '../shell/dns';
+import { startShell } from '../shell/main';
+
+export interface DemoOptions {
+  dir: string;
+  /** The shell's port; 0 picks a free one. */
+  port: number;
+  dnsPort: number;
+  operator: string;
+  out: (line: string) => void;
+}
+
+export async function runDemo(o: DemoOptions): Promise<{ stop(): Promise<void> }> {
+  if (!o.dir.trim()) throw new BerthError('BAD_REQUEST', 'demo: the state folder must not be empty');
+  const dir = path.resolve(o.dir);
+  await fs.mkdir(dir, { recursive: true, mode: 0o700 });
+  const logFile = path.join(dir, 'demo.log');
+  const logger = createLogger({ level: 'info', file: logFile });
+  const agents: RunningAgent[] = [];
+  const shellConfigFile = path.join(dir, 'shell.json');
+  const operatorKey = await ensureKeyFile(path.join(dir, 'operator_key'), `${o.operator}@berth-demo`);
+  await fs.writeFile(path.join(dir, 'operator_key.pub'), `${operatorKey.public}\n`);
+  await fs.writeFile(
+    shellConfigFile,
+    JSON.stringify(
+      {
+        listen: { host: '127.0.0.1', port: o.port },
+        stateDir: './shell-state',
+        operators: [{ name: o.operator, role: 'admin', keys: [operatorKey.public] }],
+        dns: { domain: 'berth', manage: { listenAddress: '127.0.0.1', port: o.dnsPort } },
+        log: { level: 'info', file: './demo.log' },
+      },
+      null,
+      2,
+    ),
+  );
+  const shellCfg = loadShellConfig(shellConfigFile);
+  const shellKey = await ensureKeyFile(shellPaths(shellCfg.stateDir).agentKey, 'berth-demo-shell');
+  for (const id of ['agent-1', 'agent-2']) {
+    const agentDir = path.join(dir, id);
+    const cfg = agentConfigSchema.parse({
+      id,
+      listen: { host: '127.0.0.1', port: 0 },
+      root: path.join(agentDir, 'sessions'),
+      stateDir: path.join(agentDir, 'state'),
+      publishAddress: '127.0.0.1',
+      dnsServers: [],
+      extraLabels: demoLabels(),
+      log: { level: 'info', file: logFile },
+    });
+    await authorizeKey(path.join(cfg.stateDir, 'trusted_shell_keys'), shellKey.public);
+    const agent = await startAgent({ config: cfg, logger });
+    agents.push(agent);
+    // Ports are picked afresh each run; the host keys persist, so the pins stay the same.
+    await upsertAgent(shellPaths(shellCfg.stateDir).agents, { id, host: '127.0.0.1', port: agent.port, fingerprint: agent.fingerprint });
+  }
+  const dns = await startDns({ domain: 'berth', hostsFile: shellCfg.hostsFile, manage: shellCfg.dns.manage, logger });
+  const shell = await startShell({ config: shellCfg, logger, dns });
+  const ssh = [
+    'ssh',
+    '-p', String(shell.port),
+    '-i', path.join(dir, 'operator_key'),
+    '-o', 'IdentitiesOnly=yes',
+    '-o', `UserKnownHostsFile=${path.join(dir, 'known_hosts')}`,
+    '-o', 'StrictHostKeyChecking=accept-new',
+    `${o.operator}@127.0.0.1`,
+  ].join(' ');
+  o.out('berth demo: one shell and two agents on this machine (logs in ' + logFile + ')');
+  o.out(`  sessions: ${agents.map((_a, i) => `agent-${i + 1} ${path.join(dir, `agent-${i + 1}`, 'sessions')}`).join(', ')}`);
+  o.out(`  dns: <name>.berth answers at 127.0.0.1:${dns.address?.port ?? o.dnsPort}`);
+  o.out('The menu (add -t to use it), or any command after it, e.g. `list`:');
+  o.out(ssh);
+  o.out('Ctrl-C stops the demo; sessions and their containers stay for the next run.');
+  let stopping: Promise<void> | null = null;
+  return {
+    stop() {
+      stopping ??= (async () => {
+        await shell.stop();
+        for (const a of agents) await a.stop();
+      })();
+      return stopping;
+    },
+  };
+}
+
+/** BERTH_DEMO_DIR, or .berth-demo in the current folder (an empty variable counts as unset). */
+export function defaultDemoDir(): string {
+  return process.env.BERTH_DEMO_DIR || path.join(process.cwd(), '.berth-demo');
+}
+
+export function demoUser(): string {
+  const name = (process.env.BERTH_DEMO_USER ?? os.userInfo().username).toLowerCase();
+  return /^[a-z_][a-z0-9_.-]{0,31}$/.test(name) ? name : 'operator';
+}
+
+/** Extra container labels from BERTH_DEMO_LABEL ("key=value"), so tests can find what a demo made. */
+function demoLabels(): Record<string, string> {
+  const m = /^([a-z0-9][a-z0-9._-]*)=(.*)$/.exec(process.env.BERTH_DEMO_LABEL ?? '');
+  return m?.[1] ? { [m[1]]: m[2] ?? '' } : {};
+}

@@ -1,0 +1,149 @@
+/**
+ * `npm run demo` as a newcomer uses it: started in the background, reached with the ssh line it
+ * prints, a session created and attached, Ctrl-C, started again: the session is still there.
+ */
+import { ChildProcess, spawn } from 'node:child_process';
+import { promises as fs } from 'node:fs';
+import dgram from 'node:dgram';
+import os from 'node:os';
+import path from 'node:path';
+import { randomUUID } from 'node:crypto';
+import { REPO_ROOT } from '../helpers/agent-process';
+import { until } from '../helpers/cluster';
+import { TEST_LABEL, docker, removeTestContainers } from '../helpers/docker';
+import { Tmux } from '../helpers/tmux';
+
+const runLabel = `e2e-demo-${randomUUID().slice(0, 8)}`;
+const tmux = new Tmux(`berth-${runLabel}`);
+let dir = '';
+let dnsPort = 0;
+let demo: ChildProcess | null = null;
+/** Everything the current demo printed. */
+let printed = '';
+
+function freeUdpPort(): Promise<number> {
+  return new Promise((resolve) => {
+    const s = dgram.createSocket('udp4');
+    s.bind(0, '127.0.0.1', () => {
+      const { port } = s.address();
+      s.close(() => resolve(port));
+    });
+  });
+}
+
+/** Starts `npm run demo` in its own process group; resolves with the ssh line it prints. */
+async function startDemo(): Promise<string[]> {
+  const p = spawn('npm', ['run', 'demo'], {
+    cwd: REPO_ROOT,
+    detached: true,
+    stdio: ['ignore', 'pipe', 'pipe'],
+    env: { ...process.env, BERTH_DEMO_DIR: dir, BERTH_DEMO_PORT: '0', BERTH_DEMO_DNS_PORT: String(dnsPort), BERTH_DEMO_USER: 'demo', BERTH_DEMO_LABEL: `${TEST_LABEL}=${runLabel}` },
+  });
+  demo = p;
+  let out = '';
+  printed = '';
+  p.stderr?.on('data', (d: Buffer) => (out += d.toString()));
+  p.stdout?.on('data', (d: Buffer) => (printed += d.toString()));
+  return new Promise((resolve, reject) => {
+    const timer = setTimeout(() => reject(new Error(`no ssh line from the demo in 120 s; output:\n${out.slice(-2000)}`)), 120_000);
+    p.stdout?.on('data', (d: Buffer) => {
+      out += d.toString();
+      const line = out.split('\n').find((l) => l.startsWith('ssh '));
+      if (line) {
+        clearTimeout(timer);
+        resolve(line.trim().split(/\s+/));
+      }
+    });
+    p.on('exit', (code) => {
+      clearTimeout(timer);
+      reject(new Error(`the demo exited ${code} before printing the ssh line; output:\n${out.slice(-2000)}`));
+    });
+  });
+}
+
+/**
+ * Ctrl-C, as a person at the terminal would (the whole process group: npm too, which exits by the
+ * signal). Resolves once every process of the demo is gone; throws if that takes over 20 s.
+ */
+async function stopDemo(): Promise<void> {
+  const p = demo;
+  if (!p?.pid) return;
+  const group = p.pid;
+  const gone = (): boolean => {
+    try {
+      process.kill(-group, 0);
+      return false;
+    } catch {
+      return true;
+    }
+  };
+  if (gone()) return;
+  process.kill(-group, 'SIGINT');
+  try {
+    await until('the demo stops', async () => gone(), (g) => g, 20_000);
+  } catch (err) {
+    process.kill(-group, 'SIGKILL');
+    throw err;
+  }
+}
+
+function run(argv: string[], extra: string[]): Promise<{ code: number | null; out: string }> {
+  return new Promise((resolve) => {
+    const [cmd = 'ssh', ...args] = argv;
+    const p = spawn(cmd, [...args, ...extra], { stdio: ['ignore', 'pipe', 'pipe'] });
+    let out = '';
+    p.stdout.on('data', (d: Buffer) => (out += d.toString()));
+    const timer = setTimeout(() => p.kill('SIGKILL'), 20_000);
+    p.on('exit', (code) => {
+      clearTimeout(timer);
+      resolve({ code, out });
+    });
+  });
+}
+
+beforeAll(async () => {
+  dir = await fs.mkdtemp(path.join(os.tmpdir(), 'berth-demo-'));
+  dnsPort = await freeUdpPort();
+});
+
+afterAll(async () => {
+  tmux.kill();
+  await stopDemo().catch(() => undefined);
+  await removeTestContainers(runLabel);
+  await fs.rm(dir, { recursive: true, force: true });
+});
+
+test('the demo runs, keeps its sessions across Ctrl-C, and finds them again', async () => {
+  const ssh = await startDemo();
+  expect(ssh[0]).toBe('ssh');
+  const online = async (): Promise<number> =>
+    (JSON.parse((await run(ssh, ['agents', '--json'])).out || '[]') as Array<{ status: string }>).filter((a) => a.status === 'online').length;
+  await until('both demo agents online', online, (n) => n === 2, 20_000);
+
+  const created = await run(ssh, ['create', '--name', 'kept', '--agent', 'agent-2', '--json']);
+  expect(created.code).toBe(0);
+  const id = (JSON.parse(created.out) as { id: string }).id;
+  // Attach through the menu's sibling, `attach`, in a real terminal; the tmux inside runs a login
+  // shell where the image has no `claude`.
+  const [cmd, ...args] = ssh;
+  tmux.start('op', [cmd ?? 'ssh', '-t', ...args, 'attach', 'kept']);
+  await tmux.waitFor('op', (s) => /claude@berth-[0-9a-f]{8}:~\$/.test(s), 'the session prompt', 30_000);
+  tmux.type('op', 'echo kept > note.txt');
+  tmux.keys('op', 'Enter');
+  await until('note written', () => fs.readFile(path.join(dir, 'agent-2', 'sessions', id, 'note.txt'), 'utf8').catch(() => ''), (t) => t === 'kept\n');
+  tmux.keys('op', 'C-b', 'd');
+
+  await stopDemo();
+  expect(printed).toContain('berth demo stopping (SIGINT); sessions stay as they are');
+  // The container and the folder stay as they are.
+  expect(await docker('inspect', '-f', '{{.State.Running}}', `berth-${id}`)).toBe('true');
+
+  const again = await startDemo();
+  const online2 = async (): Promise<number> =>
+    (JSON.parse((await run(again, ['agents', '--json'])).out || '[]') as Array<{ status: string }>).filter((a) => a.status === 'online').length;
+  await until('both demo agents online again', online2, (n) => n === 2, 20_000);
+  const list = JSON.parse((await run(again, ['list', '--json'])).out) as Array<{ id: string; name: string; state: string }>;
+  expect(list.find((s) => s.id === id)).toMatchObject({ name: 'kept', state: 'running' });
+  await stopDemo();
+  expect(printed).toContain('berth demo stopping (SIGINT)');
+}, 240_000);
