@@ -5,8 +5,7 @@
  * second says nothing changed, and the berth user can use what was installed.
  */
 import { execFile } from 'node:child_process';
-import { promises as fs, realpathSync } from 'node:fs';
-import path from 'node:path';
+import { realpathSync } from 'node:fs';
 import { randomUUID } from 'node:crypto';
 import { REPO_ROOT } from '../helpers/agent-process';
 import { SESSION_IMAGE, TEST_LABEL, docker, removeTestContainers } from '../helpers/docker';
@@ -59,16 +58,6 @@ function entry(state: string, p: string): string {
   return line ? line.slice(p.length + 1).split(' ').slice(0, 3).join(' ') : 'absent';
 }
 
-/** The text between the shared-part markers of an install script. */
-async function sharedPart(file: string): Promise<string> {
-  const text = await fs.readFile(path.join(REPO_ROOT, 'deploy', file), 'utf8');
-  const start = text.indexOf('# ---- shared part');
-  const end = text.indexOf('# ---- end of the shared part ----');
-  expect(start).toBeGreaterThan(0);
-  expect(end).toBeGreaterThan(start);
-  return text.slice(start, end);
-}
-
 beforeAll(async () => {
   await removeTestContainers(runLabel);
   const node = realpathSync(process.execPath);
@@ -91,10 +80,6 @@ beforeAll(async () => {
 
 afterAll(async () => {
   await removeTestContainers(runLabel);
-});
-
-test('the two scripts share their common part word for word', async () => {
-  expect(await sharedPart('install-shell.sh')).toBe(await sharedPart('install-agent.sh'));
 });
 
 test('install-agent.sh twice: the same state, and the second run changes nothing', async () => {
