@@ -3,14 +3,17 @@
  * Debian with tmux, a `claude` user (uid 1000) and berth-session; `docker import` turns it into
  * an image. Same result as deploy/image/Dockerfile, minus Node and Claude Code.
  */
-import { spawn } from 'node:child_process';
+import { execFile, spawn } from 'node:child_process';
+import { createHash } from 'node:crypto';
 import { promises as fs } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { BerthError } from '../../common/errors';
 
 export const DEFAULT_IMAGE = 'berth-session:latest';
-const PACKAGES = ['tmux', 'bash', 'procps', 'ncurses-base'];
+const PACKAGES = ['tmux', 'bash', 'procps', 'ncurses-base', 'libnss-wrapper'];
+/** Images carry the hash of what they were built from, so an outdated one is rebuilt. */
+export const RECIPE_LABEL = 'berth.image.recipe';
 
 export interface ImageBuildOptions {
   tag: string;
@@ -22,9 +25,14 @@ export interface ImageBuildOptions {
 }
 
 export async function buildImage(o: ImageBuildOptions): Promise<'built' | 'present'> {
-  if (o.ifMissing && (await run('docker', ['image', 'inspect', o.tag], { quiet: true }).then(() => true, () => false))) {
-    o.log(`image ${o.tag} is already there`);
-    return 'present';
+  const recipe = await recipeHash(o.suite);
+  if (o.ifMissing) {
+    const have = await output('docker', ['image', 'inspect', '-f', `{{index .Config.Labels "${RECIPE_LABEL}"}}`, o.tag]).catch(() => null);
+    if (have?.trim() === recipe) {
+      o.log(`image ${o.tag} is already there and up to date`);
+      return 'present';
+    }
+    if (have !== null) o.log(`image ${o.tag} was built from another recipe: rebuilding`);
   }
   if (process.getuid?.() !== 0) throw new BerthError('FORBIDDEN', 'image build: debootstrap needs root');
   const dir = await fs.mkdtemp(path.join(os.tmpdir(), 'berth-rootfs-'));
@@ -42,7 +50,7 @@ export async function buildImage(o: ImageBuildOptions): Promise<'built' | 'prese
       await fs.rm(path.join(dir, p), { recursive: true, force: true });
     }
     o.log(`importing as ${o.tag}`);
-    await importDir(dir, o.tag);
+    await importDir(dir, o.tag, recipe);
     o.log(`built ${o.tag}`);
     return 'built';
   } finally {
@@ -57,12 +65,18 @@ function sourceDir(): string {
   return here.split(path.sep).includes('dist') ? fromDist : here;
 }
 
-function importDir(dir: string, tag: string): Promise<void> {
+/** What the image is made from: the package list, the suite and berth-session, hashed. */
+async function recipeHash(suite: string): Promise<string> {
+  const entry = await fs.readFile(path.join(sourceDir(), 'berth-session'));
+  return createHash('sha256').update(JSON.stringify({ suite, packages: PACKAGES })).update(entry).digest('hex').slice(0, 16);
+}
+
+function importDir(dir: string, tag: string, recipe: string): Promise<void> {
   return new Promise((resolve, reject) => {
     const tar = spawn('tar', ['-C', dir, '-c', '.'], { stdio: ['ignore', 'pipe', 'inherit'] });
     const imp = spawn(
       'docker',
-      ['import', '-c', 'ENV LANG=C.UTF-8', '-c', 'USER claude', '-c', 'WORKDIR /home/claude', '-c', 'CMD ["/usr/local/bin/berth-session"]', '-', tag],
+      ['import', '-c', 'ENV LANG=C.UTF-8', '-c', `LABEL ${RECIPE_LABEL}=${recipe}`, '-c', 'USER claude', '-c', 'WORKDIR /home/claude', '-c', 'CMD ["/usr/local/bin/berth-session"]', '-', tag],
       { stdio: ['pipe', 'ignore', 'inherit'] },
     );
     tar.stdout.pipe(imp.stdin);
@@ -80,6 +94,13 @@ function importDir(dir: string, tag: string): Promise<void> {
     });
     tar.on('error', reject);
     imp.on('error', reject);
+  });
+}
+
+/** Runs a command and resolves with its stdout; rejects if it fails. */
+function output(cmd: string, args: string[]): Promise<string> {
+  return new Promise((resolve, reject) => {
+    execFile(cmd, args, (err, stdout) => (err ? reject(err) : resolve(stdout)));
   });
 }
 

@@ -1,8 +1,11 @@
 /** Agent settings seen from outside: the session count cap, and the command fallback of the image. */
 import { execFile } from 'node:child_process';
+import { promises as fs } from 'node:fs';
+import path from 'node:path';
 import { randomUUID } from 'node:crypto';
 import { AgentClient, refusal, view } from '../helpers/agent-client';
 import { AgentProcess, startAgentProcess } from '../helpers/agent-process';
+import { until } from '../helpers/cluster';
 
 const runLabel = `config-${randomUUID().slice(0, 8)}`;
 let agent: AgentProcess;
@@ -46,3 +49,23 @@ test('a command the image lacks falls back to a login shell that works', async (
 function containerLogs(name: string): Promise<string> {
   return new Promise((resolve) => execFile('docker', ['logs', name], (_e, out, err) => resolve(`${out}${err}`)));
 }
+
+test('containers run as the configured user, which has a name inside even if the image lacks it', async () => {
+  // What a systemd install does: the agent runs as `berth` (some uid the image does not know).
+  const odd = await startAgentProcess({ runLabel, config: { user: { uid: 4242, gid: 4242 } } });
+  try {
+    const c = await odd.connect();
+    const s = await c.call('create', { name: 'odd-uid' });
+    const id = s.kind === 'session' ? s.meta.id : '';
+    expect((await fs.stat(path.join(odd.root, id))).uid).toBe(4242);
+    const a = await c.attach({ session: id });
+    expect((await a.ready).ok).toBe(true);
+    a.write('echo "who=$(whoami) home=$HOME" > who.txt\r');
+    await until('who.txt written', () => fs.readFile(path.join(odd.root, id, 'who.txt'), 'utf8').catch(() => ''), (t) => t !== '');
+    expect(await fs.readFile(path.join(odd.root, id, 'who.txt'), 'utf8')).toBe('who=claude home=/home/claude\n');
+    expect((await fs.stat(path.join(odd.root, id, 'who.txt'))).uid).toBe(4242);
+    a.close();
+  } finally {
+    await odd.dispose();
+  }
+}, 60_000);
