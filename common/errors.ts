@@ -34,10 +34,6 @@ export class BerthError extends Error {
   }
 }
 
-export function isBerthError(err: unknown, code?: ErrorCode): err is BerthError {
-  return err instanceof BerthError && (code === undefined || err.code === code);
-}
-
 /** The message of anything thrown, for logs and wrapping. */
 export function messageOf(err: unknown): string {
   if (err instanceof Error) return err.message;

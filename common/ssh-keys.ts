@@ -62,26 +62,6 @@ export function fingerprint(publicBlob: Buffer): string {
   return `SHA256:${createHash('sha256').update(publicBlob).digest('base64').replace(/=+$/, '')}`;
 }
 
-export interface PublicKeyLine {
-  type: string;
-  blob: Buffer;
-  comment: string;
-}
-
-/** Splits an OpenSSH public key line and checks the blob names the same type. Throws BAD_REQUEST. */
-export function splitPublicKeyLine(line: string): PublicKeyLine {
-  const [type = '', b64 = '', ...rest] = line.trim().split(/\s+/);
-  if (!/^[a-z0-9@.-]+$/.test(type) || !/^[A-Za-z0-9+/]+=*$/.test(b64)) {
-    throw new BerthError('BAD_REQUEST', 'key: not an OpenSSH public key line ("TYPE BASE64 [COMMENT]")');
-  }
-  const blob = Buffer.from(b64, 'base64');
-  const n = blob.length >= 4 ? blob.readUInt32BE(0) : -1;
-  if (n < 0 || 4 + n > blob.length || blob.subarray(4, 4 + n).toString() !== type) {
-    throw new BerthError('BAD_REQUEST', `key: the key data is not a ${type} key`);
-  }
-  return { type, blob, comment: rest.join(' ') };
-}
-
 /** The public key line of an OpenSSH-format private key (read from its unencrypted header). */
 export function publicLineOfPrivate(pem: string | Buffer, comment = ''): string {
   const text = pem.toString();

@@ -16,7 +16,6 @@
  */
 import { ChildProcess, execFile, spawn } from 'node:child_process';
 import { existsSync, promises as fs, readFileSync } from 'node:fs';
-import net from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
 import { performance } from 'node:perf_hooks';
@@ -25,6 +24,7 @@ import { promisify } from 'node:util';
 import { Client } from 'ssh2';
 import { Cluster, startCluster, until } from '../helpers/cluster';
 import { Stats, Term, log, quantile, round, settle, sleep, stats, visible, withTimeout } from './lib';
+import { freePort } from '../helpers/ports';
 import { removeTestContainers } from '../helpers/docker';
 
 const run = promisify(execFile);
@@ -106,18 +106,6 @@ async function cleanupAll(s: State): Promise<void> {
   if (removed > 0) log(`removed ${removed} container(s) of this run`);
   if (s.dir) await fs.rm(s.dir, { recursive: true, force: true }).catch(() => undefined);
   if (s.madeRunSshd) await fs.rmdir('/run/sshd').catch(() => undefined);
-}
-
-/** A free loopback port (closed again before sshd binds it). */
-function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const srv = net.createServer();
-    srv.once('error', reject);
-    srv.listen(0, '127.0.0.1', () => {
-      const port = (srv.address() as net.AddressInfo).port;
-      srv.close(() => resolve(port));
-    });
-  });
 }
 
 /** Debian's OpenSSH server, installed when missing (we run as root); its privilege-separation dir. */

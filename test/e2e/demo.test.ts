@@ -4,13 +4,13 @@
  */
 import { ChildProcess, spawn } from 'node:child_process';
 import { promises as fs } from 'node:fs';
-import dgram from 'node:dgram';
 import os from 'node:os';
 import path from 'node:path';
 import { randomUUID } from 'node:crypto';
 import { REPO_ROOT } from '../helpers/agent-process';
 import { until } from '../helpers/cluster';
 import { TEST_LABEL, docker, removeTestContainers } from '../helpers/docker';
+import { freePort } from '../helpers/ports';
 import { Tmux } from '../helpers/tmux';
 
 const runLabel = `e2e-demo-${randomUUID().slice(0, 8)}`;
@@ -20,16 +20,6 @@ let dnsPort = 0;
 let demo: ChildProcess | null = null;
 /** Everything the current demo printed. */
 let printed = '';
-
-function freeUdpPort(): Promise<number> {
-  return new Promise((resolve) => {
-    const s = dgram.createSocket('udp4');
-    s.bind(0, '127.0.0.1', () => {
-      const { port } = s.address();
-      s.close(() => resolve(port));
-    });
-  });
-}
 
 /** Starts `npm run demo` in its own process group; resolves with the ssh line it prints. */
 async function startDemo(): Promise<string[]> {
@@ -103,7 +93,7 @@ function run(argv: string[], extra: string[]): Promise<{ code: number | null; ou
 
 beforeAll(async () => {
   dir = await fs.mkdtemp(path.join(os.tmpdir(), 'berth-demo-'));
-  dnsPort = await freeUdpPort();
+  dnsPort = await freePort();
 });
 
 afterAll(async () => {

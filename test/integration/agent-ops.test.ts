@@ -3,12 +3,12 @@
  * returns, what it leaves on disk and what Docker ends up running.
  */
 import { promises as fs } from 'node:fs';
-import net from 'node:net';
 import path from 'node:path';
 import { randomUUID } from 'node:crypto';
 import { AgentClient, view, refusal } from '../helpers/agent-client';
 import { AgentProcess, startAgentProcess } from '../helpers/agent-process';
 import { docker, removeTestContainers } from '../helpers/docker';
+import { freePort } from '../helpers/ports';
 import type { SessionView } from '../../common/protocol';
 
 const runLabel = `ops-${randomUUID().slice(0, 8)}`;
@@ -40,18 +40,6 @@ async function inspect(id: string): Promise<Inspect> {
 /** Container ids carrying the session's label, in any state. */
 async function containersOf(id: string): Promise<string[]> {
   return (await docker('ps', '-aq', '--filter', `label=berth.session=${id}`)).split('\n').filter(Boolean);
-}
-
-/** A port the host can bind now, from the ephemeral range (away from the -1 range at 1001). */
-function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const srv = net.createServer();
-    srv.once('error', reject);
-    srv.listen(0, '127.0.0.1', () => {
-      const { port } = srv.address() as net.AddressInfo;
-      srv.close(() => resolve(port));
-    });
-  });
 }
 
 const exists = (p: string): Promise<boolean> => fs.stat(p).then(() => true, () => false);

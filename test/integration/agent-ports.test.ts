@@ -8,6 +8,7 @@ import { randomUUID } from 'node:crypto';
 import { AgentClient, RpcError, view, refusal } from '../helpers/agent-client';
 import { AgentProcess, startAgentProcess } from '../helpers/agent-process';
 import { docker } from '../helpers/docker';
+import { freePort } from '../helpers/ports';
 import type { SessionView } from '../../common/protocol';
 
 const runLabel = `ports-${randomUUID().slice(0, 8)}`;
@@ -26,26 +27,6 @@ function canBindTcp(port: number): Promise<boolean> {
     srv.once('error', () => resolve(false));
     srv.listen({ host: '127.0.0.1', port, exclusive: true }, () => srv.close(() => resolve(true)));
   });
-}
-
-/** A tcp port free right now in the ephemeral range, whose udp twin is free too. */
-async function freePort(): Promise<number> {
-  for (;;) {
-    const port = await new Promise<number>((resolve, reject) => {
-      const srv = net.createServer();
-      srv.once('error', reject);
-      srv.listen(0, '127.0.0.1', () => {
-        const p = (srv.address() as net.AddressInfo).port;
-        srv.close(() => resolve(p));
-      });
-    });
-    const udpFree = await new Promise<boolean>((resolve) => {
-      const s = dgram.createSocket('udp4');
-      s.once('error', () => resolve(false));
-      s.bind(port, '127.0.0.1', () => s.close(() => resolve(true)));
-    });
-    if (udpFree) return port;
-  }
 }
 
 /** Ports of this agent's sessions, by protocol. */

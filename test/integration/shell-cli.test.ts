@@ -4,9 +4,9 @@
  * DNS names, usage errors, quoting and the audit log.
  */
 import { promises as fs } from 'node:fs';
-import net from 'node:net';
 import path from 'node:path';
 import { randomUUID } from 'node:crypto';
+import { freePort } from '../helpers/ports';
 import { Cluster, SshResult, startCluster, until } from '../helpers/cluster';
 
 const runLabel = `shcli-${randomUUID().slice(0, 8)}`;
@@ -94,16 +94,6 @@ function expectUsage(r: SshResult, message: string): void {
 
 const audit = async (): Promise<Array<Record<string, unknown>>> =>
   (await fs.readFile(cluster.auditFile, 'utf8')).split('\n').filter(Boolean).map((l) => JSON.parse(l) as Record<string, unknown>);
-
-function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const srv = net.createServer().once('error', reject);
-    srv.listen(0, '127.0.0.1', () => {
-      const { port } = srv.address() as net.AddressInfo;
-      srv.close(() => resolve(port));
-    });
-  });
-}
 
 beforeAll(async () => {
   cluster = await startCluster({ runLabel, agents: 2 });

@@ -2,24 +2,14 @@
  * Cluster DNS end to end: the shell runs its own dnsmasq on a loopback port, and a session's DNS
  * name answers there after create, moves on edit, and is gone after delete.
  */
-import dgram from 'node:dgram';
 import { Resolver } from 'node:dns/promises';
 import { randomUUID } from 'node:crypto';
+import { freePort } from '../helpers/ports';
 import { Cluster, startCluster, until } from '../helpers/cluster';
 
 const runLabel = `shell-dns-${randomUUID().slice(0, 8)}`;
 let cluster: Cluster;
 let resolver: Resolver;
-
-function freeUdpPort(): Promise<number> {
-  return new Promise((resolve) => {
-    const s = dgram.createSocket('udp4');
-    s.bind(0, '127.0.0.1', () => {
-      const { port } = s.address();
-      s.close(() => resolve(port));
-    });
-  });
-}
 
 /** The A records of a name, or the error code (ENOTFOUND for NXDOMAIN). */
 async function lookup(name: string): Promise<string[] | string> {
@@ -31,7 +21,7 @@ async function lookup(name: string): Promise<string[] | string> {
 }
 
 beforeAll(async () => {
-  const port = await freeUdpPort();
+  const port = await freePort();
   cluster = await startCluster({
     runLabel,
     agents: 2,

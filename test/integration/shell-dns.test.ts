@@ -7,11 +7,11 @@ import { spawn, type ChildProcess } from 'node:child_process';
 import dgram from 'node:dgram';
 import { promises as dnsp } from 'node:dns';
 import { promises as fs } from 'node:fs';
-import net from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { silentLogger } from '../../common/logging';
+import { freePort } from '../helpers/ports';
 import { startDns, type Dns } from '../../shell/dns';
 
 const HOST = '127.0.0.1';
@@ -19,25 +19,6 @@ const DOMAIN = 'berth';
 let dir: string;
 const started: Dns[] = [];
 const children: ChildProcess[] = [];
-
-/** A port free right now on 127.0.0.1 for both TCP and UDP. */
-async function freePort(): Promise<number> {
-  for (let i = 0; i < 50; i++) {
-    const port = await new Promise<number>((resolve, reject) => {
-      const srv = net.createServer().once('error', reject);
-      srv.listen(0, HOST, () => {
-        const p = (srv.address() as net.AddressInfo).port;
-        srv.close(() => resolve(p));
-      });
-    });
-    const udpFree = await new Promise<boolean>((resolve) => {
-      const s = dgram.createSocket('udp4').once('error', () => resolve(false));
-      s.bind(port, HOST, () => s.close(() => resolve(true)));
-    });
-    if (udpFree) return port;
-  }
-  throw new Error('no free port');
-}
 
 /** The addresses `name` resolves to at port, or the error code. */
 async function lookup(port: number, name: string, family: 4 | 6 = 4): Promise<string[] | string> {

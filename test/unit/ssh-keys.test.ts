@@ -3,7 +3,7 @@ import { promises as fs } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { utils } from 'ssh2';
-import { ensureKeyFile, fingerprint, generateEd25519, publicLineOfPrivate, splitPublicKeyLine } from '../../common/ssh-keys';
+import { ensureKeyFile, fingerprint, generateEd25519, publicLineOfPrivate } from '../../common/ssh-keys';
 
 describe('ssh keys without an SSH library', () => {
   it('makes ed25519 keys that ssh2 parses, with matching halves', () => {
@@ -26,7 +26,7 @@ describe('ssh keys without an SSH library', () => {
       const derived = execFileSync('ssh-keygen', ['-y', '-f', path.join(dir, 'k')]).toString().trim();
       expect(derived.split(' ').slice(0, 2)).toEqual(k.public.split(' ').slice(0, 2));
       const line = execFileSync('ssh-keygen', ['-l', '-f', path.join(dir, 'k')]).toString();
-      expect(line).toContain(fingerprint(splitPublicKeyLine(k.public).blob));
+      expect(line).toContain(fingerprint(Buffer.from(k.public.split(' ')[1] ?? '', 'base64')));
     } finally {
       await fs.rm(dir, { recursive: true, force: true });
     }
@@ -57,13 +57,5 @@ describe('ssh keys without an SSH library', () => {
     } finally {
       await fs.rm(dir, { recursive: true, force: true });
     }
-  });
-
-  it('refuses lines that are not public keys, saying why', () => {
-    expect(() => splitPublicKeyLine('hello')).toThrow('not an OpenSSH public key line');
-    const k = generateEd25519();
-    const b64 = k.public.split(' ')[1];
-    expect(() => splitPublicKeyLine(`ssh-rsa ${b64}`)).toThrow('not a ssh-rsa key');
-    expect(splitPublicKeyLine(`${k.public}`)).toMatchObject({ type: 'ssh-ed25519', comment: 'berth' });
   });
 });
