@@ -115,29 +115,48 @@ function defaultUser(): { uid: number; gid: number } {
   return uid === 0 ? { uid: 1000, gid: 1000 } : { uid, gid };
 }
 
-/** One agent per root: refuses when another live agent holds it, takes over from a dead one. */
+/**
+ * One agent per root: refuses when another live agent holds it, takes over from a dead one. The
+ * pid file records the holder's pid and start time, so a pid that a later process reused (or a
+ * zombie not yet reaped) never passes for a live agent and never keeps one from starting.
+ */
 async function claimRoot(root: string): Promise<void> {
   const file = path.join(root, PID_FILE);
+  let text = '';
   try {
-    const pid = Number(readFileSync(file, 'utf8').trim());
-    if (Number.isInteger(pid) && pid > 0 && pid !== process.pid && isBerthProcess(pid)) {
+    text = readFileSync(file, 'utf8');
+  } catch {
+    // no holder recorded
+  }
+  const [pidText = '', started = ''] = text.trim().split(/\s+/);
+  const pid = Number(pidText);
+  if (Number.isInteger(pid) && pid > 0 && pid !== process.pid) {
+    const holder = processStart(pid);
+    // A pid file of an older agent has no start time: then the command line must name berth.
+    if (holder !== null && (holder === started || (started === '' && commandMentionsBerth(pid)))) {
       throw new BerthError('CONFLICT', `another agent (pid ${pid}) is using root ${root}`);
     }
-  } catch (err) {
-    if (err instanceof BerthError) throw err;
   }
-  await fs.writeFile(file, `${process.pid}\n`);
+  await fs.writeFile(file, `${process.pid} ${processStart(process.pid) ?? ''}\n`);
 }
 
-function isBerthProcess(pid: number): boolean {
-  try {
-    process.kill(pid, 0);
-  } catch {
-    return false;
-  }
+function commandMentionsBerth(pid: number): boolean {
   try {
     return readFileSync(`/proc/${pid}/cmdline`, 'utf8').includes('berth');
   } catch {
-    return true;
+    return false;
+  }
+}
+
+/** A live process's start time (clock ticks since boot, from /proc), or null if it is gone or a zombie. */
+function processStart(pid: number): string | null {
+  try {
+    const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
+    // Fields after the command name (which may hold spaces): state is field 3, starttime field 22.
+    const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+    if (fields[0] === 'Z' || fields[0] === 'X') return null;
+    return fields[19] ?? null;
+  } catch {
+    return null;
   }
 }

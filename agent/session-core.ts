@@ -4,6 +4,7 @@
  * guard every mutation. Emits `session` (a full entry) and `removed` (an id) on every change.
  */
 import { EventEmitter } from 'node:events';
+import { withDeadline } from '../common/deadline';
 import { BerthError, messageOf } from '../common/errors';
 import { Logger } from '../common/logging';
 import { KeyedQueue, Mutex } from '../common/mutex';
@@ -16,6 +17,9 @@ import { SessionLocks } from './store/locks';
 import { SessionStore, StoredSession } from './store/session-store';
 import { Reconciler } from './reconcile';
 import { buildEntry, containerSpec, hostStats, isRunning } from './view';
+
+/** How long start-up waits for Docker's listing and the first reconcile before serving without them. */
+const START_DOCKER_WAIT_MS = 10_000;
 
 export interface Clock {
   now(): number;
@@ -54,6 +58,8 @@ export class SessionCore extends EventEmitter {
   protected readonly reconciler: Reconciler;
   protected readonly registry = new Mutex();
   protected readonly notices = new KeyedQueue();
+  /** Leftover folders already warned about: each is logged as a warning once, not every round. */
+  private readonly unsweptWarned = new Set<string>();
   private stopWatch: (() => void) | null = null;
   private reconcileTimer: NodeJS.Timeout | null = null;
 
@@ -74,16 +80,24 @@ export class SessionCore extends EventEmitter {
 
   /** Loads every session, adopts the containers Docker has, sweeps crash leftovers, follows events. */
   async start(): Promise<void> {
-    const swept = await this.o.store.init();
-    if (swept.length > 0) this.log.info('swept crash leftovers', { folders: swept });
+    await this.o.store.init();
+    await this.sweep();
     for (const id of await this.o.store.listIds()) {
       const s = await this.o.store.read(id);
       if (s) this.stored.set(id, s);
       if (s?.kind === 'broken') this.log.warn('broken session', { session: id, reason: s.reason });
     }
     try {
-      await this.refreshContainers();
-      await this.reconcile();
+      // A Docker that hangs (a wedged container can make it) must not keep the agent from serving:
+      // past the deadline it starts without, and the event watch catches up once Docker answers.
+      await withDeadline(
+        (async () => {
+          await this.refreshContainers();
+          await this.reconcile();
+        })(),
+        START_DOCKER_WAIT_MS,
+        'docker at start',
+      );
     } catch (err) {
       this.log.warn('docker unavailable at start', { err: messageOf(err) });
     }
@@ -97,6 +111,7 @@ export class SessionCore extends EventEmitter {
     });
     if (this.o.reconcileIntervalMs > 0) {
       this.reconcileTimer = setInterval(() => {
+        void this.sweep();
         this.reconcile().catch((err: unknown) => this.log.debug('reconcile skipped', { err: messageOf(err) }));
       }, this.o.reconcileIntervalMs);
       this.reconcileTimer.unref();
@@ -125,6 +140,21 @@ export class SessionCore extends EventEmitter {
 
   get dockerUp(): boolean {
     return this.containers.up;
+  }
+
+  /**
+   * Removes what a crash left in the root. Never fails: what cannot go yet is logged and tried
+   * again on the next reconciler round, so a leftover never stops the agent from starting.
+   */
+  async sweep(): Promise<void> {
+    const { swept, left } = await this.o.store.sweep();
+    if (swept.length > 0) this.log.info('swept crash leftovers', { folders: swept });
+    for (const l of left) {
+      const level = this.unsweptWarned.has(l.name) ? 'debug' : 'warn';
+      this.unsweptWarned.add(l.name);
+      this.log[level]('crash leftover not removed yet; will retry', { folder: l.name, err: l.reason });
+    }
+    for (const name of swept) this.unsweptWarned.delete(name);
   }
 
   /** One reconciler pass (orphans, paused leftovers). Throws RUNTIME_UNAVAILABLE when Docker is down. */

@@ -22,6 +22,7 @@ import {
   RuntimeEvent,
 } from './runtime';
 import { dockerError, isGoneOrDone } from './errors';
+import { ExecGate } from './exec-gate';
 
 /** Inside the image: PID 1 of every session container (deploy/image/berth-session). */
 export const SESSION_ENTRY = '/usr/local/bin/berth-session';
@@ -32,6 +33,15 @@ const WATCHED_ACTIONS = new Set(['create', 'start', 'die', 'stop', 'kill', 'dest
 const WAIT_FOR_TMUX =
   `i=0; until tmux has-session -t ${TMUX_SESSION} 2>/dev/null; do i=$((i+1)); ` +
   `if [ "$i" -gt 200 ]; then echo "berth: tmux session not ready" >&2; exit 1; fi; sleep 0.05; done`;
+
+/** How long an attach waits for a clone's pause to end before it is refused. */
+const ATTACH_GATE_WAIT_MS = 30_000;
+/** How long the agent's own short commands (the HUP of a detach, …) wait for a pause to end. */
+const RUN_GATE_WAIT_MS = 10 * 60_000;
+/** How long a pause waits for execs that are starting. */
+const PAUSE_GATE_WAIT_MS = 15_000;
+/** How long an exec may take to be under way (its process running or done). */
+const EXEC_START_WAIT_MS = 10_000;
 
 export interface DockerodeRuntimeOptions {
   socketPath: string;
@@ -46,6 +56,7 @@ export class DockerodeRuntime implements ContainerRuntime {
   private readonly agent: string;
   private readonly root: string;
   private readonly log: Logger;
+  private readonly gate = new ExecGate();
 
   constructor(opts: DockerodeRuntimeOptions) {
     this.docker = new Docker({ socketPath: opts.socketPath });
@@ -169,10 +180,14 @@ export class DockerodeRuntime implements ContainerRuntime {
   }
 
   async pause(containerId: string): Promise<void> {
+    await this.gate.beginPause(containerId, PAUSE_GATE_WAIT_MS);
     try {
       await this.docker.getContainer(containerId).pause();
     } catch (err) {
-      if (!/already paused/i.test(messageOf(err))) throw dockerError('pause container', err);
+      if (!/already paused/i.test(messageOf(err))) {
+        this.gate.endPause(containerId);
+        throw dockerError('pause container', err);
+      }
     }
   }
 
@@ -181,6 +196,48 @@ export class DockerodeRuntime implements ContainerRuntime {
       await this.docker.getContainer(containerId).unpause();
     } catch (err) {
       if (!/not paused/i.test(messageOf(err)) && !isGoneOrDone(err)) throw dockerError('unpause container', err);
+    }
+    this.gate.endPause(containerId);
+  }
+
+  /**
+   * Creates and starts an exec through the gate: it waits while this agent has the container
+   * paused, and counts as starting until Docker reports its process (a pause waits for that). The
+   * stream is handed back at once, so no output is missed meanwhile.
+   */
+  private async startExec(
+    containerId: string,
+    create: Docker.ExecCreateOptions,
+    start: { stdin: boolean },
+    gateWaitMs: number,
+  ): Promise<{ exec: Docker.Exec; stream: Duplex }> {
+    const started = await this.gate.beginExec(containerId, gateWaitMs);
+    let exec: Docker.Exec;
+    let stream: Duplex;
+    try {
+      exec = await this.docker.getContainer(containerId).exec(create);
+      stream = (await exec.start({ hijack: true, stdin: start.stdin, Tty: true })) as Duplex;
+    } catch (err) {
+      started();
+      throw err;
+    }
+    this.underWay(exec)
+      .catch((err: unknown) => this.log.warn('exec not seen under way', { container: containerId, err: messageOf(err) }))
+      .finally(started);
+    return { exec, stream };
+  }
+
+  /**
+   * Waits (bounded) until Docker reports the exec's process id (or its exit). Not `Running`:
+   * Docker sets that before it asks containerd to start the process, while runc is still at it.
+   */
+  private async underWay(exec: Docker.Exec): Promise<void> {
+    const end = Date.now() + EXEC_START_WAIT_MS;
+    for (;;) {
+      const info = await exec.inspect();
+      if (info.Pid > 0 || info.ExitCode !== null) return;
+      if (Date.now() > end) throw new BerthError('TIMEOUT', `exec in container: not under way after ${EXEC_START_WAIT_MS} ms`);
+      await new Promise((r) => setTimeout(r, 5));
     }
   }
 
@@ -198,21 +255,25 @@ export class DockerodeRuntime implements ContainerRuntime {
     const attachId = randomUUID();
     const pidFile = `/tmp/.berth-attach-${attachId}`;
     const script = `${WAIT_FOR_TMUX}; echo $$ > ${pidFile}; exec tmux attach-session -t ${TMUX_SESSION}${opts.readOnly ? ' -r' : ''}`;
-    const container = this.docker.getContainer(containerId);
     let exec: Docker.Exec;
     let stream: Duplex;
     try {
-      exec = await container.exec({
-        Cmd: ['sh', '-c', script],
-        User: `${opts.user.uid}:${opts.user.gid}`,
-        Env: ['TERM=xterm-256color', 'LANG=C.UTF-8', 'HOME=/home/claude'],
-        Tty: true,
-        AttachStdin: true,
-        AttachStdout: true,
-        AttachStderr: true,
-      });
-      stream = (await exec.start({ hijack: true, stdin: true, Tty: true })) as Duplex;
+      ({ exec, stream } = await this.startExec(
+        containerId,
+        {
+          Cmd: ['sh', '-c', script],
+          User: `${opts.user.uid}:${opts.user.gid}`,
+          Env: ['TERM=xterm-256color', 'LANG=C.UTF-8', 'HOME=/home/claude'],
+          Tty: true,
+          AttachStdin: true,
+          AttachStdout: true,
+          AttachStderr: true,
+        },
+        { stdin: true },
+        ATTACH_GATE_WAIT_MS,
+      ));
     } catch (err) {
+      if (err instanceof BerthError) throw err;
       throw dockerError('attach', err);
     }
     const resize = async (cols: number, rows: number): Promise<void> => {
@@ -247,16 +308,21 @@ export class DockerodeRuntime implements ContainerRuntime {
     let exec: Docker.Exec;
     let stream: Duplex;
     try {
-      exec = await this.docker.getContainer(containerId).exec({
-        Cmd: ['sh', '-c', script],
-        User: `${user.uid}:${user.gid}`,
-        Env: ['LANG=C.UTF-8', 'HOME=/home/claude'],
-        Tty: true,
-        AttachStdout: true,
-        AttachStderr: true,
-      });
-      stream = (await exec.start({ hijack: true, stdin: false, Tty: true })) as Duplex;
+      ({ exec, stream } = await this.startExec(
+        containerId,
+        {
+          Cmd: ['sh', '-c', script],
+          User: `${user.uid}:${user.gid}`,
+          Env: ['LANG=C.UTF-8', 'HOME=/home/claude'],
+          Tty: true,
+          AttachStdout: true,
+          AttachStderr: true,
+        },
+        { stdin: false },
+        RUN_GATE_WAIT_MS,
+      ));
     } catch (err) {
+      if (err instanceof BerthError) throw err;
       throw dockerError('exec in container', err);
     }
     const chunks: Buffer[] = [];

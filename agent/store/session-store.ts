@@ -1,30 +1,41 @@
 /**
  * Session directories under the agent's root: <root>/<uuid>/ with session.json inside.
  * Creating, cloning and deleting go through a staging name and one rename, so a crash at any
- * point leaves the whole session or none of it; `init` sweeps what a crash left half-done.
+ * point leaves the whole session or none of it; `sweep` removes what a crash left half-done.
  */
 import { promises as fs } from 'node:fs';
 import path from 'node:path';
-import { execFile } from 'node:child_process';
-import { promisify } from 'node:util';
 import { BerthError, messageOf, wrapError } from '../../common/errors';
 import { UUID_RE } from '../../common/names';
 import { SessionMeta, sessionMetaSchema, describeIssue } from '../../common/protocol';
 import { fsyncDir, writeFileAtomic } from './atomic';
-
-const run = promisify(execFile);
+import { copyEntries } from './copy';
 
 export const SESSION_FILE = 'session.json';
 export const LOCK_DIR = 'session.lock';
 /** The lock's owner record, beside the lock: writing inside proper-lockfile's folder would change
  * its mtime, which proper-lockfile reads as a compromised lock. */
 export const LOCK_OWNER_FILE = 'session.lock.owner.json';
+/** Temporary files of atomic writes of the records above (see writeFileAtomic). */
+const RECORD_TMP_RE = /^\.session\.(json|lock\.owner\.json)\.[0-9a-f]{8}\.tmp$/;
 const STAGING = '.staging-';
+
+/** True for the agent's own records in a session folder (never part of the home that a clone copies). */
+export function isSessionRecord(name: string): boolean {
+  return name === SESSION_FILE || name === LOCK_DIR || name === LOCK_OWNER_FILE || RECORD_TMP_RE.test(name);
+}
 const TRASH = '.trash-';
 
 export type StoredSession =
   | { kind: 'ok'; meta: SessionMeta }
   | { kind: 'broken'; id: string; reason: string };
+
+export interface SweepResult {
+  /** Leftover folders removed. */
+  swept: string[];
+  /** Leftover folders that could not be removed this time, with why: the next sweep tries again. */
+  left: Array<{ name: string; reason: string }>;
+}
 
 export interface StoreOptions {
   root: string;
@@ -37,6 +48,8 @@ export class SessionStore {
   private readonly owner?: { uid: number; gid: number };
   /** Last read of each session.json, keyed by its (inode, size, mtime): an unchanged file is not parsed again. */
   private readonly cache = new Map<string, { stamp: string; result: StoredSession }>();
+  /** Staging and trash folders that an operation of this process is still working in: never swept. */
+  private readonly busy = new Set<string>();
 
   constructor(opts: StoreOptions) {
     this.root = path.resolve(opts.root);
@@ -49,17 +62,36 @@ export class SessionStore {
     return path.join(this.root, id);
   }
 
-  /** Creates the root and removes staging and trash folders a crash left behind. Idempotent. */
-  async init(): Promise<string[]> {
+  /** Creates the root. Idempotent. */
+  async init(): Promise<void> {
     await fs.mkdir(this.root, { recursive: true });
-    const swept: string[] = [];
-    for (const name of await fs.readdir(this.root)) {
-      if (name.startsWith(STAGING) || name.startsWith(TRASH)) {
-        await fs.rm(path.join(this.root, name), { recursive: true, force: true });
-        swept.push(name);
+  }
+
+  /**
+   * Removes the staging and trash folders that a crash left behind. Never throws: a folder that
+   * cannot be removed now (a dying copy still writing into it, a permission problem) is reported
+   * in `left` and stays for the next sweep. Folders of this process's own operations are skipped.
+   */
+  async sweep(): Promise<SweepResult> {
+    const result: SweepResult = { swept: [], left: [] };
+    let names: string[];
+    try {
+      names = await fs.readdir(this.root);
+    } catch (err) {
+      result.left.push({ name: '.', reason: messageOf(err) });
+      return result;
+    }
+    for (const name of names) {
+      if (!(name.startsWith(STAGING) || name.startsWith(TRASH)) || this.busy.has(name)) continue;
+      try {
+        // A copy that is being killed may still add an entry or two: rm retries on ENOTEMPTY.
+        await fs.rm(path.join(this.root, name), { recursive: true, force: true, maxRetries: 5, retryDelay: 50 });
+        result.swept.push(name);
+      } catch (err) {
+        result.left.push({ name, reason: messageOf(err) });
       }
     }
-    return swept;
+    return result;
   }
 
   /** Ids of every session folder (valid or broken), sorted. */
@@ -127,47 +159,59 @@ export class SessionStore {
   /** Creates a new session folder with its metadata, all at once. Throws CONFLICT if it exists. */
   async create(meta: SessionMeta): Promise<void> {
     const final = this.dir(meta.id);
-    const staging = path.join(this.root, `${STAGING}${meta.id}`);
-    try {
+    await this.inStaging(`${STAGING}${meta.id}`, 'create session folder', async (staging) => {
       await fs.mkdir(staging, { mode: 0o755 });
       await this.finishStaging(staging, meta, final);
-    } catch (err) {
-      await fs.rm(staging, { recursive: true, force: true });
-      throw wrapError('create session folder', err);
-    }
+    });
   }
 
   /** Copies a session's home (not its lock or metadata) to a new session, all at once. */
   async clone(srcId: string, meta: SessionMeta): Promise<void> {
     const src = this.dir(srcId);
     const final = this.dir(meta.id);
-    const staging = path.join(this.root, `${STAGING}${meta.id}`);
-    try {
-      // cp -a keeps owners, modes, links and times: the clone must work for the container's user.
-      await run('cp', ['-a', '--', src, staging]);
-      await fs.rm(path.join(staging, LOCK_DIR), { recursive: true, force: true });
-      await fs.rm(path.join(staging, LOCK_OWNER_FILE), { force: true });
-      await fs.rm(path.join(staging, SESSION_FILE), { force: true });
+    await this.inStaging(`${STAGING}${meta.id}`, 'copy session folder', async (staging) => {
+      await fs.mkdir(staging, { mode: 0o755 });
+      // The home only: the source's metadata and lock are its own (and change under the copy).
+      const names = (await fs.readdir(src)).filter((n) => !isSessionRecord(n));
+      await copyEntries(src, names, staging);
       await this.finishStaging(staging, meta, final);
-    } catch (err) {
-      await fs.rm(staging, { recursive: true, force: true });
-      throw wrapError('copy session folder', err);
-    }
+    });
   }
 
   /** Removes a session folder: one rename takes it out of sight, then the rest is deleted. Idempotent. */
   async remove(id: string): Promise<void> {
     const dir = this.dir(id);
-    const trash = path.join(this.root, `${TRASH}${id}`);
+    const name = `${TRASH}${id}`;
+    const trash = path.join(this.root, name);
     this.cache.delete(id);
+    this.busy.add(name);
     try {
-      await fs.rename(dir, trash);
-    } catch (err) {
-      if ((err as NodeJS.ErrnoException).code === 'ENOENT') return;
-      throw wrapError('remove session folder', err);
+      try {
+        await fs.rename(dir, trash);
+      } catch (err) {
+        if ((err as NodeJS.ErrnoException).code === 'ENOENT') return;
+        throw wrapError('remove session folder', err);
+      }
+      await fsyncDir(this.root);
+      // The session is gone from here on; what cannot be deleted now, a later sweep deletes.
+      await fs.rm(trash, { recursive: true, force: true, maxRetries: 3, retryDelay: 50 }).catch(() => undefined);
+    } finally {
+      this.busy.delete(name);
     }
-    await fsyncDir(this.root);
-    await fs.rm(trash, { recursive: true, force: true });
+  }
+
+  /** Runs `fn` on a staging folder that no sweep touches meanwhile, and removes it if `fn` fails. */
+  private async inStaging(name: string, what: string, fn: (staging: string) => Promise<void>): Promise<void> {
+    const staging = path.join(this.root, name);
+    this.busy.add(name);
+    try {
+      await fn(staging);
+    } catch (err) {
+      await fs.rm(staging, { recursive: true, force: true }).catch(() => undefined);
+      throw wrapError(what, err);
+    } finally {
+      this.busy.delete(name);
+    }
   }
 
   private async finishStaging(staging: string, meta: SessionMeta, final: string): Promise<void> {

@@ -11,9 +11,9 @@ import { SUBSYSTEMS, SessionView } from '../../common/protocol';
 import { AgentClient, Attach, view } from '../helpers/agent-client';
 import { AgentProcess, startAgentProcess } from '../helpers/agent-process';
 import { docker, testContainers, tmuxClientCount } from '../helpers/docker';
+import { sleep, until } from '../helpers/wait';
 
 const runLabel = `attach-${randomUUID().slice(0, 8)}`;
-const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
 
 let agent: AgentProcess;
 let alice: AgentClient;
@@ -29,18 +29,6 @@ function connect(): Promise<AgentClient> {
 /** The session as the agent sees it now. */
 async function current(): Promise<SessionView> {
   return view(await alice.call('get', { session: sessionId }));
-}
-
-/** Polls `read` until `ok` accepts its value; fails after `timeoutMs` with `what` and the last value seen. */
-async function until<T>(what: string, read: () => Promise<T>, ok: (v: T) => boolean, timeoutMs = 10_000): Promise<T> {
-  const end = Date.now() + timeoutMs;
-  let last: T | undefined;
-  for (;;) {
-    last = await read();
-    if (ok(last)) return last;
-    if (Date.now() > end) throw new Error(`${what}: not reached in ${timeoutMs} ms; last: ${JSON.stringify(last)}`);
-    await sleep(200);
-  }
 }
 
 let counter = 100 + Math.floor(Math.random() * 800);

@@ -11,9 +11,9 @@ import { SessionEntry, SessionView } from '../../common/protocol';
 import { AgentClient, view } from '../helpers/agent-client';
 import { AgentProcess, startAgentProcess } from '../helpers/agent-process';
 import { removeTestContainers, testContainers, tmuxClientCount } from '../helpers/docker';
+import { sleep, until } from '../helpers/wait';
 
 const runLabel = `restart-${randomUUID().slice(0, 8)}`;
-const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
 
 /** The agent of this file: one process at a time, restarted on the same dir. */
 let agent: AgentProcess;
@@ -22,16 +22,6 @@ const oldClients: AgentClient[] = [];
 
 const BIG_FILES = 30;
 const BIG_FILE_BYTES = 10 * 1024 * 1024;
-
-async function until<T>(what: string, read: () => Promise<T>, ok: (v: T) => boolean, timeoutMs = 10_000): Promise<T> {
-  const end = Date.now() + timeoutMs;
-  for (;;) {
-    const last = await read();
-    if (ok(last)) return last;
-    if (Date.now() > end) throw new Error(`${what}: not reached in ${timeoutMs} ms; last: ${JSON.stringify(last)}`);
-    await sleep(200);
-  }
-}
 
 /** Starts a fresh agent on the same dir and id as the current one (after it stopped or died). */
 async function restartAgent(): Promise<void> {
@@ -156,7 +146,7 @@ test('kill -9 during a clone leaves whole sessions only, and the lock clears', a
   expect(leftBehind.filter((n) => n.startsWith('.staging-'))).toHaveLength(1);
   await restartAgent();
 
-  expect(await leftovers()).toEqual([]);
+  await until('crash leftovers swept', leftovers, (l) => l.length === 0, 10_000);
   const entries = await list();
   const fresh = entries.filter((e) => !before.has(view(e).meta.id));
   expect(fresh.length).toBeLessThanOrEqual(1);
@@ -205,7 +195,7 @@ test('kill -9 during the delete of a running session leaves it fully there or fu
   await killDuring('delete', id);
   await restartAgent();
 
-  expect(await leftovers()).toEqual([]);
+  await until('crash leftovers swept', leftovers, (l) => l.length === 0, 10_000);
   const entry = (await list()).find((e) => view(e).meta.id === id);
   if (entry) {
     const v = view(entry);
@@ -256,7 +246,7 @@ test('kill -9 during the clone of a running source: the source is usable again o
   const { replied } = await killDuring('clone', src);
   expect(replied).toBe(false);
   await restartAgent();
-  expect(await leftovers()).toEqual([]);
+  await until('crash leftovers swept', leftovers, (l) => l.length === 0, 10_000);
   // The dead agent's lock is stale after lockStaleSeconds (3 s): the source must not stay paused.
   const answer = await until(
     'attach to the source works again',

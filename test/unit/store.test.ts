@@ -1,3 +1,4 @@
+import { spawn } from 'node:child_process';
 import { promises as fs } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
@@ -110,8 +111,59 @@ describe('SessionStore', () => {
     await store.create(keep);
     await fs.mkdir(path.join(root, `.staging-${randomUUID()}`));
     await fs.mkdir(path.join(root, `.trash-${randomUUID()}`));
-    const swept = await store.init();
+    const { swept, left } = await store.sweep();
     expect(swept).toHaveLength(2);
+    expect(left).toEqual([]);
     expect(await fs.readdir(root)).toEqual([keep.id]);
+  });
+
+  it('never fails while a dying copy still writes into a leftover, and removes it once the writer is gone', async () => {
+    const name = `.staging-${randomUUID()}`;
+    const dir = path.join(root, name);
+    await fs.mkdir(path.join(dir, 'big'), { recursive: true });
+    // A writer that keeps adding files, as the copy of a killed agent would.
+    const writer = spawn('bash', ['-c', 'i=0; while [ $i -lt 200000 ]; do mkdir -p "$1" 2>/dev/null; : > "$1/f$i" 2>/dev/null; i=$((i+1)); done', 'writer', path.join(dir, 'big')], {
+      stdio: 'ignore',
+    });
+    try {
+      await new Promise((r) => setTimeout(r, 100));
+      const first = await store.sweep();
+      // Either the sweep won the race or it says what it left; it never throws.
+      expect(first.swept.length + first.left.length).toBe(1);
+      for (const l of first.left) expect(l.name).toBe(name);
+    } finally {
+      writer.kill('SIGKILL');
+      await new Promise((r) => writer.once('exit', r));
+    }
+    const second = await store.sweep();
+    expect(second.left).toEqual([]);
+    expect(await fs.readdir(root)).toEqual([]);
+  });
+});
+
+describe('clone', () => {
+  it('copies the home but never the source\'s records, even while they are rewritten', async () => {
+    const src = meta({ name: 'src' });
+    await store.create(src);
+    const dir = store.dir(src.id);
+    await fs.mkdir(path.join(dir, 'project'));
+    await fs.writeFile(path.join(dir, 'project', 'a.txt'), 'hello');
+    await fs.writeFile(path.join(dir, '.bashrc'), 'export X=1\n');
+    // What an atomic rewrite of session.json leaves for a moment.
+    await fs.writeFile(path.join(dir, '.session.json.0123abcd.tmp'), '{}');
+    await fs.mkdir(path.join(dir, 'session.lock'));
+    const copy = meta({ name: 'copy' });
+    await store.clone(src.id, copy);
+    expect((await fs.readdir(store.dir(copy.id))).sort()).toEqual(['.bashrc', 'project', 'session.json']);
+    expect(await fs.readFile(path.join(store.dir(copy.id), 'project', 'a.txt'), 'utf8')).toBe('hello');
+    expect(await store.read(copy.id)).toEqual({ kind: 'ok', meta: copy });
+  });
+
+  it('clones an empty home', async () => {
+    const src = meta();
+    await store.create(src);
+    const copy = meta();
+    await store.clone(src.id, copy);
+    expect(await fs.readdir(store.dir(copy.id))).toEqual(['session.json']);
   });
 });
