@@ -21,7 +21,7 @@ export default tseslint.config(
         {
           paths: [
             only('dockerode', 'agent/docker/'),
-            only('ssh2', 'agent/rpc/ and shell/ssh/'),
+            only('ssh2', 'agent/rpc/, shell/ssh/ and shell/agents/'),
             only('blessed', 'shell/ui/'),
             only('winston', 'common/logging.ts'),
           ],
@@ -30,8 +30,8 @@ export default tseslint.config(
     },
   },
   { files: ['agent/docker/**/*.ts'], rules: { 'no-restricted-imports': 'off' } },
-  { files: ['agent/rpc/**/*.ts', 'shell/ssh/**/*.ts', 'test/**/*.ts'], rules: { 'no-restricted-imports': ['error', { paths: [only('dockerode', 'agent/docker/'), only('blessed', 'shell/ui/'), only('winston', 'common/logging.ts')] }] } },
+  { files: ['agent/rpc/**/*.ts', 'shell/ssh/**/*.ts', 'shell/agents/**/*.ts', 'test/**/*.ts'], rules: { 'no-restricted-imports': ['error', { paths: [only('dockerode', 'agent/docker/'), only('blessed', 'shell/ui/'), only('winston', 'common/logging.ts')] }] } },
   { files: ['common/logging.ts'], rules: { 'no-restricted-imports': 'off' } },
-  { files: ['shell/ui/**/*.ts'], rules: { 'no-restricted-imports': ['error', { paths: [only('dockerode', 'agent/docker/'), only('ssh2', 'agent/rpc/ and shell/ssh/'), only('winston', 'common/logging.ts')] }] } },
+  { files: ['shell/ui/**/*.ts'], rules: { 'no-restricted-imports': ['error', { paths: [only('dockerode', 'agent/docker/'), only('ssh2', 'agent/rpc/, shell/ssh/ and shell/agents/'), only('winston', 'common/logging.ts')] }] } },
   { files: ['test/**/*.ts', 'deploy/**/*.ts'], rules: { 'no-console': 'off' } },
 );

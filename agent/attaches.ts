@@ -8,7 +8,7 @@ interface AttachRecord {
   handle: AttachHandle;
 }
 
-export class AttachRegistry {
+export class LiveAttaches {
   private readonly bySession = new Map<string, Map<string, AttachRecord>>();
 
   /** Records a live attach; returns its id. */

@@ -2,6 +2,7 @@
 import path from 'node:path';
 import { z } from 'zod';
 import { loadConfigFile, resolveFrom } from '../common/config';
+import { agentIdSchema } from '../common/names';
 import { limitsSchema } from '../common/protocol';
 
 const labelKey = z.string().regex(/^[a-z0-9][a-z0-9._-]{0,62}$/, { error: 'must be a lowercase label key' });
@@ -9,7 +10,7 @@ const labelKey = z.string().regex(/^[a-z0-9][a-z0-9._-]{0,62}$/, { error: 'must 
 export const agentConfigSchema = z
   .object({
     /** This agent's name in the cluster; also the value of the berth.agent container label. */
-    id: z.string().regex(/^[a-z0-9][a-z0-9-]{0,31}$/, { error: 'must be 1-32 of a-z, 0-9, "-"' }),
+    id: agentIdSchema,
     listen: z
       .object({
         host: z.string().min(1).default('0.0.0.0'),

@@ -48,25 +48,31 @@ export async function startAgent(o: AgentOptions): Promise<RunningAgent> {
   await fs.mkdir(cfg.root, { recursive: true });
   await claimRoot(cfg.root);
   const runtime = o.runtime ?? new DockerodeRuntime({ socketPath: cfg.dockerSocket, agent: cfg.id, root: path.resolve(cfg.root), logger });
-  const sessions = new Sessions({
-    agent: cfg.id,
-    store,
-    locks: new SessionLocks({ staleMs: cfg.lockStaleSeconds * 1000, instance: randomUUID(), now: () => clock.now(), logger }),
-    runtime,
-    probe: o.probe ?? bindProbe(cfg.publishAddress),
-    clock,
-    logger,
-    image: cfg.image,
-    command: cfg.command,
-    publishAddress: cfg.publishAddress,
-    dnsServers: cfg.dnsServers,
-    limits: cfg.limits,
-    user,
-    extraLabels: cfg.extraLabels,
-    maxSessions: cfg.maxSessions,
-    orphanGraceMs: cfg.orphanGraceSeconds * 1000,
-    reconcileIntervalMs: o.reconcileIntervalMs ?? Math.min(30_000, Math.max(1000, (cfg.orphanGraceSeconds * 1000) / 2)),
-  });
+  const sessions = new Sessions(
+    {
+      store,
+      locks: new SessionLocks({ staleMs: cfg.lockStaleSeconds * 1000, instance: randomUUID(), now: () => clock.now(), logger }),
+      runtime,
+      probe: o.probe ?? bindProbe(cfg.publishAddress),
+      clock,
+      logger,
+    },
+    {
+      agent: cfg.id,
+      image: cfg.image,
+      command: cfg.command,
+      publishAddress: cfg.publishAddress,
+      dnsServers: cfg.dnsServers,
+      limits: cfg.limits,
+      user,
+      extraLabels: cfg.extraLabels,
+    },
+    {
+      maxSessions: cfg.maxSessions,
+      orphanGraceMs: cfg.orphanGraceSeconds * 1000,
+      reconcileIntervalMs: o.reconcileIntervalMs ?? Math.min(30_000, Math.max(1000, (cfg.orphanGraceSeconds * 1000) / 2)),
+    },
+  );
   await sessions.start();
   if (sessions.dockerUp && !(await runtime.hasImage(cfg.image).catch(() => true))) {
     logger.warn('session image missing', { image: cfg.image, hint: 'run: berth image build' });

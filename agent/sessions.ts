@@ -1,18 +1,30 @@
 /**
- * The session operations of one agent (one method per RPC op, plus attach). Each mutation runs
- * under the session's lock; port and DNS checks under the agent's registry lock.
+ * The session operations of one agent: one method per RPC op, plus attach. Each mutation runs
+ * under the session's lock; port and DNS decisions under the catalog's reservation. The parts
+ * they stand on each hold one thing: the store (folders on disk), the locks, the catalog
+ * (metadata in memory, ports and names), the containers (Docker's picture, kept by the watch),
+ * the live attaches, and the feed (what subscribers are told).
  */
+import { EventEmitter } from 'node:events';
 import { randomUUID } from 'node:crypto';
 import { BerthError } from '../common/errors';
-import { RpcParams, SessionEntry, SessionMeta, SESSION_FILE_VERSION } from '../common/protocol';
+import { Logger } from '../common/logging';
+import { cloneName } from '../common/names';
+import { HostStats, RpcParams, SessionEntry, SessionMeta, SESSION_FILE_VERSION } from '../common/protocol';
+import { LiveAttaches } from './attaches';
+import { SessionCatalog } from './catalog';
+import { ContainerWatch } from './container-watch';
+import { ContainerTracker } from './containers';
 import { AttachHandle } from './docker/runtime';
+import { SessionFeed } from './feed';
 import { resolvePort } from './ports/ports';
-import { assertDnsFree, portTableOf } from './registry';
-import { SessionCore } from './session-core';
+import { Reconciler } from './reconcile';
 import { StoredSession } from './store/session-store';
-import { cloneName, isRunning } from './view';
+import { SessionSteps } from './session-steps';
+import { ContainerSettings, SessionsDeps, SessionsPolicy } from './sessions-options';
+import { hostStats, isRunning } from './view';
 
-export type { Clock, SessionsOptions } from './session-core';
+export type { Clock, ContainerSettings, SessionsDeps, SessionsPolicy } from './sessions-options';
 
 export interface OpenAttach {
   handle: AttachHandle;
@@ -21,37 +33,120 @@ export interface OpenAttach {
   close(): Promise<void>;
 }
 
-export class Sessions extends SessionCore {
+/** Events: `session` (a full SessionEntry) and `removed` (an id), on every change. */
+export class Sessions extends EventEmitter {
+  private readonly log: Logger;
+  private readonly catalog = new SessionCatalog();
+  private readonly attaches = new LiveAttaches();
+  private readonly containers: ContainerTracker;
+  private readonly feed: SessionFeed;
+  private readonly watch: ContainerWatch;
+  private readonly steps: SessionSteps;
+
+  constructor(
+    private readonly d: SessionsDeps,
+    private readonly settings: ContainerSettings,
+    private readonly policy: SessionsPolicy,
+  ) {
+    super();
+    this.log = d.logger.child({ component: 'sessions', agent: settings.agent });
+    this.containers = new ContainerTracker(d.runtime);
+    this.feed = new SessionFeed({
+      agent: settings.agent,
+      catalog: this.catalog,
+      containers: this.containers,
+      attaches: this.attaches,
+      locks: d.locks,
+      store: d.store,
+      logger: this.log,
+      push: (c) => (c.kind === 'session' ? this.emit('session', c.entry) : this.emit('removed', c.id)),
+    });
+    this.steps = new SessionSteps(d, settings, { catalog: this.catalog, containers: this.containers, attaches: this.attaches, feed: this.feed, log: this.log });
+    this.watch = new ContainerWatch({
+      runtime: d.runtime,
+      containers: this.containers,
+      reconciler: new Reconciler({ runtime: d.runtime, store: d.store, locks: d.locks, now: () => d.clock.now(), graceMs: policy.orphanGraceMs, logger: this.log }),
+      logger: this.log,
+      intervalMs: policy.reconcileIntervalMs,
+      changed: (id) => this.feed.notify(id),
+      stopped: (id) => void this.steps.closeAttaches(id, null),
+      everyRound: () => void this.sweep(),
+    });
+  }
+
+  /** Sweeps crash leftovers, loads every session, adopts the containers Docker has, follows events. */
+  async start(): Promise<void> {
+    await this.d.store.init();
+    await this.sweep();
+    for (const id of await this.d.store.listIds()) {
+      const s = await this.d.store.read(id);
+      if (s) this.catalog.set(id, s);
+      if (s?.kind === 'broken') this.log.warn('broken session', { session: id, reason: s.reason });
+    }
+    await this.watch.start();
+    this.log.info('sessions loaded', { sessions: this.catalog.size, containers: this.containers.size });
+  }
+
+  /** Stops following Docker and ends every attach (their tmux clients are HUP'd). Idempotent. */
+  async stop(): Promise<void> {
+    this.watch.stop();
+    await this.attaches.closeAll();
+  }
+
+  /** Removes what a crash left in the root (see SessionSteps.sweep). Never fails. */
+  sweep(): Promise<void> {
+    return this.steps.sweep();
+  }
+
+  /** Host figures for the `stats` op and event. */
+  stats(): HostStats {
+    return hostStats(this.catalog.size, this.containers.runningCount());
+  }
+
+  /** Every known session's entry, from memory (for a new events subscriber). */
+  snapshot(): Promise<SessionEntry[]> {
+    return this.feed.snapshot();
+  }
+
+  get dockerUp(): boolean {
+    return this.containers.up;
+  }
+
+  /** One reconciler round. Throws RUNTIME_UNAVAILABLE when Docker is down. */
+  reconcile(): Promise<void> {
+    return this.watch.reconcile();
+  }
+
   /** Every session, with fresh container states from one label-filtered listing. */
   async list(): Promise<SessionEntry[]> {
-    const ids = await this.o.store.listIds();
+    const ids = await this.d.store.listIds();
     const present = new Set(ids);
-    for (const id of [...this.stored.keys()]) if (!present.has(id)) this.stored.delete(id);
+    for (const id of this.catalog.ids()) if (!present.has(id)) this.catalog.delete(id);
     await Promise.all(
       ids.map(async (id) => {
-        const s = await this.o.store.read(id);
-        if (s) this.stored.set(id, s);
-        else this.stored.delete(id);
+        const s = await this.d.store.read(id);
+        if (s) this.catalog.set(id, s);
+        else this.catalog.delete(id);
       }),
     );
-    await this.refreshContainers();
-    const entries = await Promise.all(ids.map((id) => this.entry(id)));
+    await this.watch.refreshAll();
+    const entries = await Promise.all(ids.map((id) => this.feed.entry(id)));
     return entries.filter((e): e is SessionEntry => e !== null);
   }
 
   /** One session, read fresh from disk and Docker. Throws NOT_FOUND. */
   async get(id: string): Promise<SessionEntry> {
-    await this.load(id);
-    await this.refreshSession(id);
-    return this.mustEntry(id);
+    await this.steps.load(id);
+    await this.watch.refresh(id);
+    return this.feed.mustEntry(id);
   }
 
   /** Creates the folder and metadata; no container yet. Throws PORT_UNAVAILABLE, NAME_TAKEN, CONFLICT. */
   async create(p: RpcParams<'create'>, operator: string): Promise<SessionEntry> {
-    const meta = await this.registry.run(async () => {
+    const meta = await this.catalog.reserve(async () => {
       this.assertRoom();
-      assertDnsFree(this.metas(), p.dns, null);
-      const port = await resolvePort(p.port, p.protocol, portTableOf(this.metas(), null), this.o.probe);
+      this.catalog.assertDnsFree(p.dns, null);
+      const port = await resolvePort(p.port, p.protocol, this.catalog.portTable(null), this.d.probe);
       const m: SessionMeta = {
         version: SESSION_FILE_VERSION,
         id: randomUUID(),
@@ -59,45 +154,45 @@ export class Sessions extends SessionCore {
         protocol: p.protocol,
         port,
         dns: p.dns,
-        createdAt: this.nowIso(),
+        createdAt: this.steps.nowIso(),
         lastAccessedAt: null,
         createdBy: operator,
         ...(p.limits ? { limits: p.limits } : {}),
       };
-      await this.o.store.create(m);
-      this.stored.set(m.id, { kind: 'ok', meta: m });
+      await this.d.store.create(m);
+      this.catalog.set(m.id, { kind: 'ok', meta: m });
       return m;
     });
     this.log.info('created session', { session: meta.id, name: meta.name, operator, port: meta.port });
-    this.notify(meta.id);
-    return this.mustEntry(meta.id);
+    this.feed.notify(meta.id);
+    return this.feed.mustEntry(meta.id);
   }
 
   /** Changes name, protocol, port or DNS; a running container keeps its flags until restart. */
   async edit(p: RpcParams<'edit'>, operator: string): Promise<SessionEntry> {
-    await this.withLock(p.session, operator, 'edit', async (s) => {
+    await this.steps.withLock(p.session, operator, 'edit', async (s) => {
       const meta = okMeta(s);
-      await this.registry.run(async () => {
+      await this.catalog.reserve(async () => {
         const protocol = p.protocol ?? meta.protocol;
         const dns = p.dns ?? meta.dns;
-        assertDnsFree(this.metas(), dns, meta.id);
+        this.catalog.assertDnsFree(dns, meta.id);
         let port = meta.port;
         const wanted = p.port ?? meta.port;
         if (wanted !== meta.port || protocol !== meta.protocol) {
-          port = await resolvePort(wanted, protocol, portTableOf(this.metas(), meta.id), this.o.probe);
+          port = await resolvePort(wanted, protocol, this.catalog.portTable(meta.id), this.d.probe);
         }
         const next: SessionMeta = { ...meta, name: p.name ?? meta.name, protocol, port, dns };
-        await this.o.store.write(next);
-        this.stored.set(meta.id, { kind: 'ok', meta: next });
+        await this.d.store.write(next);
+        this.catalog.set(meta.id, { kind: 'ok', meta: next });
       });
     });
     this.log.info('edited session', { session: p.session, operator });
-    return this.mustEntry(p.session);
+    return this.feed.mustEntry(p.session);
   }
 
   /** Copies a session's home to a new session (port 0, no DNS); a running source is paused meanwhile. */
   async clone(p: RpcParams<'clone'>, operator: string): Promise<SessionEntry> {
-    const id = await this.withLock(p.session, operator, 'clone', async (s) => {
+    const id = await this.steps.withLock(p.session, operator, 'clone', async (s) => {
       const src = okMeta(s);
       const meta: SessionMeta = {
         ...src,
@@ -105,91 +200,91 @@ export class Sessions extends SessionCore {
         name: p.name ?? cloneName(src.name),
         port: 0,
         dns: '',
-        createdAt: this.nowIso(),
+        createdAt: this.steps.nowIso(),
         lastAccessedAt: null,
         createdBy: operator,
       };
       this.assertRoom();
       const c = this.containers.get(src.id);
       const pause = c && c.state === 'running';
-      if (pause) await this.o.runtime.pause(c.id);
+      if (pause) await this.d.runtime.pause(c.id);
       try {
-        await this.o.store.clone(src.id, meta);
+        await this.d.store.clone(src.id, meta);
       } finally {
-        if (pause) await this.o.runtime.unpause(c.id);
+        if (pause) await this.d.runtime.unpause(c.id);
       }
-      this.stored.set(meta.id, { kind: 'ok', meta });
+      this.catalog.set(meta.id, { kind: 'ok', meta });
       return meta.id;
     });
     this.log.info('cloned session', { session: p.session, clone: id, operator });
-    this.notify(id);
-    return this.mustEntry(id);
+    this.feed.notify(id);
+    return this.feed.mustEntry(id);
   }
 
   /** Starts a stopped session detached. Throws CONFLICT if it is already running. */
   async restart(id: string, operator: string): Promise<SessionEntry> {
-    await this.withLock(id, operator, 'restart', async (s) => {
-      await this.refreshSession(id);
+    await this.steps.withLock(id, operator, 'restart', async (s) => {
+      await this.watch.refresh(id);
       if (isRunning(this.containers.get(id))) throw new BerthError('CONFLICT', 'session is already running');
-      await this.startContainer(okMeta(s));
+      await this.steps.startContainer(okMeta(s));
     });
     this.log.info('restarted session', { session: id, operator });
-    return this.mustEntry(id);
+    return this.feed.mustEntry(id);
   }
 
   /** Stops and removes the container; the folder stays. Throws CONFLICT if there is no container. */
   async kill(id: string, operator: string): Promise<SessionEntry> {
-    await this.withLock(id, operator, 'kill', async () => {
-      await this.refreshSession(id);
+    await this.steps.withLock(id, operator, 'kill', async () => {
+      await this.watch.refresh(id);
       const c = this.containers.get(id);
       if (!c) throw new BerthError('CONFLICT', 'session is not running');
-      await this.closeAttaches(id, null);
-      await this.o.runtime.stopAndRemove(c.id, this.o.stopTimeoutSec ?? 10);
+      await this.steps.closeAttaches(id, null);
+      await this.d.runtime.stopAndRemove(c.id, this.settings.stopTimeoutSec ?? 10);
       this.containers.delete(id);
     }, { allowBroken: true });
     this.log.info('killed session', { session: id, operator });
-    return this.mustEntry(id);
+    return this.feed.mustEntry(id);
   }
 
   /** Ends the calling operator's own attaches to the session; the container keeps running. */
   async background(id: string, operator: string): Promise<number> {
-    await this.load(id);
-    const n = await this.closeAttaches(id, operator);
+    await this.steps.load(id);
+    const n = await this.steps.closeAttaches(id, operator);
     this.log.info('backgrounded session', { session: id, operator, detached: n });
     return n;
   }
 
   /** Stops and removes the container, then the folder, lock, port and metadata. */
   async delete(id: string, operator: string): Promise<void> {
-    await this.withLock(id, operator, 'delete', async () => {
-      await this.closeAttaches(id, null);
-      for (const c of await this.o.runtime.listSession(id)) await this.o.runtime.stopAndRemove(c.id, this.o.stopTimeoutSec ?? 10);
+    await this.steps.withLock(id, operator, 'delete', async () => {
+      await this.steps.closeAttaches(id, null);
+      for (const c of await this.d.runtime.listSession(id)) await this.d.runtime.stopAndRemove(c.id, this.settings.stopTimeoutSec ?? 10);
       this.containers.delete(id);
-      await this.registry.run(async () => {
-        await this.o.store.remove(id);
-        this.stored.delete(id);
+      await this.catalog.reserve(async () => {
+        await this.d.store.remove(id);
+        this.catalog.delete(id);
       });
     }, { allowBroken: true });
     this.log.info('deleted session', { session: id, operator });
-    this.notify(id);
+    this.feed.notify(id);
   }
 
   /** Removes a session's lock, whoever holds it; touches nothing else. Throws CONFLICT if unlocked. */
   async override(id: string, operator: string, reason: string | undefined): Promise<SessionEntry> {
-    await this.load(id);
-    const dir = this.o.store.dir(id);
-    const lock = await this.o.locks.inspect(dir);
+    await this.steps.load(id);
+    const dir = this.d.store.dir(id);
+    const lock = await this.d.locks.inspect(dir);
     if (!lock) throw new BerthError('CONFLICT', 'session is not locked');
-    await this.o.locks.remove(dir);
+    await this.d.locks.remove(dir);
     this.log.warn('overrode lock', { session: id, operator, reason: reason ?? '', holder: lock.operator, op: lock.op, since: lock.since });
-    this.notify(id);
-    return this.mustEntry(id);
+    this.feed.notify(id);
+    return this.feed.mustEntry(id);
   }
 
   /** Throws CONFLICT when the agent already holds `maxSessions` sessions. */
   private assertRoom(): void {
-    if (this.o.maxSessions !== null && this.stored.size >= this.o.maxSessions) {
-      throw new BerthError('CONFLICT', `agent is full: ${this.o.maxSessions} sessions`);
+    if (this.policy.maxSessions !== null && this.catalog.size >= this.policy.maxSessions) {
+      throw new BerthError('CONFLICT', `agent is full: ${this.policy.maxSessions} sessions`);
     }
   }
 
@@ -198,38 +293,38 @@ export class Sessions extends SessionCore {
    * Many may attach at once; each close ends only its own tmux client.
    */
   async openAttach(id: string, operator: string, readOnly: boolean, cols: number, rows: number): Promise<OpenAttach> {
-    const s = await this.load(id);
+    const s = await this.steps.load(id);
     const meta = okMeta(s);
-    await this.refreshSession(id);
+    await this.watch.refresh(id);
     if (!isRunning(this.containers.get(id))) {
       if (readOnly) throw new BerthError('CONFLICT', 'session is not running (a read-only attach does not start it)');
-      await this.withLock(id, operator, 'attach', async () => {
-        await this.refreshSession(id);
-        if (!isRunning(this.containers.get(id))) await this.startContainer(meta);
+      await this.steps.withLock(id, operator, 'attach', async () => {
+        await this.watch.refresh(id);
+        if (!isRunning(this.containers.get(id))) await this.steps.startContainer(meta);
       });
     }
     const c = this.containers.get(id);
     if (!c) throw new BerthError('CONFLICT', 'session stopped while attaching');
     if (c.state === 'paused') {
-      const lock = await this.o.locks.inspect(this.o.store.dir(id));
+      const lock = await this.d.locks.inspect(this.d.store.dir(id));
       if (lock && !lock.stale) throw new BerthError('LOCKED', 'session is paused for a clone; try again in a moment');
       // The clone that paused it is gone (its lock is stale or removed): let the session run again.
       this.log.warn('unpaused container left paused', { session: id });
-      await this.o.runtime.unpause(c.id);
-      await this.refreshSession(id);
+      await this.d.runtime.unpause(c.id);
+      await this.watch.refresh(id);
     }
-    const handle = await this.o.runtime.attach(c.id, { readOnly, cols, rows, user: this.o.user });
+    const handle = await this.d.runtime.attach(c.id, { readOnly, cols, rows, user: this.settings.user });
     const attachId = this.attaches.add(id, operator, readOnly, handle);
-    await this.touch(meta.id);
+    await this.steps.touch(meta.id);
     this.log.info('attached', { session: id, operator, readOnly });
-    this.notify(id);
+    this.feed.notify(id);
     const close = async (): Promise<void> => {
       if (!this.attaches.remove(id, attachId)) return;
       await handle.close();
       this.log.info('detached', { session: id, operator });
-      this.notify(id);
+      this.feed.notify(id);
     };
-    return { handle, entry: await this.mustEntry(id), close };
+    return { handle, entry: await this.feed.mustEntry(id), close };
   }
 }
 

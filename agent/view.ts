@@ -48,12 +48,6 @@ export function buildEntry(
   };
 }
 
-/** A default name for a clone: the source's with "-copy", kept within 64 characters. */
-export function cloneName(source: string): string {
-  const suffix = '-copy';
-  return `${source.slice(0, 64 - suffix.length)}${suffix}`;
-}
-
 /** The container a session runs in, from its metadata and the agent's settings. */
 export function containerSpec(
   meta: SessionMeta,

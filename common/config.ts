@@ -6,6 +6,7 @@ import { readFileSync } from 'node:fs';
 import path from 'node:path';
 import { z } from 'zod';
 import { BerthError, messageOf } from './errors';
+import { parseJson } from './json';
 import { describeIssue } from './protocol/rpc';
 
 /** Reads and checks a JSON config file. Throws BAD_REQUEST naming the file and the field. */
@@ -16,13 +17,9 @@ export function loadConfigFile<S extends z.ZodType>(file: string, schema: S): z.
   } catch (err) {
     throw new BerthError('BAD_REQUEST', `config ${file}: cannot read: ${messageOf(err)}`, { cause: err });
   }
-  let raw: unknown;
-  try {
-    raw = JSON.parse(text);
-  } catch (err) {
-    throw new BerthError('BAD_REQUEST', `config ${file}: not valid JSON: ${messageOf(err)}`, { cause: err });
-  }
-  return parseConfig(file, raw, schema);
+  const r = parseJson(text, schema);
+  if (!r.ok) throw new BerthError('BAD_REQUEST', `config ${file}: ${r.problem}`);
+  return r.value;
 }
 
 /** Checks an already-parsed config value; errors read like loadConfigFile's. */

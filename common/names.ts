@@ -41,6 +41,17 @@ export const portRequestSchema = z
 
 export const protocolSchema = z.enum(PROTOCOLS, { error: 'must be "tcp" or "udp"' });
 
+/** An agent's name in the cluster (also its containers' berth.agent label). */
+export const agentIdSchema = z
+  .string({ error: 'must be a string' })
+  .regex(/^[a-z0-9][a-z0-9-]{0,31}$/, { error: 'must be 1-32 of a-z, 0-9, "-"' });
+
+/** The name a clone gets unless one is given: the source's with "-copy", kept a valid name. */
+export function cloneName(source: string): string {
+  const suffix = '-copy';
+  return `${source.slice(0, 64 - suffix.length)}${suffix}`;
+}
+
 /** An operator name, as used for SSH user names and audit records. */
 export const operatorNameSchema = z
   .string({ error: 'must be a string' })

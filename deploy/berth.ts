@@ -14,10 +14,8 @@ import { DEFAULT_IMAGE, buildImage } from './image/build';
 import { ensureKeyFile } from '../common/ssh-keys';
 import { createLogger } from '../common/logging';
 import { loadShellConfig, shellPaths } from '../shell/config';
-import { readAgents, removeAgent, upsertAgent } from '../shell/agents-file';
+import { probeFingerprint, readAgents, removeAgent, upsertAgent } from '../shell/agents';
 import { startShell } from '../shell/main';
-import { probeFingerprint } from '../shell/ssh/probe';
-import { startDns } from '../shell/dns';
 import { defaultDemoDir, demoUser, runDemo } from './demo';
 
 const USAGE = `usage: berth <command>
@@ -71,15 +69,7 @@ async function agentCommand(args: string[]): Promise<void> {
       const cfg = loadAgentConfig(need(values.config, '--config FILE'));
       const agent = await startAgent({ config: cfg });
       process.stdout.write(`berth agent ${cfg.id} listening on ${agent.host}:${agent.port} host key ${agent.fingerprint}\n`);
-      const stop = (sig: string) => {
-        process.stdout.write(`berth agent ${cfg.id} stopping (${sig}); containers keep running\n`);
-        agent.stop().then(
-          () => process.exit(0),
-          () => process.exit(1),
-        );
-      };
-      process.once('SIGINT', () => stop('SIGINT'));
-      process.once('SIGTERM', () => stop('SIGTERM'));
+      stopOnSignal(agent, (sig) => `berth agent ${cfg.id} stopping (${sig}); containers keep running`);
       return;
     }
     case 'authorize-shell': {
@@ -103,6 +93,19 @@ async function agentCommand(args: string[]): Promise<void> {
   }
 }
 
+/** On SIGINT or SIGTERM: say so, stop `what`, and exit 0 (1 if stopping failed). */
+function stopOnSignal(what: { stop(): Promise<void> }, saying: (signal: string) => string): void {
+  const stop = (sig: string): void => {
+    process.stdout.write(`${saying(sig)}\n`);
+    what.stop().then(
+      () => process.exit(0),
+      () => process.exit(1),
+    );
+  };
+  process.once('SIGINT', () => stop('SIGINT'));
+  process.once('SIGTERM', () => stop('SIGTERM'));
+}
+
 async function shellCommand(args: string[]): Promise<void> {
   const [sub, ...rest] = args;
   const out = (l: string): void => void process.stdout.write(`${l}\n`);
@@ -111,21 +114,9 @@ async function shellCommand(args: string[]): Promise<void> {
       const { values } = parse(rest, { config: { type: 'string', short: 'c' } });
       const cfg = loadShellConfig(need(values.config, '--config FILE'));
       const logger = createLogger({ level: cfg.log.level, file: cfg.log.file });
-      const dns =
-        cfg.dns.manage || cfg.dns.pidFile
-          ? await startDns({ domain: cfg.dns.domain, hostsFile: cfg.hostsFile, manage: cfg.dns.manage, pidFile: cfg.dns.pidFile, logger })
-          : null;
-      const shell = await startShell({ config: cfg, logger, dns });
-      out(`berth shell listening on ${shell.host}:${shell.port}${dns?.address ? ` dns ${dns.address.host}:${dns.address.port}` : ''}`);
-      const stop = (sig: string): void => {
-        out(`berth shell stopping (${sig})`);
-        shell.stop().then(
-          () => process.exit(0),
-          () => process.exit(1),
-        );
-      };
-      process.once('SIGINT', () => stop('SIGINT'));
-      process.once('SIGTERM', () => stop('SIGTERM'));
+      const shell = await startShell({ config: cfg, logger });
+      out(`berth shell listening on ${shell.host}:${shell.port}${shell.dns ? ` dns ${shell.dns.host}:${shell.dns.port}` : ''}`);
+      stopOnSignal(shell, (sig) => `berth shell stopping (${sig})`);
       return;
     }
     case 'add-agent': {
@@ -221,15 +212,7 @@ async function main(argv: string[]): Promise<void> {
         operator: demoUser(),
         out: (l) => void process.stdout.write(`${l}\n`),
       });
-      const stop = (sig: string): void => {
-        process.stdout.write(`berth demo stopping (${sig}); sessions stay as they are\n`);
-        demo.stop().then(
-          () => process.exit(0),
-          () => process.exit(1),
-        );
-      };
-      process.once('SIGINT', () => stop('SIGINT'));
-      process.once('SIGTERM', () => stop('SIGTERM'));
+      stopOnSignal(demo, (sig) => `berth demo stopping (${sig}); sessions stay as they are`);
       return;
     }
     case 'version':

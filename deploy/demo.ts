@@ -13,9 +13,8 @@ import { ensureKeyFile } from '../common/ssh-keys';
 import { agentConfigSchema } from '../agent/config';
 import { authorizeKey } from '../agent/rpc/keys';
 import { RunningAgent, startAgent } from '../agent/main';
-import { upsertAgent } from '../shell/agents-file';
+import { upsertAgent } from '../shell/agents';
 import { loadShellConfig, shellPaths } from '../shell/config';
-import { startDns } from '../shell/dns';
 import { startShell } from '../shell/main';
 
 export interface DemoOptions {
@@ -71,8 +70,7 @@ export async function runDemo(o: DemoOptions): Promise<{ stop(): Promise<void> }
     // Ports are picked afresh each run; the host keys persist, so the pins stay the same.
     await upsertAgent(shellPaths(shellCfg.stateDir).agents, { id, host: '127.0.0.1', port: agent.port, fingerprint: agent.fingerprint });
   }
-  const dns = await startDns({ domain: 'berth', hostsFile: shellCfg.hostsFile, manage: shellCfg.dns.manage, logger });
-  const shell = await startShell({ config: shellCfg, logger, dns });
+  const shell = await startShell({ config: shellCfg, logger });
   const ssh = [
     'ssh',
     '-p', String(shell.port),
@@ -84,7 +82,7 @@ export async function runDemo(o: DemoOptions): Promise<{ stop(): Promise<void> }
   ].join(' ');
   o.out('berth demo: one shell and two agents on this machine (logs in ' + logFile + ')');
   o.out(`  sessions: ${agents.map((_a, i) => `agent-${i + 1} ${path.join(dir, `agent-${i + 1}`, 'sessions')}`).join(', ')}`);
-  o.out(`  dns: <name>.berth answers at 127.0.0.1:${dns.address?.port ?? o.dnsPort}`);
+  o.out(`  dns: <name>.berth answers at 127.0.0.1:${shell.dns?.port ?? o.dnsPort}`);
   o.out('The menu (add -t to use it), or any command after it, e.g. `list`:');
   o.out(ssh);
   o.out('Ctrl-C stops the demo; sessions and their containers stay for the next run.');
@@ -110,8 +108,12 @@ export function demoUser(): string {
   return /^[a-z_][a-z0-9_.-]{0,31}$/.test(name) ? name : 'operator';
 }
 
-/** Extra container labels from BERTH_DEMO_LABEL ("key=value"), so tests can find what a demo made. */
+/** Extra container labels from BERTH_DEMO_LABEL ("key=value,key=value"), so tests can find what a demo made. */
 function demoLabels(): Record<string, string> {
-  const m = /^([a-z0-9][a-z0-9._-]*)=(.*)$/.exec(process.env.BERTH_DEMO_LABEL ?? '');
-  return m?.[1] ? { [m[1]]: m[2] ?? '' } : {};
+  const labels: Record<string, string> = {};
+  for (const part of (process.env.BERTH_DEMO_LABEL ?? '').split(',')) {
+    const m = /^([a-z0-9][a-z0-9._-]*)=(.*)$/.exec(part);
+    if (m?.[1]) labels[m[1]] = m[2] ?? '';
+  }
+  return labels;
 }

@@ -1,12 +1,12 @@
 /** Builds a real shell from its config: the only place that makes the real links, DNS and servers. */
 import { createLogger, Logger } from '../common/logging';
 import { ensureKeyFile } from '../common/ssh-keys';
-import { readAgents } from './agents-file';
 import { AuditLog } from './audit';
-import { AgentPool } from './cluster/pool';
+import { AgentPool, readAgents } from './agents';
 import { ClusterView } from './cluster/view';
 import { ShellConfig, shellPaths } from './config';
-import { DnsSink, ShellService } from './service';
+import { Dns, startDns } from './dns';
+import { ShellService } from './service';
 import { loadOperators } from './ssh/operator-keys';
 import { createShellServer } from './ssh/server';
 
@@ -14,6 +14,8 @@ export interface RunningShell {
   host: string;
   port: number;
   service: ShellService;
+  /** Where the managed dnsmasq answers, or null (unmanaged, or no DNS). */
+  dns: { host: string; port: number } | null;
   /** Stops serving, drops the agent links and the DNS server. Idempotent. */
   stop(): Promise<void>;
 }
@@ -21,8 +23,6 @@ export interface RunningShell {
 export interface ShellOptions {
   config: ShellConfig;
   logger?: Logger;
-  /** The DNS side (shell/dns); none: names are checked but not served. */
-  dns?: (DnsSink & { stop(): Promise<void> }) | null;
   keepaliveMs?: number;
 }
 
@@ -36,24 +36,37 @@ export async function startShell(o: ShellOptions): Promise<RunningShell> {
   const operators = loadOperators(cfg.operators);
   const hostKey = await ensureKeyFile(paths.hostKey, 'berth-shell-host');
   const agentKey = await ensureKeyFile(paths.agentKey, 'berth-shell');
+  const agents = await readAgents(paths.agents);
+  // With neither a managed dnsmasq nor one to signal, names are checked but not served.
+  const dns: Dns | null =
+    cfg.dns.manage || cfg.dns.pidFile
+      ? await startDns({ domain: cfg.dns.domain, hostsFile: cfg.hostsFile, manage: cfg.dns.manage, pidFile: cfg.dns.pidFile, logger })
+      : null;
   const view = new ClusterView();
   const pool = new AgentPool({ view, privateKey: agentKey.private, rpcTimeoutMs: cfg.rpcTimeoutMs, logger, keepaliveMs: o.keepaliveMs });
-  const service = new ShellService({ view, agents: pool, audit: new AuditLog(cfg.auditFile, logger), dns: o.dns ?? null, logger });
-  pool.start(await readAgents(paths.agents));
+  const service = new ShellService({ view, agents: pool, audit: new AuditLog(cfg.auditFile, logger), dns, logger });
   const server = createShellServer({ hostKey: hostKey.private, operators, service, logger });
-  const addr = await server.listen(cfg.listen.port, cfg.listen.host);
+  let addr: { address: string; port: number };
+  try {
+    addr = await server.listen(cfg.listen.port, cfg.listen.host);
+  } catch (err) {
+    await dns?.stop();
+    throw err;
+  }
+  pool.start(agents);
   logger.info('shell listening', { host: addr.address, port: addr.port, agents: view.agentList().length });
   let stopped = false;
   return {
     host: addr.address,
     port: addr.port,
     service,
+    dns: dns?.address ?? null,
     async stop() {
       if (stopped) return;
       stopped = true;
       await server.close();
       pool.stop();
-      await o.dns?.stop();
+      await dns?.stop();
     },
   };
 }

@@ -8,12 +8,11 @@ import { Mutex } from '../common/mutex';
 import { Protocol } from '../common/names';
 import { SessionEntry } from '../common/protocol';
 import { AuditLog } from './audit';
-import { Agents } from './cluster/pool';
 import { resolveRef } from './cluster/refs';
 import { ClusterSession, ClusterView } from './cluster/view';
 import { Role } from './config';
 import { Action, assertMay } from './roles';
-import { AgentAttach } from './ssh/agent-link';
+import { AgentAttach, Agents } from './agents';
 
 export interface Operator {
   name: string;

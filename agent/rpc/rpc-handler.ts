@@ -7,8 +7,10 @@ import {
   MAX_REQUEST_BYTES,
   PROTOCOL_VERSION,
   RpcEnvelope,
+  RpcHandlers,
   RpcOp,
   RpcReply,
+  RpcResult,
   describeIssue,
   encodeFrame,
   rpcEnvelopeSchema,
@@ -16,27 +18,32 @@ import {
 } from '../../common/protocol';
 import { Sessions } from '../sessions';
 
-type Handler = (params: never, operator: string) => Promise<unknown>;
-
-/** One function per op; params arrive already checked by the op's schema. */
-function handlers(s: Sessions): Record<RpcOp, Handler> {
-  const h = {
+/** One function per op: the compiler checks each one's params and result against the protocol. */
+function handlers(s: Sessions): RpcHandlers {
+  return {
     list: async () => ({ sessions: await s.list() }),
-    get: (p: { session: string }) => s.get(p.session),
-    create: (p: Parameters<Sessions['create']>[0], op: string) => s.create(p, op),
-    edit: (p: Parameters<Sessions['edit']>[0], op: string) => s.edit(p, op),
-    clone: (p: Parameters<Sessions['clone']>[0], op: string) => s.clone(p, op),
-    restart: (p: { session: string }, op: string) => s.restart(p.session, op),
-    kill: (p: { session: string }, op: string) => s.kill(p.session, op),
-    background: async (p: { session: string }, op: string) => ({ detached: await s.background(p.session, op) }),
-    delete: async (p: { session: string }, op: string) => {
+    get: (p) => s.get(p.session),
+    create: (p, op) => s.create(p, op),
+    edit: (p, op) => s.edit(p, op),
+    clone: (p, op) => s.clone(p, op),
+    restart: (p, op) => s.restart(p.session, op),
+    kill: (p, op) => s.kill(p.session, op),
+    background: async (p, op) => ({ detached: await s.background(p.session, op) }),
+    delete: async (p, op) => {
       await s.delete(p.session, op);
       return { id: p.session };
     },
-    override: (p: { session: string; reason?: string }, op: string) => s.override(p.session, op, p.reason),
+    override: (p, op) => s.override(p.session, op, p.reason),
     stats: async () => s.stats(),
-  };
-  return h as Record<RpcOp, Handler>;
+  } satisfies RpcHandlers;
+}
+
+/** Checks the params of `op` and runs its handler; BAD_REQUEST names the field that is wrong. */
+async function dispatch<O extends RpcOp>(ops: RpcHandlers, op: O, params: unknown, operator: string): Promise<RpcResult<O>> {
+  const parsed = rpcParamsSchemas[op].safeParse(params ?? {});
+  if (!parsed.success) throw new BerthError('BAD_REQUEST', describeIssue(parsed.error));
+  const handler: RpcHandlers[O] = ops[op];
+  return handler(parsed.data, operator);
 }
 
 /** A channel; SSH channels can also report an exit status, which OpenSSH's `ssh -s` exits with. */
@@ -78,13 +85,8 @@ export function serveRpc(channel: RpcChannel, sessions: Sessions, logger: Logger
       fail(req.id, new BerthError('BAD_REQUEST', `protocol version ${req.v} is not spoken here (agent speaks ${PROTOCOL_VERSION})`));
       return;
     }
-    const params = rpcParamsSchemas[req.op].safeParse(req.params ?? {});
-    if (!params.success) {
-      fail(req.id, new BerthError('BAD_REQUEST', describeIssue(params.error)));
-      return;
-    }
     try {
-      const result = await ops[req.op](params.data as never, req.operator);
+      const result = await dispatch(ops, req.op, req.params, req.operator);
       send({ id: req.id, ok: true, result });
     } catch (err) {
       const e = toBerthError(err);

@@ -10,6 +10,7 @@ import path from 'node:path';
 import lockfile from 'proper-lockfile';
 import { BerthError, messageOf, wrapError } from '../../common/errors';
 import { LockInfo, LockOwner, lockOwnerSchema } from '../../common/protocol';
+import { parseJson } from '../../common/json';
 import { Logger } from '../../common/logging';
 import { LOCK_DIR, LOCK_OWNER_FILE, SESSION_FILE } from './session-store';
 
@@ -87,13 +88,9 @@ export class SessionLocks {
     const st = statSync(path.join(dir, LOCK_DIR), { throwIfNoEntry: false });
     if (!st) return null;
     const mtimeMs = st.mtimeMs;
-    let owner: LockOwner | null = null;
-    try {
-      const r = lockOwnerSchema.safeParse(JSON.parse(await fs.readFile(path.join(dir, LOCK_OWNER_FILE), 'utf8')));
-      if (r.success) owner = r.data;
-    } catch {
-      owner = null;
-    }
+    const text = await fs.readFile(path.join(dir, LOCK_OWNER_FILE), 'utf8').catch(() => '');
+    const r = parseJson(text, lockOwnerSchema);
+    const owner: LockOwner | null = r.ok ? r.value : null;
     const now = this.opts.now();
     const since = owner ? Date.parse(owner.since) : mtimeMs;
     const stale = now - mtimeMs > this.opts.staleMs || now - since > MAX_LOCK_AGE_MS;

@@ -7,8 +7,9 @@ import { promises as fs } from 'node:fs';
 import path from 'node:path';
 import { BerthError, messageOf, wrapError } from '../../common/errors';
 import { UUID_RE } from '../../common/names';
-import { SessionMeta, sessionMetaSchema, describeIssue } from '../../common/protocol';
-import { fsyncDir, writeFileAtomic } from './atomic';
+import { parseJson } from '../../common/json';
+import { SessionMeta, sessionMetaSchema } from '../../common/protocol';
+import { fsyncDir, writeFileAtomic } from '../../common/atomic-file';
 import { copyEntries } from './copy';
 
 export const SESSION_FILE = 'session.json';
@@ -133,16 +134,10 @@ export class SessionStore {
     } catch (err) {
       return { kind: 'broken', id, reason: `session.json unreadable: ${messageOf(err)}` };
     }
-    let raw: unknown;
-    try {
-      raw = JSON.parse(text);
-    } catch (err) {
-      return { kind: 'broken', id, reason: `session.json is not JSON: ${messageOf(err)}` };
-    }
-    const r = sessionMetaSchema.safeParse(raw);
-    if (!r.success) return { kind: 'broken', id, reason: `session.json: ${describeIssue(r.error)}` };
-    if (r.data.id !== id) return { kind: 'broken', id, reason: `session.json: id ${r.data.id} does not match its folder` };
-    return { kind: 'ok', meta: r.data };
+    const r = parseJson(text, sessionMetaSchema);
+    if (!r.ok) return { kind: 'broken', id, reason: `session.json: ${r.problem}` };
+    if (r.value.id !== id) return { kind: 'broken', id, reason: `session.json: id ${r.value.id} does not match its folder` };
+    return { kind: 'ok', meta: r.value };
   }
 
   /** Rewrites an existing session's metadata atomically. Throws NOT_FOUND if the folder is gone. */

@@ -33,7 +33,7 @@ export type RpcEnvelope = z.infer<typeof rpcEnvelopeSchema>;
 
 const bySession = z.object({ session: sessionIdSchema }).strict();
 
-export const rpcParamsSchemas = {
+const paramsSchemas = {
   list: z.object({}).strict(),
   get: bySession,
   create: z
@@ -63,8 +63,12 @@ export const rpcParamsSchemas = {
   stats: z.object({}).strict(),
 } satisfies Record<RpcOp, z.ZodType>;
 
-export type RpcParams<O extends RpcOp> = z.output<(typeof rpcParamsSchemas)[O]>;
-export type RpcParamsInput<O extends RpcOp> = z.input<(typeof rpcParamsSchemas)[O]>;
+/** What an op takes, as the agent sees it (defaults applied) and as a caller may write it. */
+export type RpcParams<O extends RpcOp> = z.output<(typeof paramsSchemas)[O]>;
+export type RpcParamsInput<O extends RpcOp> = z.input<(typeof paramsSchemas)[O]>;
+
+/** Each op's params schema, typed per op so that `rpcParamsSchemas[op]` parses to `RpcParams<op>`. */
+export const rpcParamsSchemas: { [O in RpcOp]: z.ZodType<RpcParams<O>, RpcParamsInput<O>> } = paramsSchemas;
 
 export const hostStatsSchema = z.object({
   cpus: z.number().int(),
@@ -76,7 +80,7 @@ export const hostStatsSchema = z.object({
 });
 export type HostStats = z.infer<typeof hostStatsSchema>;
 
-export const rpcResultSchemas = {
+const resultSchemas = {
   list: z.object({ sessions: z.array(sessionEntrySchema) }),
   get: sessionEntrySchema,
   create: sessionEntrySchema,
@@ -89,7 +93,13 @@ export const rpcResultSchemas = {
   override: sessionEntrySchema,
   stats: hostStatsSchema,
 } satisfies Record<RpcOp, z.ZodType>;
-export type RpcResult<O extends RpcOp> = z.infer<(typeof rpcResultSchemas)[O]>;
+export type RpcResult<O extends RpcOp> = z.infer<(typeof resultSchemas)[O]>;
+
+/** Each op's result schema: the shell parses every reply with it, so `rpcResultSchemas[op]` gives `RpcResult<op>`. */
+export const rpcResultSchemas: { [O in RpcOp]: z.ZodType<RpcResult<O>> } = resultSchemas;
+
+/** The agent's side of every op: params already checked, result checked again by the shell. */
+export type RpcHandlers = { [O in RpcOp]: (params: RpcParams<O>, operator: string) => Promise<RpcResult<O>> };
 
 export const wireErrorSchema = z.object({ code: z.enum(ERROR_CODES), message: z.string() });
 export type WireError = z.infer<typeof wireErrorSchema>;

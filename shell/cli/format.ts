@@ -9,8 +9,48 @@ export function stateWord(state: ClusterSession['state']): StateWord {
   return STATE_WORDS[state];
 }
 
+type Entry = ClusterSession['entry'];
+type WorkingEntry = Extract<Entry, { kind: 'session' }>;
+interface SessionJsonBase {
+  id: string;
+  agent: string;
+  state: StateWord;
+  lock: Entry['lock'];
+  container: Entry['container'];
+}
+
+/** The `--json` shape of a session (what scripts read: a contract). */
+export interface SessionJson extends SessionJsonBase {
+  name: string;
+  protocol: WorkingEntry['meta']['protocol'];
+  port: number;
+  dns: string;
+  createdAt: string;
+  lastAccessedAt: string | null;
+  createdBy: string;
+  attached: string[];
+  restartNeeded: boolean;
+}
+
+/** The `--json` shape of a session whose session.json is unreadable. */
+export interface BrokenSessionJson extends SessionJsonBase {
+  name: null;
+  broken: string;
+}
+
+/** The `--json` shape of one agent. */
+export interface AgentJson {
+  id: string;
+  status: AgentView['status'];
+  reason: string | null;
+  version: string | null;
+  hostname: string | null;
+  sessions: number;
+  stats: AgentView['stats'];
+}
+
 /** The `--json` shape of one session. */
-export function sessionJson(s: ClusterSession): Record<string, unknown> {
+export function sessionJson(s: ClusterSession): SessionJson | BrokenSessionJson {
   const e: SessionEntry = s.entry;
   const common = { id: s.id, agent: s.agent, state: stateWord(s.state), lock: e.lock, container: e.container };
   if (e.kind === 'broken') return { ...common, name: null, broken: e.reason };
@@ -29,7 +69,7 @@ export function sessionJson(s: ClusterSession): Record<string, unknown> {
   };
 }
 
-export function agentJson(a: AgentView): Record<string, unknown> {
+export function agentJson(a: AgentView): AgentJson {
   return {
     id: a.id,
     status: a.status,

@@ -13,7 +13,8 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import { BerthError, messageOf, wrapError } from '../../common/errors';
 import type { Logger } from '../../common/logging';
 import { Mutex } from '../../common/mutex';
-import { checkDomain, renderHosts, writeFileAtomic, type DnsRecord } from './hosts';
+import { writeFileAtomic } from '../../common/atomic-file';
+import { checkDomain, renderHosts, type DnsRecord } from './hosts';
 
 export interface DnsOptions {
   /** e.g. "berth": records resolve as <name>.<domain>. */

@@ -1,11 +1,5 @@
-/**
- * The dnsmasq hosts file: its text for a record set (pure) and an atomic write of it.
- * shell/ does not import agent/, so the small atomic write lives here too.
- */
-import { promises as fs } from 'node:fs';
+/** The dnsmasq hosts file: its text for a record set (pure); common/atomic-file.ts writes it. */
 import net from 'node:net';
-import path from 'node:path';
-import { randomUUID } from 'node:crypto';
 import { BerthError } from '../../common/errors';
 import { DNS_NAME_RE } from '../../common/names';
 
@@ -60,34 +54,4 @@ export function renderHosts(domain: string, records: DnsRecord[]): string {
 
 function compare(a: string, b: string): number {
   return a < b ? -1 : a > b ? 1 : 0;
-}
-
-/**
- * Writes a file so readers see the old or the new content, never a part: temp file in the same
- * folder, fsync, rename, fsync of the folder. Throws what fs throws. The default mode is
- * world-readable: a dnsmasq that drops privileges must still read it.
- */
-export async function writeFileAtomic(file: string, data: string, mode = 0o644): Promise<void> {
-  const dir = path.dirname(file);
-  const tmp = path.join(dir, `.${path.basename(file)}.${randomUUID().slice(0, 8)}.tmp`);
-  try {
-    const fh = await fs.open(tmp, 'w', mode);
-    try {
-      await fh.writeFile(data);
-      await fh.chmod(mode);
-      await fh.sync();
-    } finally {
-      await fh.close();
-    }
-    await fs.rename(tmp, file);
-  } catch (err) {
-    await fs.rm(tmp, { force: true });
-    throw err;
-  }
-  const dh = await fs.open(dir, 'r');
-  try {
-    await dh.sync();
-  } finally {
-    await dh.close();
-  }
 }

@@ -3,16 +3,12 @@
  * attach: blessed gets proxy streams (its output reaches the operator only in menu mode), the
  * attach gets the raw channel, and `Ctrl-b d` hands the terminal back at its current size.
  */
-import { Duplex, PassThrough, Writable } from 'node:stream';
+import { PassThrough, Writable } from 'node:stream';
 import { ServerChannel } from 'ssh2';
 import { Logger } from '../../common/logging';
 import { Operator, ShellService } from '../service';
 import { startMenu } from '../ui/menu';
-
-export interface Size {
-  cols: number;
-  rows: number;
-}
+import { AttachPipe, Size, openAttachPipe } from './attach-pipe';
 
 export function serveMenu(
   ch: ServerChannel,
@@ -24,7 +20,7 @@ export function serveMenu(
 ): void {
   let mode: 'menu' | 'attach' = 'menu';
   let current = size;
-  let attach: { stream: Duplex; resize(cols: number, rows: number): void } | null = null;
+  let pipe: AttachPipe | null = null;
   const input = new PassThrough();
   const output = new Writable({
     write(chunk: Buffer, _enc, cb) {
@@ -32,67 +28,38 @@ export function serveMenu(
       cb();
     },
   });
-  const menu = startMenu({
-    input,
-    output,
-    cols: size.cols,
-    rows: size.rows,
-    service,
-    operator: op,
-    logger,
-    attach: (sessionId, readOnly) =>
-      new Promise<void>((resolve, reject) => {
-        mode = 'attach';
-        service.attach(op, sessionId, readOnly, current.cols, current.rows).then(
-          ({ session, attach: a }) => {
-            attach = { stream: a.stream, resize: a.resize };
-            let ended = false;
-            const end = (): void => {
-              if (ended) return;
-              ended = true;
-              attach = null;
-              a.close();
-              service.detached(op, session);
-              mode = 'menu';
-              resolve();
-            };
-            a.stream.on('data', (d: Buffer) => ch.write(d));
-            a.stream.on('close', end);
-            a.stream.on('error', end);
-            a.stream.resume();
-            // The window may have changed while the attach opened.
-            a.resize(current.cols, current.rows);
-          },
-          (err: unknown) => {
-            mode = 'menu';
-            reject(err);
-          },
-        );
-      }),
-  });
+  /** The menu's Enter: the channel goes to the attach (keys typed while it opens are dropped). */
+  const attach = async (sessionId: string, readOnly: boolean): Promise<void> => {
+    mode = 'attach';
+    try {
+      pipe = await openAttachPipe({ channel: ch, service, operator: op, ref: sessionId, readOnly, size: () => current, logger });
+      await pipe.ended;
+    } finally {
+      pipe = null;
+      mode = 'menu';
+    }
+  };
+  const menu = startMenu({ input, output, cols: size.cols, rows: size.rows, service, operator: op, logger, attach });
   ch.on('data', (d: Buffer) => {
     if (mode === 'menu') input.write(d);
-    else attach?.stream.write(d);
   });
   onResize((s) => {
     current = s;
     // The menu always learns the size (it redraws only while shown), so Ctrl-b d brings it
     // back at the size the terminal has then.
     menu.resize(s.cols, s.rows);
-    if (mode === 'attach') attach?.resize(s.cols, s.rows);
+    pipe?.resize(s);
   });
   const finish = (): void => {
     menu.destroy();
-    attach?.stream.destroy();
+    pipe?.close();
     if (!ch.destroyed) {
       ch.exit(0);
       ch.end();
     }
   };
   void menu.done.then(finish);
-  ch.on('close', () => {
-    menu.destroy();
-    attach?.stream.destroy();
-  });
+  // An attach in progress ends by itself when the channel closes.
+  ch.on('close', () => menu.destroy());
   logger.debug('menu opened', { operator: op.name });
 }

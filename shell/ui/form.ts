@@ -1,25 +1,10 @@
 /**
- * Modal dialogs of the menu, drawn in one blessed box and driven by the menu's key handler: a form
- * whose fields are checked as you type, a picker, a yes/no question, a text page.
+ * Modal dialogs of the menu (dialog.ts says what they are), drawn in one blessed box each and
+ * driven by the menu's key handler: a form whose fields are checked as you type, a picker, a yes/no
+ * question, a text page.
  */
 import blessed from 'blessed';
-
-export interface Field {
-  label: string;
-  value: string;
-  /** The problem with a value, or null; called on every keystroke. */
-  check(value: string): string | null;
-  /** Choices cycled with space (and typed values are refused); for tcp/udp. */
-  choices?: string[];
-}
-
-export type Key = { name?: string; full?: string; ctrl?: boolean };
-
-/** A dialog: takes keys until it resolves. */
-export interface Dialog {
-  /** Handles one key; returns false when the key was not for it. */
-  key(ch: string | undefined, key: Key): void;
-}
+import { Dialog, Dialogs, Field, Key } from './dialog';
 
 function center(screen: blessed.Widgets.Screen, width: number, height: number, label: string): blessed.Widgets.BoxElement {
   return blessed.box({
@@ -44,13 +29,63 @@ function closer(screen: blessed.Widgets.Screen, box: blessed.Widgets.BoxElement,
   };
 }
 
+/** Text made safe to show in a box with `tags: true` (its braces escaped). */
 export function esc(s: string): string {
   return blessed.escape(s);
 }
 
+/** Where the cursor is in a form, and what its bottom line says. */
+interface FormState {
+  at: number;
+  error: string;
+  busy: boolean;
+}
+
+/** Each field with its problem under it, then the form's status and its keys. */
+function formLines(fields: Field[], st: FormState): string[] {
+  const lines: string[] = [];
+  fields.forEach((f, i) => {
+    const problem = f.check(f.value);
+    const cursor = i === st.at ? '{inverse} {/inverse}' : '';
+    const value = f.choices ? `${esc(f.value)}  {gray-fg}(space to change){/gray-fg}` : `${esc(f.value)}${cursor}`;
+    lines.push(`${i === st.at ? '{bold}>{/bold}' : ' '} ${esc(f.label).padEnd(10)} ${value}`);
+    lines.push(problem ? `             {red-fg}${esc(problem)}{/red-fg}` : '');
+  });
+  const invalid = fields.some((f) => f.check(f.value) !== null);
+  lines.push(st.busy ? '{yellow-fg}working…{/yellow-fg}' : st.error ? `{red-fg}${esc(st.error)}{/red-fg}` : '');
+  lines.push(`{gray-fg}Tab/↑↓ move · Enter ${invalid ? 'submit (fix the fields first)' : 'submit'} · Esc cancel{/gray-fg}`);
+  return lines;
+}
+
+/** Moves between fields or edits the current one. */
+function editForm(fields: Field[], st: FormState, ch: string | undefined, key: Key): void {
+  const f = fields[st.at];
+  if (!f) return;
+  switch (key.name) {
+    case 'tab':
+    case 'down':
+      st.at = (st.at + 1) % fields.length;
+      return;
+    case 'up':
+      st.at = (st.at + fields.length - 1) % fields.length;
+      return;
+    case 'backspace':
+      if (!f.choices) f.value = f.value.slice(0, -1);
+      return;
+    case 'enter':
+      return; // with a field to fix: nothing to submit
+    default:
+      if (f.choices && ch === ' ') {
+        f.value = f.choices[(f.choices.indexOf(f.value) + 1) % f.choices.length] ?? f.value;
+      } else if (!f.choices && ch && ch.length === 1 && ch >= ' ' && !key.ctrl) {
+        f.value += ch;
+      }
+  }
+}
+
 /**
- * A form. `submit` runs with the values; if it throws, its message is shown in the form verbatim
- * and the form stays open. Resolves with true once submitted, false when cancelled (Escape).
+ * A form (see Dialogs.form): `submit` runs with the values; if it throws, its message is shown in
+ * the form verbatim and the form stays open.
  */
 export function openForm(
   screen: blessed.Widgets.Screen,
@@ -60,70 +95,34 @@ export function openForm(
   onClose: () => void,
 ): Dialog {
   const box = center(screen, 70, fields.length * 2 + 6, title);
-  let at = 0;
-  let error = '';
-  let busy = false;
+  const st: FormState = { at: 0, error: '', busy: false };
   const draw = (): void => {
-    const lines: string[] = [];
-    fields.forEach((f, i) => {
-      const problem = f.check(f.value);
-      const cursor = i === at ? '{inverse} {/inverse}' : '';
-      const value = f.choices ? `${esc(f.value)}  {gray-fg}(space to change){/gray-fg}` : `${esc(f.value)}${cursor}`;
-      lines.push(`${i === at ? '{bold}>{/bold}' : ' '} ${esc(f.label).padEnd(10)} ${value}`);
-      lines.push(problem ? `             {red-fg}${esc(problem)}{/red-fg}` : '');
-    });
-    const invalid = fields.some((f) => f.check(f.value) !== null);
-    lines.push(busy ? '{yellow-fg}working…{/yellow-fg}' : error ? `{red-fg}${esc(error)}{/red-fg}` : '');
-    lines.push(`{gray-fg}Tab/↑↓ move · Enter ${invalid ? 'submit (fix the fields first)' : 'submit'} · Esc cancel{/gray-fg}`);
-    box.setContent(lines.join('\n'));
+    box.setContent(formLines(fields, st).join('\n'));
     screen.render();
   };
   const close = closer(screen, box, onClose);
+  const send = (): void => {
+    st.busy = true;
+    st.error = '';
+    draw();
+    submit(fields.map((x) => x.value)).then(
+      () => close(),
+      (err: unknown) => {
+        st.busy = false;
+        st.error = err instanceof Error ? err.message : String(err);
+        draw();
+      },
+    );
+  };
   draw();
   return {
     key(ch, key) {
-      if (busy) return;
-      const f = fields[at];
-      if (!f) return;
-      switch (key.name) {
-        case 'escape':
-          close();
-          return;
-        case 'tab':
-        case 'down':
-          at = (at + 1) % fields.length;
-          break;
-        case 'up':
-          at = (at + fields.length - 1) % fields.length;
-          break;
-        case 'backspace':
-          if (!f.choices) f.value = f.value.slice(0, -1);
-          break;
-        case 'enter':
-        case 'return': {
-          if (key.name === 'return') return; // blessed sends both for one Enter
-          if (fields.some((x) => x.check(x.value) !== null)) break;
-          busy = true;
-          error = '';
-          draw();
-          submit(fields.map((x) => x.value)).then(
-            () => close(),
-            (err: unknown) => {
-              busy = false;
-              error = err instanceof Error ? err.message : String(err);
-              draw();
-            },
-          );
-          return;
-        }
-        default:
-          if (f.choices && ch === ' ') {
-            f.value = f.choices[(f.choices.indexOf(f.value) + 1) % f.choices.length] ?? f.value;
-          } else if (!f.choices && ch && ch.length === 1 && ch >= ' ' && !key.ctrl) {
-            f.value += ch;
-          }
-      }
-      error = '';
+      if (st.busy || fields.length === 0) return;
+      if (key.name === 'escape') return close();
+      if (key.name === 'return') return; // blessed sends both for one Enter
+      if (key.name === 'enter' && fields.every((x) => x.check(x.value) === null)) return send();
+      editForm(fields, st, ch, key);
+      st.error = '';
       draw();
     },
   };
@@ -186,5 +185,18 @@ export function openPage(screen: blessed.Widgets.Screen, title: string, text: st
     key(_ch, key) {
       if (key.name !== 'return') close();
     },
+  };
+}
+
+/**
+ * The four dialogs on `screen`, for the menu's key handlers: each one opened is handed to `opened`
+ * (the menu sends it every key), and `closed` runs when it closes.
+ */
+export function screenDialogs(screen: blessed.Widgets.Screen, opened: (d: Dialog) => void, closed: () => void): Dialogs {
+  return {
+    form: (title, fields, submit) => opened(openForm(screen, title, fields, submit, closed)),
+    picker: (title, items, choose) => opened(openPicker(screen, title, items, choose, closed)),
+    confirm: (question, yes) => opened(openConfirm(screen, question, yes, closed)),
+    page: (title, text) => opened(openPage(screen, title, text, closed)),
   };
 }

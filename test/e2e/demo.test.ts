@@ -9,7 +9,7 @@ import path from 'node:path';
 import { randomUUID } from 'node:crypto';
 import { REPO_ROOT } from '../helpers/agent-process';
 import { until } from '../helpers/cluster';
-import { TEST_LABEL, docker, removeTestContainers } from '../helpers/docker';
+import { docker, removeTestContainers, testLabels } from '../helpers/docker';
 import { freePort } from '../helpers/ports';
 import { Tmux } from '../helpers/tmux';
 
@@ -27,7 +27,7 @@ async function startDemo(): Promise<string[]> {
     cwd: REPO_ROOT,
     detached: true,
     stdio: ['ignore', 'pipe', 'pipe'],
-    env: { ...process.env, BERTH_DEMO_DIR: dir, BERTH_DEMO_PORT: '0', BERTH_DEMO_DNS_PORT: String(dnsPort), BERTH_DEMO_USER: 'demo', BERTH_DEMO_LABEL: `${TEST_LABEL}=${runLabel}` },
+    env: { ...process.env, BERTH_DEMO_DIR: dir, BERTH_DEMO_PORT: '0', BERTH_DEMO_DNS_PORT: String(dnsPort), BERTH_DEMO_USER: 'demo', BERTH_DEMO_LABEL: Object.entries(testLabels(runLabel)).map(([k, v]) => `${k}=${v}`).join(',') },
   });
   demo = p;
   let out = '';

@@ -8,7 +8,7 @@ import { execFile } from 'node:child_process';
 import { realpathSync } from 'node:fs';
 import { randomUUID } from 'node:crypto';
 import { REPO_ROOT } from '../helpers/agent-process';
-import { SESSION_IMAGE, TEST_LABEL, docker, removeTestContainers } from '../helpers/docker';
+import { SESSION_IMAGE, docker, removeTestContainers, testLabelArgs } from '../helpers/docker';
 
 const runLabel = `e2e-install-${randomUUID().slice(0, 8)}`;
 /** A public key only: the shell's config needs one well-formed operator key. */
@@ -63,7 +63,7 @@ beforeAll(async () => {
   const node = realpathSync(process.execPath);
   container = await docker(
     'run', '-d', '--rm',
-    '--label', `${TEST_LABEL}=${runLabel}`,
+    ...testLabelArgs(runLabel),
     '--user', '0',
     '--network', 'none', // the install must work offline from an already built source
     '--entrypoint', 'sleep',

@@ -22,6 +22,7 @@ import {
   encodeFrame,
   eventSchema,
   rpcReplySchema,
+  rpcResultSchemas,
 } from '../../common/protocol';
 
 export class RpcError extends Error {
@@ -119,7 +120,8 @@ export class AgentClient {
   async call<O extends RpcOp>(op: O, params: RpcParamsInput<O>, operator = 'alice'): Promise<RpcResult<O>> {
     const r = await this.request(op, params, operator);
     if (!r.ok) throw new RpcError(r.error.code, r.error.message);
-    return r.result as RpcResult<O>;
+    // Every result a test sees is checked against the protocol, as the shell checks it.
+    return rpcResultSchemas[op].parse(r.result);
   }
 
   /** Opens berth-events and collects every event. */

@@ -8,7 +8,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { randomUUID } from 'node:crypto';
 import { AgentClient, connectAgent, makeShellKey } from './agent-client';
-import { SESSION_IMAGE, TEST_LABEL, removeTestContainers } from './docker';
+import { SESSION_IMAGE, removeTestContainers, testLabels } from './docker';
 
 /** The repository root, whether this runs from test/ (jest) or dist/test/ (benchmarks). */
 export const REPO_ROOT = path.resolve(__dirname, __dirname.split(path.sep).includes('dist') ? '../../..' : '../..');
@@ -63,7 +63,7 @@ export async function startAgentProcess(o: AgentProcessOptions): Promise<AgentPr
     image: SESSION_IMAGE,
     command: 'bash',
     limits: { memoryMb: 512, cpus: 1, pids: 256 },
-    extraLabels: { [TEST_LABEL]: o.runLabel },
+    extraLabels: testLabels(o.runLabel),
     orphanGraceSeconds: 2,
     lockStaleSeconds: 3,
     log: { level: 'debug' },

@@ -1,10 +1,28 @@
 /** Docker facts and cleanup for tests, through the docker CLI (argument arrays only). */
 import { execFile } from 'node:child_process';
 import { promisify } from 'node:util';
+import { alive } from './procs';
 
 const run = promisify(execFile);
 
 export const TEST_LABEL = 'berth.test';
+/** The Jest run (its main process id) a test container belongs to: runs side by side never remove each other's. */
+export const OWNER_LABEL = 'berth.test.owner';
+
+/** The owner of this process's test containers: the Jest run that set BERTH_TEST_OWNER, or this process. */
+export function testOwner(): string {
+  return process.env.BERTH_TEST_OWNER ?? String(process.pid);
+}
+
+/** The labels every test container carries: the test's own run label and its owner. */
+export function testLabels(runLabel: string): Record<string, string> {
+  return { [TEST_LABEL]: runLabel, [OWNER_LABEL]: testOwner() };
+}
+
+/** The same as `docker run` arguments. */
+export function testLabelArgs(runLabel: string): string[] {
+  return Object.entries(testLabels(runLabel)).flatMap(([k, v]) => ['--label', `${k}=${v}`]);
+}
 export const SESSION_IMAGE = process.env.BERTH_TEST_IMAGE ?? 'berth-session:latest';
 
 /** The docker CLI, with an argument array, against the machine's engine. */
@@ -17,6 +35,23 @@ export async function dockerAt(socket: string | null, ...args: string[]): Promis
   const host = socket ? ['-H', `unix://${socket}`] : [];
   const { stdout } = await run('docker', [...host, ...args], { maxBuffer: 16 * 1024 * 1024 });
   return stdout.trim();
+}
+
+/** Removes the test containers of this run (`owner`), or of runs that are over (`stale`). */
+export async function removeOwnedContainers(which: 'owner' | 'stale'): Promise<number> {
+  const rows = (await docker('ps', '-a', '--filter', `label=${TEST_LABEL}`, '--format', `{{.ID}} {{.Label "${OWNER_LABEL}"}}`)).split('\n').filter(Boolean);
+  const own = testOwner();
+  const ids = rows
+    .map((r) => r.split(' '))
+    .filter(([, owner = '']) => (which === 'owner' ? owner === own : owner === '' || !runIsAlive(owner)))
+    .map(([id = '']) => id);
+  if (ids.length > 0) await docker('rm', '-f', ...ids);
+  return ids.length;
+}
+
+function runIsAlive(owner: string): boolean {
+  const pid = Number(owner);
+  return Number.isInteger(pid) && pid > 0 && alive(pid);
 }
 
 /** Removes every container carrying the test label (any value, or the given one). */

@@ -2,7 +2,7 @@
  * Before any test: the Docker engine must answer and the session image must be there. A missing
  * engine is a failure, never a skip (CI installs and starts it in .ci/run).
  */
-import { SESSION_IMAGE, docker, dockerAnswers, removeTestContainers } from './docker';
+import { SESSION_IMAGE, docker, dockerAnswers, removeOwnedContainers } from './docker';
 
 export default async function globalSetup(): Promise<void> {
   if (!(await dockerAnswers())) {
@@ -11,5 +11,7 @@ export default async function globalSetup(): Promise<void> {
   await docker('image', 'inspect', SESSION_IMAGE).catch(() => {
     throw new Error(`session image ${SESSION_IMAGE} is missing: run "node dist/deploy/berth.js image build"`);
   });
-  await removeTestContainers();
+  // This run owns the containers its tests make; what runs that are over left behind goes now.
+  process.env.BERTH_TEST_OWNER = String(process.pid);
+  await removeOwnedContainers('stale');
 }

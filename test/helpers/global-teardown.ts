@@ -1,6 +1,6 @@
-/** After every test: no container a test made survives, whatever a test forgot. */
-import { removeTestContainers } from './docker';
+/** After every test: no container a test of this run made survives, whatever a test forgot. */
+import { removeOwnedContainers } from './docker';
 
 export default async function globalTeardown(): Promise<void> {
-  await removeTestContainers();
+  await removeOwnedContainers('owner');
 }

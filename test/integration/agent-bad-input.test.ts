@@ -152,7 +152,7 @@ describe('corrupt session files', () => {
     const byId = new Map(sessions.map((e) => [idOf(e), e]));
     expect(byId.size).toBe(good.length + 3);
     for (const g of good) expect(byId.get(g.meta.id)).toMatchObject({ kind: 'session', meta: g.meta, state: '-' });
-    expect(byId.get(garbage)).toMatchObject({ kind: 'broken', id: garbage, reason: expect.stringContaining('not JSON') });
+    expect(byId.get(garbage)).toMatchObject({ kind: 'broken', id: garbage, reason: expect.stringContaining('not valid JSON') });
     expect(byId.get(wrongField)).toMatchObject({ kind: 'broken', id: wrongField, reason: expect.stringContaining('port') });
     expect(byId.get(bare)).toMatchObject({ kind: 'broken', id: bare, reason: expect.stringContaining('missing') });
   };

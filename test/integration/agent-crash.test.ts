@@ -115,7 +115,8 @@ test('kill -9 at many points of a large clone of a running session: the agent al
     const a = await client.attach({ session: src, operator: 'alice' });
     const ready = await a.ready;
     a.close();
-    expect(ready.ok).toBe(true);
+    if (!ready.ok) console.log('DEBUG', (await testContainers(runLabel)).map((c) => `${c.id} ${c.session} ${c.state}`).join(' | '), '\n', agent.logs.slice(-25).join('\n'));
+    expect(ready.ok ? 'ok' : `${ready.error.code}: ${ready.error.message}`).toBe('ok');
     for (const v of fresh) await client.call('delete', { session: v.meta.id });
   }
   console.log(`kill points: ${outcomes.join('; ')}`);

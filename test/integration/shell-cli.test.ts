@@ -8,29 +8,12 @@ import path from 'node:path';
 import { randomUUID } from 'node:crypto';
 import { freePort } from '../helpers/ports';
 import { Cluster, SshResult, startCluster, until } from '../helpers/cluster';
+import type { AgentJson, SessionJson } from '../../shell/cli/format';
 
 const runLabel = `shcli-${randomUUID().slice(0, 8)}`;
 const tag = runLabel.slice(-6);
 let cluster: Cluster;
 
-interface SessionJson {
-  id: string;
-  name: string;
-  agent: string;
-  state: string;
-  protocol: string;
-  port: number;
-  dns: string;
-  createdAt: string;
-  lastAccessedAt: string | null;
-  attached: string[];
-  lock: { operator: string } | null;
-}
-interface AgentJson {
-  id: string;
-  status: string;
-  sessions: number;
-}
 
 const USAGE_HEAD = 'usage: ssh -p PORT USER@SHELL <command> [--json]';
 const STATES = ['stopped', 'running', 'connected', 'locked', 'unknown'];

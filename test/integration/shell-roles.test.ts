@@ -7,24 +7,12 @@ import { promises as fs } from 'node:fs';
 import path from 'node:path';
 import { randomUUID } from 'node:crypto';
 import { Cluster, SshResult, startCluster, until } from '../helpers/cluster';
+import type { AgentJson, SessionJson } from '../../shell/cli/format';
 
 const runLabel = `shroles-${randomUUID().slice(0, 8)}`;
 const tag = runLabel.slice(-6);
 let cluster: Cluster;
 
-interface SessionJson {
-  id: string;
-  name: string;
-  agent: string;
-  state: string;
-  port: number;
-  dns: string;
-  lock: { operator: string; op: string } | null;
-}
-interface AgentJson {
-  id: string;
-  status: string;
-}
 
 /** Runs one command line as an operator; drops OpenSSH's known-hosts notice. */
 async function cli(line: string, user = 'alice'): Promise<SshResult> {

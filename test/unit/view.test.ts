@@ -1,4 +1,5 @@
-import { buildEntry, clampLimits, cloneName, deriveState, needsRestart } from '../../agent/view';
+import { buildEntry, clampLimits, deriveState, needsRestart } from '../../agent/view';
+import { cloneName } from '../../common/names';
 import { ContainerSummary } from '../../agent/docker/runtime';
 import { SessionMeta } from '../../common/protocol';
 

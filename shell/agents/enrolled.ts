@@ -4,14 +4,16 @@
  */
 import { promises as fs } from 'node:fs';
 import path from 'node:path';
-import { randomUUID } from 'node:crypto';
 import { z } from 'zod';
-import { BerthError, messageOf } from '../common/errors';
-import { describeIssue } from '../common/protocol';
+import { writeFileAtomic } from '../../common/atomic-file';
+import { BerthError, messageOf } from '../../common/errors';
+import { parseJson } from '../../common/json';
+import { agentIdSchema } from '../../common/names';
+import { describeIssue } from '../../common/protocol';
 
 export const agentEntrySchema = z
   .object({
-    id: z.string().regex(/^[a-z0-9][a-z0-9-]{0,31}$/, { error: 'must be 1-32 of a-z, 0-9, "-"' }),
+    id: agentIdSchema,
     host: z.string().min(1).max(255),
     port: z.number().int().min(1).max(65535),
     /** SHA256:… of the agent's host key; a connection presenting any other key is refused. */
@@ -33,15 +35,9 @@ export async function readAgents(file: string): Promise<AgentEntry[]> {
     if ((err as NodeJS.ErrnoException).code === 'ENOENT') return [];
     throw new BerthError('INTERNAL', `read ${file}: ${messageOf(err)}`, { cause: err });
   }
-  let raw: unknown;
-  try {
-    raw = JSON.parse(text);
-  } catch (err) {
-    throw new BerthError('BAD_REQUEST', `${file}: not valid JSON: ${messageOf(err)}`);
-  }
-  const r = fileSchema.safeParse(raw);
-  if (!r.success) throw new BerthError('BAD_REQUEST', `${file}: ${describeIssue(r.error)}`);
-  return r.data.agents;
+  const r = parseJson(text, fileSchema);
+  if (!r.ok) throw new BerthError('BAD_REQUEST', `${file}: ${r.problem}`);
+  return r.value.agents;
 }
 
 /** Adds or replaces (by id) one agent. Returns whether it was new. */
@@ -66,7 +62,5 @@ export async function removeAgent(file: string, id: string): Promise<void> {
 
 async function writeAgents(file: string, agents: AgentEntry[]): Promise<void> {
   await fs.mkdir(path.dirname(file), { recursive: true, mode: 0o700 });
-  const tmp = `${file}.${randomUUID().slice(0, 8)}.tmp`;
-  await fs.writeFile(tmp, `${JSON.stringify({ agents }, null, 2)}\n`, { mode: 0o600 });
-  await fs.rename(tmp, file);
+  await writeFileAtomic(file, `${JSON.stringify({ agents }, null, 2)}\n`, 0o600);
 }

@@ -7,7 +7,9 @@ import { EventEmitter } from 'node:events';
 import net from 'node:net';
 import { Duplex } from 'node:stream';
 import { Client, ClientChannel } from 'ssh2';
+import { z } from 'zod';
 import { BerthError, messageOf } from '../../common/errors';
+import { parseJson } from '../../common/json';
 import { Logger } from '../../common/logging';
 import {
   AttachHeader,
@@ -20,9 +22,11 @@ import {
   RpcResult,
   SUBSYSTEMS,
   attachReplySchema,
+  describeIssue,
   encodeFrame,
   eventSchema,
   rpcReplySchema,
+  rpcResultSchemas,
 } from '../../common/protocol';
 import { fingerprint } from '../../common/ssh-keys';
 
@@ -98,7 +102,13 @@ export class AgentLink extends EventEmitter {
         this.pending.delete(id);
         reject(new BerthError('TIMEOUT', `agent ${this.o.id} did not answer ${op} within ${timeoutMs} ms`));
       }, timeoutMs);
-      this.pending.set(id, { resolve: resolve as (v: unknown) => void, reject, timer });
+      // Every result is parsed with its op's schema here, at the boundary, as events are.
+      const settle = (result: unknown): void => {
+        const r = rpcResultSchemas[op].safeParse(result);
+        if (r.success) resolve(r.data);
+        else reject(new BerthError('INTERNAL', `agent ${this.o.id} sent a bad ${op} result: ${describeIssue(r.error)}`));
+      };
+      this.pending.set(id, { resolve: settle, reject, timer });
       ch.write(encodeFrame({ v: PROTOCOL_VERSION, id, op, params, operator }));
     });
   }
@@ -269,11 +279,7 @@ function windowChange(ch: ClientChannel, cols: number, rows: number): void {
   }
 }
 
-function safeJson<T>(line: string, schema: { safeParse(v: unknown): { success: true; data: T } | { success: false } }): T | null {
-  try {
-    const r = schema.safeParse(JSON.parse(line));
-    return r.success ? r.data : null;
-  } catch {
-    return null;
-  }
+function safeJson<S extends z.ZodType>(line: string, schema: S): z.output<S> | null {
+  const r = parseJson(line, schema);
+  return r.ok ? r.value : null;
 }

@@ -3,9 +3,9 @@ import net from 'node:net';
 import { BerthError } from '../../common/errors';
 import { Logger } from '../../common/logging';
 import { AttachHeader, RpcOp, RpcParamsInput, RpcResult } from '../../common/protocol';
-import { AgentEntry } from '../agents-file';
-import { AgentAttach, AgentLink } from '../ssh/agent-link';
-import { ClusterView } from './view';
+import { ClusterView } from '../cluster/view';
+import { AgentEntry } from './enrolled';
+import { AgentAttach, AgentLink } from './link';
 
 /** What the shell's operations need from the agents. */
 export interface Agents {

@@ -1,0 +1,45 @@
+/** What a Sessions is built from: its injected parts, how it runs containers, its housekeeping. */
+import { Logger } from '../common/logging';
+import { Limits } from '../common/protocol';
+import { ContainerRuntime } from './docker/runtime';
+import { PortProbe } from './ports/ports';
+import { SessionLocks } from './store/locks';
+import { SessionStore } from './store/session-store';
+
+export interface Clock {
+  now(): number;
+}
+
+/** What the operations stand on: injected, so that tests can hand in fakes. */
+export interface SessionsDeps {
+  store: SessionStore;
+  locks: SessionLocks;
+  runtime: ContainerRuntime;
+  probe: PortProbe;
+  clock: Clock;
+  logger: Logger;
+}
+
+/** How this agent runs its sessions' containers. */
+export interface ContainerSettings {
+  /** The agent's id (the berth.agent label). */
+  agent: string;
+  image: string;
+  command: string;
+  publishAddress: string;
+  dnsServers: string[];
+  limits: Limits;
+  user: { uid: number; gid: number };
+  extraLabels: Record<string, string>;
+  /** Seconds `kill` waits for a container to stop before killing it. */
+  stopTimeoutSec?: number;
+}
+
+/** Limits and timings of the agent's housekeeping. */
+export interface SessionsPolicy {
+  maxSessions: number | null;
+  /** How long a container must stand without a session before it is removed. */
+  orphanGraceMs: number;
+  /** How often the reconciler looks for orphans and leftovers (0: only at start). */
+  reconcileIntervalMs: number;
+}

@@ -1,0 +1,84 @@
+/**
+ * An operator's terminal joined to a session: the SSH channel's bytes go to the agent's attach
+ * stream and back, window changes follow, and whichever side ends first ends the attach and records
+ * the detach. `ssh -t shell attach REF` and the menu's Enter both use it.
+ */
+import { Duplex } from 'node:stream';
+import { messageOf } from '../../common/errors';
+import { Logger } from '../../common/logging';
+import type { Operator, ShellService } from '../service';
+
+export interface Size {
+  cols: number;
+  rows: number;
+}
+
+export interface AttachPipeOptions {
+  /** The operator's channel; the pipe reads it only while the attach lasts. */
+  channel: Duplex;
+  service: Pick<ShellService, 'attach' | 'detached'>;
+  operator: Operator;
+  /** The session, as a REF (see cluster/refs.ts). */
+  ref: string;
+  readOnly: boolean;
+  /** The operator's terminal size now (it may change while the attach opens). */
+  size(): Size;
+  logger: Logger;
+}
+
+export interface AttachPipe {
+  /** Passes the operator's new window size to the session. Never throws; nothing once ended. */
+  resize(size: Size): void;
+  /** Ends the attach from the shell's side (the agent ends this tmux client). Idempotent. */
+  close(): void;
+  /** Resolves once the attach ended and the detach is recorded; `failed` if the agent's stream errored. */
+  ended: Promise<{ failed: boolean }>;
+}
+
+/**
+ * Opens an attach (service.attach: role check, audit) and joins it to the channel. Throws what the
+ * service throws (the attach is not open then).
+ */
+export async function openAttachPipe(o: AttachPipeOptions): Promise<AttachPipe> {
+  const first = o.size();
+  const { session, attach } = await o.service.attach(o.operator, o.ref, o.readOnly, first.cols, first.rows);
+  const { channel } = o;
+  let finished = false;
+  let finish: (failed: boolean) => void = () => undefined;
+  const ended = new Promise<{ failed: boolean }>((resolve) => {
+    finish = (failed) => {
+      if (finished) return;
+      finished = true;
+      channel.off('data', toSession);
+      channel.off('close', onChannelClose);
+      attach.close();
+      o.service.detached(o.operator, session);
+      resolve({ failed });
+    };
+  });
+  const toSession = (d: Buffer): void => {
+    attach.stream.write(d);
+  };
+  const onChannelClose = (): void => finish(false);
+  attach.stream.on('data', (d: Buffer) => {
+    if (!finished) channel.write(d);
+  });
+  attach.stream.on('close', () => finish(false));
+  attach.stream.on('error', (err: Error) => {
+    o.logger.debug('attach stream error', { err: messageOf(err) });
+    finish(true);
+  });
+  attach.stream.resume();
+  channel.on('data', toSession);
+  channel.on('close', onChannelClose);
+  // The window may have changed while the attach opened.
+  const now = o.size();
+  attach.resize(now.cols, now.rows);
+  return {
+    resize: (s) => {
+      if (!finished) attach.resize(s.cols, s.rows);
+    },
+    close: () => finish(false),
+    ended,
+  };
+}

@@ -1,0 +1,137 @@
+/**
+ * What the menu's keys do, through a MenuContext (no blessed here): the ops, each run in the
+ * background with its result on the status line, and the dialogs that ask for their input first.
+ */
+import { cloneName, dnsNameSchema, portRequestSchema, problemWith, Protocol, sessionNameSchema } from '../../common/names';
+import type { ClusterSession } from '../cluster/view';
+import type { Operator, ShellService } from '../service';
+import type { Dialogs, Field } from './dialog';
+
+/** The operations the menu uses (ShellService's). */
+export type MenuService = Pick<ShellService, 'view' | 'check' | 'create' | 'edit' | 'clone' | 'simple' | 'background' | 'delete'>;
+
+/** What a key's handler may do; the blessed layer (menu.ts) provides it. */
+export interface MenuContext {
+  readonly operator: Operator;
+  readonly service: MenuService;
+  readonly dialogs: Dialogs;
+  /** The terminal's height in rows now. */
+  screenRows(): number;
+  /** Moves the selection by `delta` rows (within the rows shown) and redraws. */
+  move(delta: number): void;
+  /** Starts typing a filter (`/`). */
+  startFilter(): void;
+  /** Hands the terminal to an attach of `s` (read-only for a viewer), refused while an op runs. */
+  attach(s: ClusterSession): void;
+  /** Shows a message on the status line (red if `error`). */
+  say(text: string, error?: boolean): void;
+  /**
+   * Runs an op in the background with `label` and a spinner; what `fn` resolves with goes to the
+   * status line, a refusal as `CODE: message`. Refused while another op runs.
+   */
+  run(label: string, fn: () => Promise<string>): void;
+  /** Ends the menu (Q). */
+  quit(): void;
+}
+
+/** How the menu names a session: its name, or its id's start for a broken one. */
+export function nameOf(s: ClusterSession): string {
+  return s.entry.kind === 'session' ? s.entry.meta.name : s.id.slice(0, 8);
+}
+
+const PROTOCOL_CHOICES = ['tcp', 'udp'];
+
+function checkPort(v: string): string | null {
+  if (v === '') return null;
+  return /^-?\d+$/.test(v) ? problemWith(portRequestSchema, Number(v)) : 'must be 0, -1 or a port number';
+}
+
+/** The fields of the new-session and edit forms. */
+export function sessionFields(name: string, protocol: string, port: string, dns: string): Field[] {
+  return [
+    { label: 'name', value: name, check: (v) => problemWith(sessionNameSchema, v) },
+    { label: 'protocol', value: protocol, check: () => null, choices: PROTOCOL_CHOICES },
+    { label: 'port', value: port, check: checkPort },
+    { label: 'dns', value: dns, check: (v) => problemWith(dnsNameSchema, v) },
+  ];
+}
+
+/** The form's values as a create or edit request. */
+function sessionRequest([name = '', protocol, port = '', dns = '']: string[]): { name: string; protocol: Protocol; port: number; dns: string } {
+  return { name, protocol: protocol as Protocol, port: port === '' ? 0 : Number(port), dns };
+}
+
+/** N: asks which agent when several are online, then for the new session's settings. */
+export function newSession(ctx: MenuContext): void {
+  const agents = ctx.service.view.agentList().filter((a) => a.status === 'online');
+  if (agents.length === 0) return ctx.say('no agent is online', true);
+  if (agents.length === 1) return newSessionForm(ctx, agents[0]?.id);
+  const items = agents.map((a) => `${a.id}  (${a.sessions.size} sessions)`);
+  ctx.dialogs.picker('new session on which agent?', items, (i) => newSessionForm(ctx, agents[i]?.id));
+}
+
+function newSessionForm(ctx: MenuContext, agent: string | undefined): void {
+  ctx.dialogs.form(agent ? `new session on ${agent}` : 'new session', sessionFields('', 'tcp', '', ''), async (values) => {
+    const { name, protocol, port, dns } = sessionRequest(values);
+    const e = await ctx.service.create(ctx.operator, { name, agent, protocol, port, dns });
+    ctx.say(`created ${name} on ${e.agent}`);
+  });
+}
+
+/** E: the session's settings in a form; a running session needs a restart to apply them. */
+export function editSession(ctx: MenuContext, s: ClusterSession): void {
+  if (s.entry.kind !== 'session') return; // a broken session has no settings to edit
+  const m = s.entry.meta;
+  ctx.dialogs.form(`edit ${nameOf(s)}`, sessionFields(m.name, m.protocol, String(m.port), m.dns), async (values) => {
+    const r = sessionRequest(values);
+    const e = await ctx.service.edit(ctx.operator, s.id, r);
+    ctx.say(e.kind === 'session' && e.restartNeeded ? `edited ${r.name}: restart it to apply` : `edited ${r.name}`);
+  });
+}
+
+/** C: asks the copy's name (the session's, with -copy). */
+export function cloneSession(ctx: MenuContext, s: ClusterSession): void {
+  const name = nameOf(s);
+  const field: Field = { label: 'name', value: cloneName(name), check: (v) => problemWith(sessionNameSchema, v) };
+  ctx.dialogs.form(`clone ${name}`, [field], async ([copyName]) => {
+    await ctx.service.clone(ctx.operator, s.id, copyName);
+    ctx.say(`cloned ${name} into ${copyName}`);
+  });
+}
+
+/** O: asks why, then removes a stale lock. */
+export function overrideLock(ctx: MenuContext, s: ClusterSession): void {
+  const name = nameOf(s);
+  const field: Field = { label: 'reason', value: '', check: (v) => (v.trim() ? null : 'say why') };
+  ctx.dialogs.form(`override the lock of ${name}`, [field], async ([reason]) => {
+    await ctx.service.simple(ctx.operator, 'override', s.id, reason);
+    ctx.say(`unlocked ${name}`);
+  });
+}
+
+/** D: asks Y/N, then deletes the session and its files. */
+export function deleteSession(ctx: MenuContext, s: ClusterSession): void {
+  const name = nameOf(s);
+  ctx.dialogs.confirm(`Delete ${name} and all its files?`, () =>
+    ctx.run(`deleting ${name}`, async () => {
+      await ctx.service.delete(ctx.operator, s.id);
+      return `deleted ${name}`;
+    }),
+  );
+}
+
+/** R and K: restarts or stops the session's container. */
+export function restartOrKill(ctx: MenuContext, s: ClusterSession, action: 'restart' | 'kill'): void {
+  const name = nameOf(s);
+  const [doing, done] = action === 'restart' ? ['restarting', 'restarted'] : ['killing', 'killed'];
+  ctx.run(`${doing} ${name}`, async () => {
+    await ctx.service.simple(ctx.operator, action, s.id);
+    return `${done} ${name}`;
+  });
+}
+
+/** B: ends the operator's own attaches to the session elsewhere (the session keeps running). */
+export function background(ctx: MenuContext, s: ClusterSession): void {
+  const name = nameOf(s);
+  ctx.run(`detaching ${name}`, async () => `detached ${await ctx.service.background(ctx.operator, s.id)} of your attaches to ${name}`);
+}

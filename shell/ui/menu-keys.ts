@@ -1,0 +1,141 @@
+/**
+ * Every key of the menu, in one table: the dispatcher, the hint bar at the bottom and the help page
+ * (`?`) all read it, so they cannot disagree. No blessed here: handlers act through a MenuContext.
+ */
+import { toBerthError } from '../../common/errors';
+import type { ClusterSession } from '../cluster/view';
+import type { Action } from '../roles';
+import type { Key } from './dialog';
+import { MenuContext, background, cloneSession, deleteSession, editSession, nameOf, newSession, overrideLock, restartOrKill } from './menu-actions';
+import { pageStep } from './menu-state';
+import { settingsText } from './menu-view';
+
+interface KeyBase {
+  /** How the key reads on the hint bar and the help page ("Enter", "N"). */
+  label: string;
+  /** What dispatches it: one character ("n", "?") or, when longer, a blessed key name ("enter"). */
+  keys: readonly string[];
+  /** The hint bar's word after the label ('' for the label alone); absent: not on the bar. */
+  hint?: string;
+  /** The help page's words after the label; absent: not on the page. */
+  help?: string;
+  /** The role action it needs: for other roles the key says why not (and does nothing else). */
+  action?: Action;
+}
+
+/** A key of the menu itself. */
+export interface MenuKey extends KeyBase {
+  on: 'menu';
+  run(ctx: MenuContext): void;
+}
+
+/** A key for the selected session; with no session selected it does nothing. */
+export interface SessionKey extends KeyBase {
+  on: 'session';
+  /** The states it applies in; in any other it says `refusal` (after the role check). */
+  states?: { only: ReadonlyArray<ClusterSession['state']>; refusal(name: string): string };
+  run(ctx: MenuContext, s: ClusterSession): void;
+}
+
+/** A key of an attached session (tmux's, not the menu's): listed for the operator, never dispatched. */
+export interface AttachKey extends KeyBase {
+  on: 'attach';
+}
+
+export type KeyEntry = MenuKey | SessionKey | AttachKey;
+
+/** The menu's keys, in the order of the hint bar and the help page. */
+export const KEYS: readonly KeyEntry[] = [
+  { on: 'menu', label: '↑', keys: ['up'], run: (ctx) => ctx.move(-1) },
+  { on: 'menu', label: '↓', keys: ['down'], run: (ctx) => ctx.move(1) },
+  { on: 'menu', label: 'PgUp', keys: ['pageup'], run: (ctx) => ctx.move(-pageStep(ctx.screenRows())) },
+  { on: 'menu', label: 'PgDn', keys: ['pagedown'], run: (ctx) => ctx.move(pageStep(ctx.screenRows())) },
+  { on: 'session', label: 'Enter', keys: ['enter'], hint: 'attach', help: 'attach (viewers: read-only)', run: (ctx, s) => ctx.attach(s) },
+  { on: 'menu', label: 'N', keys: ['n', 'N'], hint: 'new', help: 'new session', action: 'create', run: newSession },
+  { on: 'session', label: 'B', keys: ['b', 'B'], hint: 'bg', help: 'background your attach', action: 'background', run: background },
+  { on: 'session', label: 'C', keys: ['c', 'C'], hint: 'clone', help: 'clone', action: 'clone', run: cloneSession },
+  { on: 'session', label: 'E', keys: ['e', 'E'], hint: 'edit', help: 'edit (restart to apply)', action: 'edit', run: editSession },
+  { on: 'session', label: 'R', keys: ['r', 'R'], hint: 'restart', help: 'restart a stopped session', action: 'restart', run: (ctx, s) => restartOrKill(ctx, s, 'restart') },
+  { on: 'session', label: 'K', keys: ['k', 'K'], hint: 'kill', help: 'kill (stop the container)', action: 'kill', run: (ctx, s) => restartOrKill(ctx, s, 'kill') },
+  { on: 'session', label: 'D', keys: ['d', 'D'], hint: 'delete', help: 'delete (asks Y/N)', action: 'delete', run: deleteSession },
+  {
+    on: 'session',
+    label: 'O',
+    keys: ['o', 'O'],
+    hint: 'override',
+    help: 'override a stale lock (admin)',
+    action: 'override',
+    states: { only: ['L'], refusal: (name) => `${name} is not locked` },
+    run: overrideLock,
+  },
+  {
+    on: 'menu',
+    label: 'S',
+    keys: ['s', 'S'],
+    hint: '',
+    help: 'settings: version, agents',
+    run: (ctx) => ctx.dialogs.page('settings', settingsText(ctx.operator, ctx.service.view.agentList())),
+  },
+  { on: 'menu', label: '/', keys: ['/'], hint: 'filter', help: 'filter by text', run: (ctx) => ctx.startFilter() },
+  { on: 'menu', label: '?', keys: ['?'], hint: 'help', help: 'this help', run: (ctx) => ctx.dialogs.page('keys', helpText()) },
+  { on: 'menu', label: 'Q', keys: ['q', 'Q'], hint: 'quit', help: 'quit', run: (ctx) => ctx.quit() },
+  { on: 'attach', label: 'Ctrl-b d', keys: [], help: 'detach from a session' },
+];
+
+/** Whether a key press is one of `entry`'s keys. */
+export function pressed(entry: KeyEntry, ch: string | undefined, key: Key): boolean {
+  return entry.keys.some((k) => (k.length === 1 ? k === ch : k === key.name));
+}
+
+/** The menu's entry for a key press, if it has one. */
+export function findKey(ch: string | undefined, key: Key, keys: readonly KeyEntry[] = KEYS): MenuKey | SessionKey | undefined {
+  for (const e of keys) if (e.on !== 'attach' && pressed(e, ch, key)) return e;
+  return undefined;
+}
+
+/** Checks the role action; a refusal goes to the status line. */
+function allowed(ctx: MenuContext, action: Action | undefined): boolean {
+  if (!action) return true;
+  try {
+    ctx.service.check(ctx.operator, action);
+    return true;
+  } catch (err) {
+    ctx.say(toBerthError(err).message, true);
+    return false;
+  }
+}
+
+/**
+ * Acts on a key press in the menu (no dialog open, no filter being typed): a session key with no
+ * session selected does nothing; then the role check, then the session's state, then the handler.
+ */
+export function dispatch(ctx: MenuContext, ch: string | undefined, key: Key, selected: ClusterSession | undefined, keys: readonly KeyEntry[] = KEYS): void {
+  const entry = findKey(ch, key, keys);
+  if (!entry) return;
+  if (entry.on === 'menu') {
+    if (allowed(ctx, entry.action)) entry.run(ctx);
+    return;
+  }
+  if (!selected || !allowed(ctx, entry.action)) return;
+  if (entry.states && !entry.states.only.includes(selected.state)) return ctx.say(entry.states.refusal(nameOf(selected)), true);
+  entry.run(ctx, selected);
+}
+
+/** The hint bar: "Enter attach · N new · … · Q quit". */
+export function hintText(keys: readonly KeyEntry[] = KEYS): string {
+  return keys
+    .filter((e) => e.hint !== undefined)
+    .map((e) => (e.hint ? `${e.label} ${e.hint}` : e.label))
+    .join(' · ');
+}
+
+/** The help page: the keys with a help text, two to a line, in two aligned columns. */
+export function helpText(keys: readonly KeyEntry[] = KEYS): string {
+  const listed = keys.filter((e) => e.help !== undefined);
+  const pairs: KeyEntry[][] = [];
+  for (let i = 0; i < listed.length; i += 2) pairs.push(listed.slice(i, i + 2));
+  const keyWidth = Math.max(...pairs.map(([l]) => l?.label.length ?? 0)) + 2;
+  const lefts = pairs.map(([l]) => (l ? `${l.label.padEnd(keyWidth)}${l.help ?? ''}` : ''));
+  const column = Math.max(...lefts.map((l) => l.length)) + 5;
+  return pairs.map(([, r], i) => (r ? `${(lefts[i] ?? '').padEnd(column)}${r.label}  ${r.help ?? ''}` : (lefts[i] ?? ''))).join('\n');
+}

@@ -1,0 +1,109 @@
+/**
+ * The menu's blessed screen on a pair of streams: a title line, the session table, a status line
+ * and the hint bar, each painted from the plain lines of menu-view.ts.
+ */
+import { Readable, Writable } from 'node:stream';
+import blessed from 'blessed';
+import { Dialog, Dialogs, Key } from './dialog';
+import { esc, screenDialogs } from './form';
+import { Line, Tone } from './menu-view';
+
+/** One full paint of the menu. */
+export interface Frame {
+  title: Line;
+  table: Line[];
+  status: Line;
+}
+
+export interface MenuScreen {
+  /** The terminal's height in rows, as blessed last learnt it. */
+  rows(): number;
+  paint(frame: Frame): void;
+  /** Records the terminal's new size; `refit` makes blessed take it. */
+  setSize(cols: number, rows: number): void;
+  /** Makes blessed take the size last set (and clear its buffers); the next paint redraws all. */
+  refit(): void;
+  /** Gives the terminal up (for an attach) and takes it back. */
+  leave(): void;
+  enter(): void;
+  onKey(handler: (ch: string | undefined, key: Key) => void): void;
+  /** The dialogs on this screen (see form.ts screenDialogs). */
+  dialogs(opened: (d: Dialog) => void, closed: () => void): Dialogs;
+  /** Tears the screen down. */
+  destroy(): void;
+}
+
+type TtyOutput = Writable & { columns: number; rows: number; isTTY: boolean };
+// @types/blessed lacks enter/leave and tput (NOTES.md): the one cast is here.
+type FullScreen = blessed.Widgets.Screen & { enter(): void; leave(): void; tput: { brokenACS: boolean } };
+
+const TAGS: Record<Tone, [string, string]> = {
+  plain: ['', ''],
+  bold: ['{bold}', '{/bold}'],
+  warn: ['{yellow-fg}', '{/yellow-fg}'],
+  error: ['{red-fg}', '{/red-fg}'],
+  dim: ['{gray-fg}', '{/gray-fg}'],
+  selected: ['{inverse}', '{/inverse}'],
+};
+
+/** A line as blessed tags, its text escaped. */
+export function tagged(line: Line): string {
+  return line.map(({ text, tone }) => `${TAGS[tone][0]}${esc(text)}${TAGS[tone][1]}`).join('');
+}
+
+function newScreen(input: Readable, out: TtyOutput): FullScreen {
+  const screen = blessed.screen({
+    input: input as never,
+    output: out as never,
+    terminal: 'xterm-256color',
+    fullUnicode: true,
+    // The operator's terminal is UTF-8 whatever this process's locale says: draw box lines and
+    // symbols as Unicode, not with the VT100 alternate character set.
+    forceUnicode: true,
+    warnings: false,
+    autoPadding: false,
+  }) as FullScreen;
+  // blessed maps box lines and symbols to the VT100 alternate charset, which UTF-8 terminals (and
+  // tmux, mosh) render badly: send them as Unicode instead.
+  screen.tput.brokenACS = true;
+  return screen;
+}
+
+/** Opens the screen on `input`/`output` (a terminal `cols`×`rows`), with `hints` on the bottom line. */
+export function openMenuScreen(input: Readable, output: Writable, cols: number, rows: number, hints: Line): MenuScreen {
+  const out = output as TtyOutput;
+  out.columns = cols;
+  out.rows = rows;
+  out.isTTY = true;
+  (input as Readable & { isTTY: boolean }).isTTY = true;
+  const screen = newScreen(input, out);
+  // One line each, cut at the edge rather than wrapped onto the next.
+  const line = { left: 0, width: '100%', height: 1, tags: true, wrap: false } as const;
+  const title = blessed.box({ parent: screen, top: 0, ...line, style: { bg: 'blue', fg: 'white' } });
+  const table = blessed.box({ parent: screen, top: 1, left: 0, width: '100%', height: '100%-3', tags: true, wrap: false });
+  const status = blessed.box({ parent: screen, bottom: 1, ...line });
+  blessed.box({ parent: screen, bottom: 0, ...line, content: tagged(hints) });
+  return {
+    rows: () => screen.height as number,
+    paint(frame) {
+      title.setContent(tagged(frame.title));
+      table.setContent(frame.table.map(tagged).join('\n'));
+      status.setContent(tagged(frame.status));
+      screen.render();
+    },
+    setSize(c, r) {
+      out.columns = c;
+      out.rows = r;
+    },
+    refit() {
+      // blessed learns a size from its output stream's resize event (NOTES.md).
+      out.emit('resize');
+      screen.alloc();
+    },
+    leave: () => screen.leave(),
+    enter: () => screen.enter(),
+    onKey: (handler) => screen.on('keypress', handler),
+    dialogs: (opened, closed) => screenDialogs(screen, opened, closed),
+    destroy: () => screen.destroy(),
+  };
+}

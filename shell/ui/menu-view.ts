@@ -1,0 +1,75 @@
+/**
+ * Pure: what the menu's lines say, as plain text in spans with a tone each (the blessed layer turns
+ * tones into colours and escapes the text): the title, the session table, the status line, and the
+ * settings page.
+ */
+import { BERTH_VERSION, PROTOCOL_VERSION } from '../../common/protocol';
+import { SESSION_HEAD, sessionRow } from '../cli/format';
+import type { AgentView, ClusterSession } from '../cluster/view';
+import type { Operator } from '../service';
+import type { MenuState } from './menu-state';
+
+/** How a span looks: `warn` for what needs an eye (agents away, the op in flight), `dim` for hints. */
+export type Tone = 'plain' | 'bold' | 'warn' | 'error' | 'dim' | 'selected';
+
+export interface Span {
+  text: string;
+  tone: Tone;
+}
+
+/** One line on the screen. */
+export type Line = Span[];
+
+export const SPINNER = ['⠋', '⠙', '⠹', '⠸', '⠼', '⠴', '⠦', '⠧', '⠇', '⠏'];
+
+const span = (text: string, tone: Tone = 'plain'): Span => ({ text, tone });
+
+/** The line's text without its tones. */
+export function plain(line: Line): string {
+  return line.map((s) => s.text).join('');
+}
+
+/** "berth  alice (admin)  agents 1/2 online (? agent-1 offline)  sessions 3  filter: web_". */
+export function titleLine(operator: Operator, agents: AgentView[], shown: number, st: MenuState): Line {
+  const online = agents.filter((a) => a.status === 'online').length;
+  const away = agents.filter((a) => a.status !== 'online').map((a) => `${a.id} ${a.status}`);
+  const line: Line = [span(' '), span('berth', 'bold'), span(`  ${operator.name} (${operator.role})  agents ${online}/${agents.length} online`)];
+  if (away.length) line.push(span(' '), span(`(? ${away.join(', ')})`, 'warn'));
+  line.push(span(`  sessions ${shown}`));
+  if (st.filter || st.filtering) line.push(span(`  filter: ${st.filter}${st.filtering ? '_' : ''}`));
+  return line;
+}
+
+/**
+ * The table: its head, then the rows from `st.top` that fit in `height` (the selected one inverse,
+ * those of an agent that is not online dim), or a hint when there is no row. `st` is laid out.
+ */
+export function tableLines(shown: ClusterSession[], st: MenuState, height: number): Line[] {
+  const rows = shown.map(sessionRow);
+  const widths = SESSION_HEAD.map((h, i) => Math.max(h.length, ...rows.map((r) => (r[i] ?? '').length)));
+  const fmt = (cells: string[]): string => cells.map((c, i) => c.padEnd(widths[i] ?? 0)).join('  ');
+  const lines: Line[] = [[span(fmt(SESSION_HEAD), 'bold')]];
+  for (let i = st.top; i < Math.min(shown.length, st.top + height); i++) {
+    const s = shown[i];
+    if (!s) continue;
+    const tone = i === st.selected ? 'selected' : s.agentStatus !== 'online' ? 'dim' : 'plain';
+    lines.push([span(fmt(rows[i] ?? []), tone)]);
+  }
+  if (shown.length === 0) lines.push([span(st.filter ? 'no session matches the filter' : 'no sessions yet: N creates one', 'dim')]);
+  return lines;
+}
+
+/** The status line: the op in flight with its spinner, else the message (red if an error). */
+export function statusLine(st: MenuState): Line {
+  if (st.busy) return [span(`${SPINNER[st.spin % SPINNER.length]} ${st.busy}`, 'warn')];
+  if (st.message) return [span(st.message, st.messageIsError ? 'error' : 'plain')];
+  return [];
+}
+
+/** The settings page (S): versions, the operator, and each agent's state. */
+export function settingsText(operator: Operator, agents: AgentView[]): string {
+  const lines = agents.map(
+    (a) => `${a.id.padEnd(12)} ${a.status.padEnd(10)} ${String(a.sessions.size).padStart(4)} sessions  ${a.hello?.version ?? '-'}  ${a.hello?.hostname ?? ''} ${a.reason}`,
+  );
+  return `berth ${BERTH_VERSION} (protocol ${PROTOCOL_VERSION})\noperator ${operator.name} (${operator.role})\n\nagents:\n${lines.join('\n') || '(none enrolled)'}`;
+}

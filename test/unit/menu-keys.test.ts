@@ -1,0 +1,349 @@
+import { BerthError } from '../../common/errors';
+import { BERTH_VERSION, PROTOCOL_VERSION, SessionEntry } from '../../common/protocol';
+import { ClusterSession, ClusterView } from '../../shell/cluster/view';
+import { Role } from '../../shell/config';
+import { assertMay } from '../../shell/roles';
+import { Field, Key } from '../../shell/ui/dialog';
+import { MenuContext, MenuService, sessionFields } from '../../shell/ui/menu-actions';
+import { KEYS, KeyEntry, dispatch, findKey, helpText, hintText } from '../../shell/ui/menu-keys';
+
+const ID = '3f2b8c1e-1c2d-4e5f-8a9b-0c1d2e3f4a5b';
+
+function web(o: { state?: SessionEntry['state']; restartNeeded?: boolean } = {}): SessionEntry {
+  return {
+    kind: 'session',
+    agent: 'agent-1',
+    meta: { version: 1, id: ID, name: 'web', protocol: 'tcp', port: 1001, dns: 'webdns', createdAt: '2026-01-01T00:00:00.000Z', lastAccessedAt: null, createdBy: 'alice' },
+    state: o.state ?? 'R',
+    attached: [],
+    lock: null,
+    container: null,
+    restartNeeded: o.restartNeeded ?? false,
+  };
+}
+
+const cs = (entry: SessionEntry): ClusterSession => ({ entry, id: ID, agent: entry.agent, agentStatus: 'online', state: entry.state });
+const brokenOne: ClusterSession = cs({ kind: 'broken', agent: 'agent-1', id: ID, reason: 'bad json', state: '-', lock: null, container: null });
+
+type Call = [string, ...unknown[]];
+interface Opened {
+  form?: { title: string; fields: Field[]; submit: (values: string[]) => Promise<void> };
+  picker?: { title: string; items: string[]; choose: (i: number) => void };
+  confirm?: { question: string; yes: () => void };
+  page?: { title: string; text: string };
+}
+
+/** A MenuContext that records what the handlers do; runs are kept to be awaited. */
+function fakeMenu(role: Role = 'admin', online = ['agent-1']) {
+  const calls: Call[] = [];
+  const opened: Opened = {};
+  const runs: Array<{ label: string; result: Promise<string> }> = [];
+  const view = new ClusterView();
+  for (const a of online) {
+    view.addAgent(a);
+    view.setStatus(a, 'online', '');
+  }
+  const op = (name: string) => async (...args: unknown[]) => {
+    calls.push([name, ...args.slice(1)]);
+    return undefined as never;
+  };
+  const service = {
+    view,
+    check: (o: { name: string; role: Role }, action: Parameters<MenuService['check']>[1]) => assertMay(o, action),
+    create: async (_o: unknown, r: { agent?: string }) => (calls.push(['create', r]), { ...web(), agent: r.agent ?? 'agent-1' }),
+    edit: async (_o: unknown, ref: string, r: unknown) => (calls.push(['edit', ref, r]), web({ restartNeeded: true })),
+    clone: op('clone'),
+    simple: op('simple'),
+    background: async (_o: unknown, ref: string) => (calls.push(['background', ref]), 1),
+    delete: op('delete'),
+  } as unknown as MenuService;
+  const ctx: MenuContext = {
+    operator: { name: role === 'viewer' ? 'vic' : 'alice', role },
+    service,
+    dialogs: {
+      form: (title, fields, submit) => (opened.form = { title, fields, submit }),
+      picker: (title, items, choose) => (opened.picker = { title, items, choose }),
+      confirm: (question, yes) => (opened.confirm = { question, yes }),
+      page: (title, text) => (opened.page = { title, text }),
+    },
+    screenRows: () => 24,
+    move: (d) => calls.push(['move', d]),
+    startFilter: () => calls.push(['filter']),
+    attach: (s) => calls.push(['attach', s.id]),
+    say: (text, error = false) => calls.push(['say', text, error]),
+    run: (label, fn) => runs.push({ label, result: fn() }),
+    quit: () => calls.push(['quit']),
+  };
+  return { ctx, calls, opened, runs, view };
+}
+
+const press = (ch: string | undefined, name?: string): [string | undefined, Key] => [ch, { name: name ?? ch?.toLowerCase() }];
+
+describe('the key table', () => {
+  it('makes the hint bar the menu shows today', () => {
+    expect(hintText()).toBe('Enter attach · N new · B bg · C clone · E edit · R restart · K kill · D delete · O override · S · / filter · ? help · Q quit');
+  });
+
+  it('makes the help page: two keys a line, in two aligned columns', () => {
+    const lines = helpText().split('\n');
+    expect(lines).toEqual([
+      'Enter  attach (viewers: read-only)       N  new session',
+      'B      background your attach            C  clone',
+      'E      edit (restart to apply)           R  restart a stopped session',
+      'K      kill (stop the container)         D  delete (asks Y/N)',
+      'O      override a stale lock (admin)     S  settings: version, agents',
+      '/      filter by text                    ?  this help',
+      'Q      quit                              Ctrl-b d  detach from a session',
+    ]);
+  });
+
+  it('dispatches every key the hint bar and the help page name, except the attached session’s own', () => {
+    const listed = KEYS.filter((e) => e.hint !== undefined || e.help !== undefined);
+    for (const e of listed) {
+      if (e.on === 'attach') {
+        expect(e.keys).toEqual([]);
+        continue;
+      }
+      expect(e.keys.length).toBeGreaterThan(0);
+      for (const k of e.keys) {
+        const hit = k.length === 1 ? findKey(k, { name: k.toLowerCase() }) : findKey(undefined, { name: k });
+        expect(hit).toBe(e);
+      }
+    }
+  });
+
+  it('labels each key as it is pressed: a letter in both cases, a name as written', () => {
+    for (const e of KEYS.filter((x) => x.on !== 'attach' && x.hint !== undefined)) {
+      const label = e.label.toLowerCase();
+      if (e.label.length === 1 && /[A-Z]/.test(e.label)) expect([...e.keys].sort()).toEqual([e.label, label]);
+      else expect(e.keys).toContain(e.label.length === 1 ? e.label : label);
+    }
+  });
+
+  it('gives each key to one entry only', () => {
+    const all = KEYS.flatMap((e) => e.keys);
+    expect(new Set(all).size).toBe(all.length);
+  });
+
+  it('shows the same keys on the hint bar as on the help page (help adds the attached session’s)', () => {
+    const onBar = KEYS.filter((e) => e.hint !== undefined).map((e) => e.label);
+    const onPage = KEYS.filter((e) => e.help !== undefined && e.on !== 'attach').map((e) => e.label);
+    expect(onBar).toEqual(onPage);
+  });
+
+  it('builds its texts from the entries it is given', () => {
+    const keys: KeyEntry[] = [
+      { on: 'menu', label: 'X', keys: ['x'], hint: 'ex', help: 'the x key', run: () => undefined },
+      { on: 'menu', label: 'Long', keys: ['long'], hint: '', help: 'a named key', run: () => undefined },
+      { on: 'menu', label: 'Y', keys: ['y'], help: 'why', run: () => undefined },
+    ];
+    expect(hintText(keys)).toBe('X ex · Long');
+    expect(helpText(keys)).toBe('X  the x key     Long  a named key\nY  why');
+  });
+});
+
+describe('dispatching keys', () => {
+  const s = cs(web());
+
+  it('moves the selection with the arrows and a page (the table less a row) with PgUp/PgDn', () => {
+    const m = fakeMenu();
+    for (const name of ['up', 'down', 'pageup', 'pagedown']) dispatch(m.ctx, undefined, { name }, s);
+    expect(m.calls).toEqual([['move', -1], ['move', 1], ['move', -19], ['move', 19]]);
+  });
+
+  it('attaches with Enter, and does nothing without a session', () => {
+    const m = fakeMenu('viewer');
+    dispatch(m.ctx, '\r', { name: 'enter' }, s);
+    dispatch(m.ctx, '\r', { name: 'enter' }, undefined);
+    dispatch(m.ctx, '\r', { name: 'return' }, s);
+    expect(m.calls).toEqual([['attach', ID]]);
+  });
+
+  it('takes both cases of a letter, and ignores Ctrl with it and unknown keys', () => {
+    const m = fakeMenu();
+    dispatch(m.ctx, ...press('q'), s);
+    dispatch(m.ctx, ...press('Q'), s);
+    dispatch(m.ctx, '\x11', { name: 'q', ctrl: true }, s);
+    dispatch(m.ctx, ...press('x'), s);
+    dispatch(m.ctx, undefined, { name: 'home' }, s);
+    expect(m.calls).toEqual([['quit'], ['quit']]);
+  });
+
+  it('opens the help page, the settings page and the filter', () => {
+    const m = fakeMenu();
+    dispatch(m.ctx, ...press('?'), s);
+    expect(m.opened.page).toEqual({ title: 'keys', text: helpText() });
+    expect(m.opened.page?.text).toContain('override a stale lock');
+    dispatch(m.ctx, ...press('S'), s);
+    expect(m.opened.page?.title).toBe('settings');
+    expect(m.opened.page?.text).toContain(`berth ${BERTH_VERSION} (protocol ${PROTOCOL_VERSION})\noperator alice (admin)`);
+    dispatch(m.ctx, ...press('/'), s);
+    expect(m.calls).toEqual([['filter']]);
+  });
+
+  it('tells a viewer why a key is refused, and does nothing else', () => {
+    const m = fakeMenu('viewer');
+    for (const k of ['N', 'B', 'C', 'E', 'R', 'K', 'D', 'O']) dispatch(m.ctx, ...press(k), s);
+    expect(m.calls.map((c) => c[1])).toEqual(['create', 'background', 'clone', 'edit', 'restart', 'kill', 'delete', 'override'].map((w) => `vic is a viewer and may not ${w}`));
+    expect(m.calls.every((c) => c[0] === 'say' && c[2] === true)).toBe(true);
+    expect(m.opened).toEqual({});
+    expect(m.runs).toEqual([]);
+  });
+
+  it('does nothing for a session key when no session is selected, not even refuse', () => {
+    const m = fakeMenu('viewer');
+    for (const k of ['B', 'C', 'E', 'R', 'K', 'D', 'O']) dispatch(m.ctx, ...press(k), undefined);
+    expect(m.calls).toEqual([]);
+  });
+
+  it('runs K and R in the background and reports what they did', async () => {
+    const m = fakeMenu();
+    dispatch(m.ctx, ...press('K'), s);
+    dispatch(m.ctx, ...press('r'), s);
+    expect(m.runs.map((r) => r.label)).toEqual(['killing web', 'restarting web']);
+    expect(await Promise.all(m.runs.map((r) => r.result))).toEqual(['killed web', 'restarted web']);
+    expect(m.calls).toEqual([
+      ['simple', 'kill', ID],
+      ['simple', 'restart', ID],
+    ]);
+  });
+
+  it('says how many of your attaches B ended', async () => {
+    const m = fakeMenu();
+    dispatch(m.ctx, ...press('b'), s);
+    expect(m.runs[0]?.label).toBe('detaching web');
+    expect(await m.runs[0]?.result).toBe('detached 1 of your attaches to web');
+  });
+
+  it('deletes only after Y', async () => {
+    const m = fakeMenu();
+    dispatch(m.ctx, ...press('D'), s);
+    expect(m.opened.confirm?.question).toBe('Delete web and all its files?');
+    expect(m.runs).toEqual([]);
+    m.opened.confirm?.yes();
+    expect(m.runs[0]?.label).toBe('deleting web');
+    expect(await m.runs[0]?.result).toBe('deleted web');
+    expect(m.calls).toEqual([['delete', ID]]);
+  });
+
+  it('overrides only a locked session, after the role check, asking why', async () => {
+    const op = fakeMenu('operator');
+    dispatch(op.ctx, ...press('O'), s);
+    expect(op.calls).toEqual([['say', 'alice is an operator and may not override', true]]);
+    const m = fakeMenu();
+    dispatch(m.ctx, ...press('o'), s);
+    expect(m.calls).toEqual([['say', 'web is not locked', true]]);
+    dispatch(m.ctx, ...press('o'), cs(web({ state: 'L' })));
+    const form = m.opened.form!;
+    expect(form.title).toBe('override the lock of web');
+    expect(form.fields[0]?.check('  ')).toBe('say why');
+    expect(form.fields[0]?.check('agent was killed')).toBeNull();
+    await form.submit(['agent was killed']);
+    expect(m.calls.slice(1)).toEqual([
+      ['simple', 'override', ID, 'agent was killed'],
+      ['say', 'unlocked web', false],
+    ]);
+  });
+
+  it('clones under the name asked, web-copy by default', async () => {
+    const m = fakeMenu();
+    dispatch(m.ctx, ...press('C'), s);
+    const form = m.opened.form!;
+    expect(form.title).toBe('clone web');
+    expect(form.fields.map((f) => f.value)).toEqual(['web-copy']);
+    expect(form.fields[0]?.check('no good')).toMatch(/must be/);
+    await form.submit(['web-copy']);
+    expect(m.calls).toEqual([
+      ['clone', ID, 'web-copy'],
+      ['say', 'cloned web into web-copy', false],
+    ]);
+  });
+
+  it('edits with the session’s values and says when a restart applies them', async () => {
+    const m = fakeMenu();
+    dispatch(m.ctx, ...press('E'), s);
+    const form = m.opened.form!;
+    expect(form.title).toBe('edit web');
+    expect(form.fields.map((f) => [f.label, f.value])).toEqual([
+      ['name', 'web'],
+      ['protocol', 'tcp'],
+      ['port', '1001'],
+      ['dns', 'webdns'],
+    ]);
+    await form.submit(['web', 'udp', '', 'webdns']);
+    expect(m.calls).toEqual([
+      ['edit', ID, { name: 'web', protocol: 'udp', port: 0, dns: 'webdns' }],
+      ['say', 'edited web: restart it to apply', false],
+    ]);
+  });
+
+  it('does not edit a broken session', () => {
+    const m = fakeMenu();
+    dispatch(m.ctx, ...press('E'), brokenOne);
+    expect(m.opened).toEqual({});
+    expect(m.calls).toEqual([]);
+  });
+
+  it('names a broken session by its id', () => {
+    const m = fakeMenu();
+    dispatch(m.ctx, ...press('O'), brokenOne);
+    expect(m.calls).toEqual([['say', '3f2b8c1e is not locked', true]]);
+  });
+});
+
+describe('N: a new session', () => {
+  it('says so when no agent is online', () => {
+    const m = fakeMenu('admin', []);
+    dispatch(m.ctx, ...press('N'), undefined);
+    expect(m.calls).toEqual([['say', 'no agent is online', true]]);
+  });
+
+  it('goes straight to the form with one agent online', async () => {
+    const m = fakeMenu('admin', ['agent-1']);
+    dispatch(m.ctx, ...press('n'), undefined);
+    expect(m.opened.picker).toBeUndefined();
+    const form = m.opened.form!;
+    expect(form.title).toBe('new session on agent-1');
+    expect(form.fields.map((f) => f.value)).toEqual(['', 'tcp', '', '']);
+    await form.submit(['web', 'tcp', '-1', 'webdns']);
+    expect(m.calls).toEqual([
+      ['create', { name: 'web', agent: 'agent-1', protocol: 'tcp', port: -1, dns: 'webdns' }],
+      ['say', 'created web on agent-1', false],
+    ]);
+  });
+
+  it('asks which agent when several are online, then opens the form for it', () => {
+    const m = fakeMenu('admin', ['agent-1', 'agent-2']);
+    m.view.addAgent('agent-3');
+    dispatch(m.ctx, ...press('N'), undefined);
+    expect(m.opened.picker).toMatchObject({ title: 'new session on which agent?', items: ['agent-1  (0 sessions)', 'agent-2  (0 sessions)'] });
+    m.opened.picker?.choose(1);
+    expect(m.opened.form?.title).toBe('new session on agent-2');
+  });
+
+  it('passes an agent’s refusal on to the form', async () => {
+    const m = fakeMenu();
+    (m.ctx.service as { create: unknown }).create = async () => {
+      throw new BerthError('NAME_TAKEN', 'dns: "webdns" is used by session web on agent-2');
+    };
+    dispatch(m.ctx, ...press('N'), undefined);
+    await expect(m.opened.form!.submit(['other', 'tcp', '', 'webdns'])).rejects.toThrow('dns: "webdns" is used by session web on agent-2');
+  });
+});
+
+describe('session form fields', () => {
+  const [name, protocol, port, dns] = sessionFields('', 'tcp', '', '');
+
+  it('checks each value as typed', () => {
+    expect(name?.check('no good')).toMatch(/^must be 1-64 letters, digits/);
+    expect(name?.check('web')).toBeNull();
+    expect(protocol?.choices).toEqual(['tcp', 'udp']);
+    expect(port?.check('')).toBeNull();
+    expect(port?.check('-1')).toBeNull();
+    expect(port?.check('2200')).toBeNull();
+    expect(port?.check('abc')).toBe('must be 0, -1 or a port number');
+    expect(port?.check('70000')).not.toBeNull();
+    expect(dns?.check('')).toBeNull();
+    expect(dns?.check('Bad_Name')).not.toBeNull();
+  });
+});
