@@ -84,7 +84,7 @@ function run(argv: string[], extra: string[]): Promise<{ code: number | null; ou
     let out = '';
     p.stdout.on('data', (d: Buffer) => (out += d.toString()));
     const timer = setTimeout(() => p.kill('SIGKILL'), 20_000);
-    p.on('exit', (code) => {
+    p.on('close', (code) => {
       clearTimeout(timer);
       resolve({ code, out });
     });

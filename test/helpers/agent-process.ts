@@ -73,7 +73,8 @@ export async function startAgentProcess(o: AgentProcessOptions): Promise<AgentPr
   const auth = spawn(process.execPath, [BERTH_BIN, 'agent', 'authorize-shell', '--config', configFile, shellKey.public]);
   let authErr = '';
   auth.stderr?.on('data', (d: Buffer) => (authErr += d.toString()));
-  const authCode = await new Promise<number | null>((r) => auth.on('exit', r));
+  // 'close', not 'exit': only then has all of its stderr been read.
+  const authCode = await new Promise<number | null>((r) => auth.on('close', r));
   if (authCode !== 0) throw new Error(`authorize-shell exited ${authCode}: ${authErr}`);
 
   const proc = spawn(process.execPath, [BERTH_BIN, 'agent', 'serve', '--config', configFile], { stdio: ['ignore', 'pipe', 'pipe'] });

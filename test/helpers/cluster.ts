@@ -95,7 +95,8 @@ export async function startCluster(o: ClusterOptions): Promise<Cluster> {
         const timer = setTimeout(() => p.kill('SIGKILL'), opts.timeoutMs ?? 20_000);
         p.stdout.on('data', (d: Buffer) => (out += d.toString()));
         p.stderr.on('data', (d: Buffer) => (err += d.toString()));
-        p.on('exit', (code) => {
+        // 'close', not 'exit': only then has all of the output been read.
+        p.on('close', (code) => {
           clearTimeout(timer);
           resolve({ code, out, err });
         });

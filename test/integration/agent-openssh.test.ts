@@ -46,7 +46,7 @@ function ssh(args: string[], input = '', identity = key): Promise<{ code: number
     const timer = setTimeout(() => p.kill('SIGKILL'), 15_000);
     p.stdout.on('data', (d: Buffer) => (out += d.toString()));
     p.stderr.on('data', (d: Buffer) => (err += d.toString()));
-    p.on('exit', (code) => {
+    p.on('close', (code) => {
       clearTimeout(timer);
       resolve({ code, out, err });
     });

@@ -56,7 +56,7 @@ function rawSsh(args: string[]): Promise<SshResult> {
     const timer = setTimeout(() => p.kill('SIGKILL'), 20_000);
     p.stdout.on('data', (d: Buffer) => (out += d.toString()));
     p.stderr.on('data', (d: Buffer) => (err += d.toString()));
-    p.on('exit', (code) => {
+    p.on('close', (code) => {
       clearTimeout(timer);
       resolve({ code, out, err });
     });
