@@ -49,14 +49,6 @@ export class DockerodeRuntime implements ContainerRuntime {
     this.execs = new ContainerExecs(this.docker, this.log);
   }
 
-  async ping(): Promise<void> {
-    try {
-      await this.docker.ping();
-    } catch (err) {
-      throw dockerError('ping docker', err);
-    }
-  }
-
   async list(): Promise<ContainerSummary[]> {
     return this.listBy(this.ownLabels());
   }
@@ -169,14 +161,6 @@ export class DockerodeRuntime implements ContainerRuntime {
 
   unpause(containerId: string): Promise<void> {
     return this.execs.unpause(containerId);
-  }
-
-  waitForTmux(containerId: string, user: { uid: number; gid: number }, timeoutMs: number): Promise<void> {
-    return this.execs.waitForTmux(containerId, user, timeoutMs);
-  }
-
-  tmuxClients(containerId: string, user: { uid: number; gid: number }): Promise<number> {
-    return this.execs.tmuxClients(containerId, user);
   }
 
   attach(containerId: string, opts: AttachOptions): Promise<AttachHandle> {

@@ -94,16 +94,6 @@ export class ContainerExecs {
     }
   }
 
-  async waitForTmux(containerId: string, user: User, timeoutMs: number): Promise<void> {
-    const r = await this.run(containerId, user, WAIT_FOR_TMUX, timeoutMs);
-    if (r.exitCode !== 0) throw new BerthError('INTERNAL', `tmux session did not start: ${r.output.trim() || `exit ${r.exitCode}`}`);
-  }
-
-  async tmuxClients(containerId: string, user: User): Promise<number> {
-    const r = await this.run(containerId, user, `tmux list-clients -t ${TMUX_SESSION} -F x 2>/dev/null || true`, 5000);
-    return r.output.split('\n').filter((l) => l.trim() === 'x').length;
-  }
-
   async attach(containerId: string, opts: AttachOptions): Promise<AttachHandle> {
     const attachId = randomUUID();
     const pidFile = `/tmp/.berth-attach-${attachId}`;

@@ -63,14 +63,13 @@ export interface AttachHandle {
 export type RuntimeEvent = { sessionId: string; containerId: string; action: string };
 
 export interface ContainerRuntime {
-  /** Throws RUNTIME_UNAVAILABLE when the engine does not answer. */
-  ping(): Promise<void>;
   /** Every container labelled for this agent, in any state: one label-filtered listing. */
   list(): Promise<ContainerSummary[]>;
   /** The containers of one session (normally zero or one). */
   listSession(sessionId: string): Promise<ContainerSummary[]>;
   /**
-   * Creates and starts the session's container, replacing a stopped one of the same name.
+   * Creates and starts the session's container, first removing any other container of the
+   * session (stopped or not).
    * Throws PORT_UNAVAILABLE if the port cannot be published, RUNTIME_UNAVAILABLE if Docker is down.
    */
   start(spec: ContainerSpec): Promise<ContainerSummary>;
@@ -79,12 +78,11 @@ export interface ContainerRuntime {
   /** Pauses / unpauses a running container. Idempotent. */
   pause(containerId: string): Promise<void>;
   unpause(containerId: string): Promise<void>;
-  /** Waits (bounded) until tmux inside has its `claude` session. Throws INTERNAL if it never does. */
-  waitForTmux(containerId: string, user: { uid: number; gid: number }, timeoutMs: number): Promise<void>;
-  /** Opens a tmux client in the container (`-r` when read-only). */
+  /**
+   * Opens a tmux client in the container (`-r` when read-only). While this agent has the
+   * container paused (a clone copying it), it waits, and after 30 s throws CONFLICT.
+   */
   attach(containerId: string, opts: AttachOptions): Promise<AttachHandle>;
-  /** Counts tmux clients inside (for tests and cleanup checks). */
-  tmuxClients(containerId: string, user: { uid: number; gid: number }): Promise<number>;
   /**
    * Follows container events for this agent until the returned stop is called, reconnecting
    * while Docker is away. `onUp`/`onDown` tell when the engine comes and goes.

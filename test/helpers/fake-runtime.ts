@@ -189,10 +189,6 @@ export class FakeRuntime implements ContainerRuntime {
 
   // ---- ContainerRuntime ----
 
-  async ping(): Promise<void> {
-    await this.enter('ping', '', 'ping docker');
-  }
-
   async list(): Promise<ContainerSummary[]> {
     await this.enter('list', '', 'list containers');
     return this.listing(() => true);
@@ -247,11 +243,6 @@ export class FakeRuntime implements ContainerRuntime {
     this.emit({ sessionId: c.labels[LABEL_SESSION] ?? '', containerId, action: 'unpause' });
   }
 
-  async waitForTmux(containerId: string, _user: { uid: number; gid: number }, _timeoutMs: number): Promise<void> {
-    await this.enter('waitForTmux', containerId, 'exec in container');
-    if (this.containers.get(containerId)?.state !== 'running') throw new BerthError('INTERNAL', 'tmux session did not start: container is not running');
-  }
-
   async attach(containerId: string, opts: AttachOptions): Promise<AttachHandle> {
     await this.enter('attach', containerId, 'attach');
     await this.waitWhilePaused(containerId);
@@ -289,14 +280,6 @@ export class FakeRuntime implements ContainerRuntime {
         a.stream.destroy();
       },
     };
-  }
-
-  async tmuxClients(containerId: string, _user: { uid: number; gid: number }): Promise<number> {
-    await this.enter('tmuxClients', containerId, 'exec in container');
-    if (this.containers.get(containerId)?.state !== 'running') {
-      throw dockerError('exec in container', httpError(409, `Container ${containerId} is not running`));
-    }
-    return this.attaches.filter((a) => a.containerId === containerId && !a.closedByAgent && !a.ended).length;
   }
 
   watch(handlers: Handlers): () => void {
