@@ -7,7 +7,6 @@ import path from 'node:path';
 import { z } from 'zod';
 import { BerthError, messageOf } from './errors';
 import { parseJson } from './json';
-import { describeIssue } from './protocol/rpc';
 
 /** Reads and checks a JSON config file. Throws BAD_REQUEST naming the file and the field. */
 export function loadConfigFile<S extends z.ZodType>(file: string, schema: S): z.output<S> {
@@ -20,13 +19,6 @@ export function loadConfigFile<S extends z.ZodType>(file: string, schema: S): z.
   const r = parseJson(text, schema);
   if (!r.ok) throw new BerthError('BAD_REQUEST', `config ${file}: ${r.problem}`);
   return r.value;
-}
-
-/** Checks an already-parsed config value; errors read like loadConfigFile's. */
-export function parseConfig<S extends z.ZodType>(file: string, raw: unknown, schema: S): z.output<S> {
-  const r = schema.safeParse(raw);
-  if (!r.success) throw new BerthError('BAD_REQUEST', `config ${file}: ${describeIssue(r.error)}`);
-  return r.data;
 }
 
 /** A path from a config file, taken relative to the file's own folder. */

@@ -32,7 +32,7 @@ function findSetpriv(): string | null {
 }
 
 /** The argument vector that copies `sources` into the folder `dst` and dies with this process. */
-export function copyCommand(sources: string[], dst: string): { file: string; args: string[] } {
+function copyCommand(sources: string[], dst: string): { file: string; args: string[] } {
   const cp = ['cp', '-a', '-t', dst, '--', ...sources];
   const sp = findSetpriv();
   return sp ? { file: sp, args: ['--pdeathsig', 'KILL', '--', ...cp] } : { file: 'cp', args: cp.slice(1) };

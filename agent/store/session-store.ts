@@ -22,7 +22,7 @@ const RECORD_TMP_RE = /^\.session\.(json|lock\.owner\.json)\.[0-9a-f]{8}\.tmp$/;
 const STAGING = '.staging-';
 
 /** True for the agent's own records in a session folder (never part of the home that a clone copies). */
-export function isSessionRecord(name: string): boolean {
+function isSessionRecord(name: string): boolean {
   return name === SESSION_FILE || name === LOCK_DIR || name === LOCK_OWNER_FILE || RECORD_TMP_RE.test(name);
 }
 const TRASH = '.trash-';
