@@ -5,6 +5,13 @@ import { loadConfigFile, resolveFrom } from '../common/config';
 import { agentIdSchema } from '../common/names';
 import { limitsSchema } from '../common/protocol';
 
+/**
+ * The containers' user when the agent runs as root: the session image's own user, above the
+ * range of regular accounts (Debian's useradd stops at 60000) and below systemd's dynamic users
+ * (61184 on), and under 65536, so an engine that remaps user namespaces can still map it.
+ */
+export const DEFAULT_SESSION_USER = { uid: 61000, gid: 61000 } as const;
+
 const labelKey = z.string().regex(/^[a-z0-9][a-z0-9._-]{0,62}$/, { error: 'must be a lowercase label key' });
 
 export const agentConfigSchema = z
@@ -29,9 +36,23 @@ export const agentConfigSchema = z
     command: z.string().min(1).max(1000).default('claude'),
     /** Resolvers handed to containers (`--dns`): the cluster's dnsmasq. */
     dnsServers: z.array(z.union([z.ipv4(), z.ipv6()])).default([]),
+    /** What each session gets unless an operator asked for other limits. */
     limits: limitsSchema.default({ memoryMb: 4096, cpus: 2, pids: 1024 }),
-    /** uid:gid the containers run as; default: the agent's own, or 1000:1000 when it is root. */
+    /** The most an operator may ask for; unset: the host's memory and CPUs, 32768 pids. */
+    maxLimits: limitsSchema.optional(),
+    /**
+     * uid:gid the containers run as; default: the agent's own, or DEFAULT_SESSION_USER when it is
+     * root. Best a uid no host account has: a session that escaped its container would own that
+     * account's files.
+     */
     user: z.object({ uid: z.number().int().min(1), gid: z.number().int().min(1) }).strict().optional(),
+    /** The bridge network every session container joins; made at start if missing, with inter-container traffic off. */
+    network: z
+      .string()
+      .regex(/^[a-zA-Z0-9][a-zA-Z0-9_.-]{0,62}$/, { error: 'must be a Docker network name (letters, digits, _ . -)' })
+      .default('berth'),
+    /** Session containers get a read-only root filesystem; the home and a bounded /tmp stay writable. */
+    readOnlyRoot: z.boolean().default(true),
     dockerSocket: z.string().min(1).default('/var/run/docker.sock'),
     /** Labelled containers no session owns are removed once seen for this long. */
     orphanGraceSeconds: z.number().int().min(0).max(86400).default(120),
@@ -48,7 +69,15 @@ export const agentConfigSchema = z
       .strict()
       .prefault({}),
   })
-  .strict();
+  .strict()
+  .superRefine((c, ctx) => {
+    for (const k of ['memoryMb', 'cpus', 'pids'] as const) {
+      const [given, max] = [c.limits[k], c.maxLimits?.[k]];
+      if (given !== undefined && max !== undefined && given > max) {
+        ctx.addIssue({ code: 'custom', path: ['limits', k], message: `is above maxLimits.${k} (${max})` });
+      }
+    }
+  });
 
 export type AgentConfig = z.output<typeof agentConfigSchema>;
 

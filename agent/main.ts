@@ -3,10 +3,11 @@ import { promises as fs, readFileSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { randomUUID } from 'node:crypto';
-import { BerthError } from '../common/errors';
+import { BerthError, messageOf } from '../common/errors';
+import { withDeadline } from '../common/deadline';
 import { Logger, createLogger } from '../common/logging';
 import { BERTH_VERSION, HelloEvent, PROTOCOL_VERSION } from '../common/protocol';
-import { AgentConfig, hostKeyPath, trustedKeysPath } from './config';
+import { AgentConfig, DEFAULT_SESSION_USER, hostKeyPath, trustedKeysPath } from './config';
 import { DockerodeRuntime } from './docker/dockerode-runtime';
 import { ContainerRuntime } from './docker/runtime';
 import { PortProbe } from './ports/ports';
@@ -15,6 +16,7 @@ import { AgentServer, createAgentServer } from './rpc/server';
 import { ensureHostKey, publicKeyOf } from './rpc/keys';
 import { Clock, Sessions } from './sessions';
 import { SessionLocks } from './store/locks';
+import { limitPolicy } from './limits';
 import { SessionStore } from './store/session-store';
 
 export interface AgentOptions {
@@ -37,17 +39,34 @@ export interface RunningAgent {
 }
 
 const PID_FILE = '.agent.pid';
+/** How long start-up waits for the sessions' network before serving anyway. */
+const NETWORK_WAIT_MS = 10_000;
 
 /** Starts an agent: takes its root, loads sessions, adopts containers, serves SSH. */
 export async function startAgent(o: AgentOptions): Promise<RunningAgent> {
   const cfg = o.config;
   const logger = (o.logger ?? createLogger({ level: cfg.log.level, file: cfg.log.file })).child({ agent: cfg.id });
   const clock = o.clock ?? { now: () => Date.now() };
-  const user = cfg.user ?? defaultUser();
-  const store = new SessionStore({ root: cfg.root, owner: process.getuid?.() === 0 ? user : undefined });
+  const handsHomes = canHandHomes();
+  const user = cfg.user ?? defaultUser(handsHomes);
+  const account = hostAccountOf(user.uid);
+  if (account !== null) {
+    logger.warn('containers run as an existing host user', {
+      uid: user.uid,
+      account,
+      hint: 'set "user" in the agent config to a uid:gid no host account has',
+    });
+  }
+  const limits = limitPolicy(cfg.limits, cfg.maxLimits, { memoryMb: Math.floor(os.totalmem() / 1048576), cpus: os.cpus().length });
+  if (!handsHomes && user.uid !== process.getuid?.()) {
+    logger.warn('cannot give session homes to the containers\' user: run as root or with CAP_CHOWN, CAP_DAC_OVERRIDE and CAP_FOWNER', { uid: user.uid });
+  }
+  const store = new SessionStore({ root: cfg.root, owner: handsHomes ? user : undefined });
   await fs.mkdir(cfg.root, { recursive: true });
   await claimRoot(cfg.root);
-  const runtime = o.runtime ?? new DockerodeRuntime({ socketPath: cfg.dockerSocket, agent: cfg.id, root: path.resolve(cfg.root), logger });
+  const runtime =
+    o.runtime ??
+    new DockerodeRuntime({ socketPath: cfg.dockerSocket, agent: cfg.id, root: path.resolve(cfg.root), extraLabels: cfg.extraLabels, logger });
   const sessions = new Sessions(
     {
       store,
@@ -64,8 +83,11 @@ export async function startAgent(o: AgentOptions): Promise<RunningAgent> {
       publishAddress: cfg.publishAddress,
       dnsServers: cfg.dnsServers,
       limits: cfg.limits,
+      maxLimits: limits.max,
       user,
       extraLabels: cfg.extraLabels,
+      network: cfg.network,
+      readOnlyRoot: cfg.readOnlyRoot,
     },
     {
       maxSessions: cfg.maxSessions,
@@ -74,6 +96,19 @@ export async function startAgent(o: AgentOptions): Promise<RunningAgent> {
     },
   );
   await sessions.start();
+  if (sessions.dockerUp) {
+    try {
+      await withDeadline(runtime.ensureNetwork(cfg.network), NETWORK_WAIT_MS, 'prepare network');
+    } catch (err) {
+      // A network that lets sessions reach each other is the operator's to fix: refuse to serve.
+      if (err instanceof BerthError && err.code === 'CONFLICT') {
+        await sessions.stop();
+        throw err;
+      }
+      // Docker went away or is slow: every container start makes sure of the network anyway.
+      logger.warn('session network not ready', { network: cfg.network, err: messageOf(err) });
+    }
+  }
   if (sessions.dockerUp && !(await runtime.hasImage(cfg.image).catch(() => true))) {
     logger.warn('session image missing', { image: cfg.image, hint: 'run: berth image build' });
   }
@@ -86,7 +121,7 @@ export async function startAgent(o: AgentOptions): Promise<RunningAgent> {
     version: BERTH_VERSION,
     hostname: os.hostname(),
     publishAddress: cfg.publishAddress,
-    capacity: { cpus: os.cpus().length, memoryMb: Math.round(os.totalmem() / 1048576), maxSessions: cfg.maxSessions },
+    capacity: { cpus: os.cpus().length, memoryMb: Math.round(os.totalmem() / 1048576), maxSessions: cfg.maxSessions, limits },
   });
   const server: AgentServer = createAgentServer({
     hostKey,
@@ -114,11 +149,47 @@ export async function startAgent(o: AgentOptions): Promise<RunningAgent> {
   };
 }
 
-/** The containers' user: the agent's own, or 1000:1000 when the agent runs as root. */
-function defaultUser(): { uid: number; gid: number } {
-  const uid = process.getuid?.() ?? 1000;
-  const gid = process.getgid?.() ?? 1000;
-  return uid === 0 ? { uid: 1000, gid: 1000 } : { uid, gid };
+/**
+ * The containers' user: when the agent runs as root, one that no host account should have; else
+ * the agent's own (the only one whose homes it can write).
+ */
+function defaultUser(handsHomes: boolean): { uid: number; gid: number } {
+  const uid = process.getuid?.() ?? 0;
+  const gid = process.getgid?.() ?? 0;
+  return handsHomes ? { ...DEFAULT_SESSION_USER } : { uid, gid };
+}
+
+/** CAP_CHOWN, CAP_DAC_OVERRIDE and CAP_FOWNER: what giving homes to another uid (and copying and removing them) takes. */
+const HOME_CAPS = (1n << 0n) | (1n << 1n) | (1n << 3n);
+
+/**
+ * Whether this agent can keep homes owned by the containers' own uid: as root, or as a service
+ * user with the three capabilities above (the systemd unit grants them as ambient capabilities,
+ * which the copy, chown and rm children inherit).
+ */
+function canHandHomes(): boolean {
+  if (process.getuid?.() === 0) return true;
+  try {
+    const line = readFileSync('/proc/self/status', 'utf8').split('\n').find((l) => l.startsWith('CapEff:'));
+    return line !== undefined && (BigInt(`0x${line.slice(7).trim()}`) & HOME_CAPS) === HOME_CAPS;
+  } catch {
+    return false;
+  }
+}
+
+/** The host account with this uid in /etc/passwd, or null (also when the file cannot be read). */
+function hostAccountOf(uid: number): string | null {
+  let text = '';
+  try {
+    text = readFileSync('/etc/passwd', 'utf8');
+  } catch {
+    return null;
+  }
+  for (const line of text.split('\n')) {
+    const fields = line.split(':');
+    if (fields.length >= 3 && fields[2] !== '' && Number(fields[2]) === uid) return fields[0] ?? '';
+  }
+  return null;
 }
 
 /**

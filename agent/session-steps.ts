@@ -13,6 +13,7 @@ import { SessionFeed } from './feed';
 import { ContainerSettings, SessionsDeps } from './sessions-options';
 import { StoredSession } from './store/session-store';
 import { containerSpec } from './view';
+import { effectiveLimits, LimitPolicy } from './limits';
 
 export class SessionSteps {
   /** Leftover folders already warned about: each is logged as a warning once, not every round. */
@@ -23,6 +24,10 @@ export class SessionSteps {
     private readonly settings: ContainerSettings,
     private readonly parts: { catalog: SessionCatalog; containers: ContainerTracker; attaches: LiveAttaches; feed: SessionFeed; log: Logger },
   ) {}
+
+  get limitPolicy(): LimitPolicy {
+    return { defaults: this.settings.limits, max: this.settings.maxLimits ?? {} };
+  }
 
   private get catalog(): SessionCatalog {
     return this.parts.catalog;
@@ -69,7 +74,9 @@ export class SessionSteps {
   }
 
   async startContainer(meta: SessionMeta): Promise<void> {
-    const summary = await this.d.runtime.start(containerSpec(meta, this.d.store.dir(meta.id), this.settings));
+    await this.d.store.claimHome(meta.id);
+    const limits = effectiveLimits(meta.limits, this.limitPolicy);
+    const summary = await this.d.runtime.start(containerSpec({ ...meta, limits }, this.d.store.home(meta.id), this.settings));
     this.parts.containers.set(summary);
     this.log.info('started container', { session: meta.id, container: summary.id.slice(0, 12) });
   }

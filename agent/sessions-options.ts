@@ -28,9 +28,16 @@ export interface ContainerSettings {
   command: string;
   publishAddress: string;
   dnsServers: string[];
+  /** Defaults for sessions that asked for no limits of their own. */
   limits: Limits;
+  /** The most an operator may ask for (unset fields: no maximum). */
+  maxLimits?: Limits;
   user: { uid: number; gid: number };
   extraLabels: Record<string, string>;
+  /** The sessions' network (made by the runtime if missing; containers on it cannot reach each other). */
+  network: string;
+  /** Containers get a read-only root filesystem (and a tmpfs /tmp). */
+  readOnlyRoot: boolean;
   /** Seconds `kill` waits for a container to stop before killing it. */
   stopTimeoutSec?: number;
 }

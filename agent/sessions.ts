@@ -18,6 +18,7 @@ import { ContainerTracker } from './containers';
 import { AttachHandle } from './docker/runtime';
 import { SessionFeed } from './feed';
 import { resolvePort } from './ports/ports';
+import { checkRequestedLimits } from './limits';
 import { Reconciler } from './reconcile';
 import { StoredSession } from './store/session-store';
 import { SessionSteps } from './session-steps';
@@ -76,7 +77,9 @@ export class Sessions extends EventEmitter {
 
   /** Sweeps crash leftovers, loads every session, adopts the containers Docker has, follows events. */
   async start(): Promise<void> {
-    await this.d.store.init();
+    const moved = await this.d.store.init();
+    if (moved.migrated.length > 0) this.log.info('moved sessions to the current layout', { sessions: moved.migrated });
+    for (const u of moved.unreadable) this.log.warn('moved session has no usable metadata', { session: u.id, reason: u.reason });
     await this.sweep();
     for (const id of await this.d.store.listIds()) {
       const s = await this.d.store.read(id);
@@ -145,6 +148,7 @@ export class Sessions extends EventEmitter {
   async create(p: RpcParams<'create'>, operator: string): Promise<SessionEntry> {
     const meta = await this.catalog.reserve(async () => {
       this.assertRoom();
+      checkRequestedLimits(p.limits, this.steps.limitPolicy);
       this.catalog.assertDnsFree(p.dns, null);
       const port = await resolvePort(p.port, p.protocol, this.catalog.portTable(null), this.d.probe);
       const m: SessionMeta = {
@@ -168,8 +172,9 @@ export class Sessions extends EventEmitter {
     return this.feed.mustEntry(meta.id);
   }
 
-  /** Changes name, protocol, port or DNS; a running container keeps its flags until restart. */
+  /** Changes name, protocol, port, DNS or limits; a running container keeps its flags until restart. */
   async edit(p: RpcParams<'edit'>, operator: string): Promise<SessionEntry> {
+    checkRequestedLimits(p.limits, this.steps.limitPolicy);
     await this.steps.withLock(p.session, operator, 'edit', async (s) => {
       const meta = okMeta(s);
       await this.catalog.reserve(async () => {
@@ -181,7 +186,8 @@ export class Sessions extends EventEmitter {
         if (wanted !== meta.port || protocol !== meta.protocol) {
           port = await resolvePort(wanted, protocol, this.catalog.portTable(meta.id), this.d.probe);
         }
-        const next: SessionMeta = { ...meta, name: p.name ?? meta.name, protocol, port, dns };
+        const limits = p.limits ? { ...meta.limits, ...p.limits } : meta.limits;
+        const next: SessionMeta = { ...meta, name: p.name ?? meta.name, protocol, port, dns, ...(limits ? { limits } : {}) };
         await this.d.store.write(next);
         this.catalog.set(meta.id, { kind: 'ok', meta: next });
       });

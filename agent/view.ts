@@ -61,6 +61,8 @@ export function containerSpec(
     dnsServers: string[];
     limits: Limits;
     extraLabels: Record<string, string>;
+    network: string;
+    readOnlyRoot: boolean;
   },
 ): ContainerSpec {
   return {
@@ -78,6 +80,8 @@ export function containerSpec(
     dnsServers: agent.dnsServers,
     limits: clampLimits({ ...agent.limits, ...(meta.limits ?? {}) }, os.cpus().length),
     extraLabels: agent.extraLabels,
+    network: agent.network,
+    readOnlyRoot: agent.readOnlyRoot,
   };
 }
 

@@ -16,6 +16,7 @@ import { createLogger } from '../common/logging';
 import { loadShellConfig, shellPaths } from '../shell/config';
 import { probeFingerprint, readAgents, removeAgent, upsertAgent } from '../shell/agents';
 import { startShell } from '../shell/main';
+import { errorLine } from '../shell/cli/format';
 import { defaultDemoDir, demoUser, runDemo } from './demo';
 
 const USAGE = `usage: berth <command>
@@ -235,6 +236,6 @@ main(process.argv.slice(2)).catch((err: unknown) => {
     process.exit(2);
   }
   const e = err instanceof BerthError ? err : toBerthError(err);
-  process.stderr.write(`error: ${e.code}: ${e.message}\n`);
+  process.stderr.write(errorLine(e.code, e.message));
   process.exit(1);
 });

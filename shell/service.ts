@@ -6,7 +6,7 @@ import { BerthError, toBerthError } from '../common/errors';
 import { Logger } from '../common/logging';
 import { Mutex } from '../common/mutex';
 import { Protocol } from '../common/names';
-import { SessionEntry } from '../common/protocol';
+import { Limits, SessionEntry } from '../common/protocol';
 import { AuditLog } from './audit';
 import { resolveRef } from './cluster/refs';
 import { ClusterSession, ClusterView } from './cluster/view';
@@ -30,6 +30,8 @@ export interface CreateRequest {
   protocol?: Protocol;
   port?: number;
   dns?: string;
+  /** Memory, CPUs, pids: checked by the agent against its maximums. */
+  limits?: Limits;
 }
 
 export interface EditRequest {
@@ -37,6 +39,8 @@ export interface EditRequest {
   protocol?: Protocol;
   port?: number;
   dns?: string;
+  /** Merged over the session's own limits; applied at the next start. */
+  limits?: Limits;
 }
 
 export class ShellService {
@@ -67,7 +71,7 @@ export class ShellService {
       assertMay(op, 'create');
       const agent = r.agent ?? this.pickAgent();
       if (!this.o.view.agent(agent)) throw new BerthError('NOT_FOUND', `no agent named ${agent}`);
-      const params = { name: r.name, protocol: r.protocol, port: r.port, dns: r.dns };
+      const params = { name: r.name, protocol: r.protocol, port: r.port, dns: r.dns, limits: r.limits };
       const entry = await this.withDnsName(r.dns, null, () => this.o.agents.call(agent, 'create', params, op.name));
       this.o.view.upsert(agent, entry);
       return { result: entry, agent, session: entryIdOf(entry) };

@@ -21,9 +21,12 @@ import {
 } from './runtime';
 import { dockerError, isGoneOrDone } from './errors';
 import { ContainerExecs } from './execs';
+import { SessionNetworks } from './session-network';
 
 /** Inside the image: PID 1 of every session container (deploy/image/berth-session). */
 export const SESSION_ENTRY = '/usr/local/bin/berth-session';
+/** /tmp's size on a read-only root when the container has no memory limit. */
+const DEFAULT_TMP_MB = 1024;
 const WATCHED_ACTIONS = new Set(['create', 'start', 'die', 'stop', 'kill', 'destroy', 'pause', 'unpause', 'oom']);
 
 export interface DockerodeRuntimeOptions {
@@ -31,6 +34,8 @@ export interface DockerodeRuntimeOptions {
   agent: string;
   /** The agent's session root, recorded on and required of every container it owns. */
   root: string;
+  /** Labels for what this agent creates besides containers (the sessions' network). */
+  extraLabels?: Record<string, string>;
   logger: Logger;
 }
 
@@ -40,6 +45,7 @@ export class DockerodeRuntime implements ContainerRuntime {
   private readonly root: string;
   private readonly log: Logger;
   private readonly execs: ContainerExecs;
+  private readonly networks: SessionNetworks;
 
   constructor(opts: DockerodeRuntimeOptions) {
     this.docker = new Docker({ socketPath: opts.socketPath });
@@ -47,6 +53,11 @@ export class DockerodeRuntime implements ContainerRuntime {
     this.root = opts.root;
     this.log = opts.logger.child({ component: 'docker' });
     this.execs = new ContainerExecs(this.docker, this.log);
+    this.networks = new SessionNetworks(this.docker, opts.extraLabels ?? {}, this.log);
+  }
+
+  async ensureNetwork(name: string): Promise<void> {
+    await this.networks.ensure(name);
   }
 
   async list(): Promise<ContainerSummary[]> {
@@ -81,6 +92,44 @@ export class DockerodeRuntime implements ContainerRuntime {
     for (const old of await this.listSession(spec.sessionId)) {
       await this.removeForce(old.id);
     }
+    try {
+      await this.createAndStart(spec);
+    } catch (err) {
+      // The network was removed since the agent looked (another agent tidying a duplicate, an
+      // operator): look again, creating it if need be, and try once more.
+      if (!isNetworkGone(err)) throw err;
+      this.networks.forget(spec.network);
+      this.log.info('network gone: looking again', { network: spec.network, session: spec.sessionId });
+      await this.createAndStart(spec);
+    }
+    const [summary] = await this.listSession(spec.sessionId);
+    if (!summary) throw new BerthError('INTERNAL', 'start container: container vanished right after start');
+    return summary;
+  }
+
+  private async createAndStart(spec: ContainerSpec): Promise<void> {
+    const networkId = await this.networks.ensure(spec.network);
+    let container: Docker.Container;
+    try {
+      container = await this.docker.createContainer(this.createOptions(spec, networkId));
+    } catch (err) {
+      throw dockerError('create container', err);
+    }
+    try {
+      await container.start();
+    } catch (err) {
+      await this.removeForce(container.id);
+      throw dockerError('start container', err);
+    }
+  }
+
+  /**
+   * What a session container is: whatever runs in it is untrusted. No capabilities, no way to
+   * gain privileges (setuid), private namespaces, no device, no mount but its home, its own
+   * network where containers cannot reach each other, and (by default) nothing writable outside
+   * the home but a bounded /tmp.
+   */
+  private createOptions(spec: ContainerSpec, networkId: string): Docker.ContainerCreateOptions {
     const portKey = `${spec.port}/${spec.protocol}`;
     const labels: Record<string, string> = {
       ...spec.extraLabels,
@@ -91,48 +140,44 @@ export class DockerodeRuntime implements ContainerRuntime {
       [LABEL_PORT]: String(spec.port),
       [LABEL_DNS]: spec.dns,
     };
-    let container: Docker.Container;
-    try {
-      container = await this.docker.createContainer({
-        name: `berth-${spec.sessionId}`,
-        Image: spec.image,
-        Cmd: [SESSION_ENTRY],
-        Env: [
-          'LANG=C.UTF-8',
-          'TERM=xterm-256color',
-          'HOME=/home/claude',
-          `BERTH_SESSION=${spec.sessionId}`,
-          `BERTH_COMMAND=${spec.command}`,
-        ],
-        User: `${spec.user.uid}:${spec.user.gid}`,
-        WorkingDir: '/home/claude',
-        Hostname: spec.hostname,
-        Labels: labels,
-        ExposedPorts: spec.port > 0 ? { [portKey]: {} } : undefined,
-        HostConfig: {
-          Binds: [`${spec.homeDir}:/home/claude`],
-          PortBindings:
-            spec.port > 0 ? { [portKey]: [{ HostIp: spec.publishAddress, HostPort: String(spec.port) }] } : undefined,
-          Dns: spec.dnsServers.length > 0 ? spec.dnsServers : undefined,
-          Memory: spec.limits.memoryMb ? spec.limits.memoryMb * 1024 * 1024 : undefined,
-          NanoCpus: spec.limits.cpus ? Math.round(spec.limits.cpus * 1e9) : undefined,
-          PidsLimit: spec.limits.pids,
-          Init: true,
-          RestartPolicy: { Name: 'no' },
-        },
-      });
-    } catch (err) {
-      throw dockerError('create container', err);
-    }
-    try {
-      await container.start();
-    } catch (err) {
-      await this.removeForce(container.id);
-      throw dockerError('start container', err);
-    }
-    const [summary] = await this.listSession(spec.sessionId);
-    if (!summary) throw new BerthError('INTERNAL', 'start container: container vanished right after start');
-    return summary;
+    // CgroupnsMode is in API 1.41 but not in dockerode's types.
+    const hostConfig: Docker.HostConfig & { CgroupnsMode: string } = {
+      Binds: [`${spec.homeDir}:/home/claude`],
+      NetworkMode: networkId,
+      PortBindings:
+        spec.port > 0 ? { [portKey]: [{ HostIp: spec.publishAddress, HostPort: String(spec.port) }] } : undefined,
+      Dns: spec.dnsServers.length > 0 ? spec.dnsServers : undefined,
+      Memory: spec.limits.memoryMb ? spec.limits.memoryMb * 1024 * 1024 : undefined,
+      NanoCpus: spec.limits.cpus ? Math.round(spec.limits.cpus * 1e9) : undefined,
+      PidsLimit: spec.limits.pids,
+      CapDrop: ['ALL'],
+      SecurityOpt: ['no-new-privileges'],
+      Privileged: false,
+      IpcMode: 'private',
+      CgroupnsMode: 'private',
+      ReadonlyRootfs: spec.readOnlyRoot,
+      Tmpfs: spec.readOnlyRoot ? { '/tmp': tmpOptions(spec.limits.memoryMb) } : undefined,
+      Init: true,
+      RestartPolicy: { Name: 'no' },
+    };
+    return {
+      name: `berth-${spec.sessionId}`,
+      Image: spec.image,
+      Cmd: [SESSION_ENTRY],
+      Env: [
+        'LANG=C.UTF-8',
+        'TERM=xterm-256color',
+        'HOME=/home/claude',
+        `BERTH_SESSION=${spec.sessionId}`,
+        `BERTH_COMMAND=${spec.command}`,
+      ],
+      User: `${spec.user.uid}:${spec.user.gid}`,
+      WorkingDir: '/home/claude',
+      Hostname: spec.hostname,
+      Labels: labels,
+      ExposedPorts: spec.port > 0 ? { [portKey]: {} } : undefined,
+      HostConfig: hostConfig,
+    };
   }
 
   async stopAndRemove(containerId: string, timeoutSec: number): Promise<void> {
@@ -238,6 +283,21 @@ export class DockerodeRuntime implements ContainerRuntime {
       throw dockerError('inspect image', err);
     }
   }
+}
+
+/**
+ * /tmp on a read-only root: programs may run from it (build tools do), nothing setuid or a
+ * device. Its pages count against the container's memory, so it is bounded at half the memory
+ * limit: filling it gives "no space left" before the session's processes are killed for memory.
+ */
+export function tmpOptions(memoryMb: number | undefined): string {
+  const sizeMb = memoryMb ? Math.max(16, Math.floor(memoryMb / 2)) : DEFAULT_TMP_MB;
+  return `rw,exec,nosuid,nodev,size=${sizeMb}m`;
+}
+
+/** Docker's answer when a container's network no longer exists (at create or at start). */
+function isNetworkGone(err: unknown): boolean {
+  return err instanceof BerthError && /network \S+ not found/i.test(err.message);
 }
 
 function appliedFromLabels(labels: Record<string, string>) {

@@ -8,6 +8,7 @@ import { Duplex } from 'node:stream';
 import Docker from 'dockerode';
 import { BerthError, messageOf } from '../../common/errors';
 import { Logger } from '../../common/logging';
+import { clampTermSize } from '../../common/protocol';
 import { dockerError, isGoneOrDone } from './errors';
 import { ExecGate } from './exec-gate';
 import { AttachHandle, AttachOptions } from './runtime';
@@ -17,6 +18,13 @@ const TMUX_SESSION = 'claude';
 const WAIT_FOR_TMUX =
   `i=0; until tmux has-session -t ${TMUX_SESSION} 2>/dev/null; do i=$((i+1)); ` +
   `if [ "$i" -gt 200 ]; then echo "berth: tmux session not ready" >&2; exit 1; fi; sleep 0.05; done`;
+
+/**
+ * tmux client flags of a read-only attach: no input reaches the session, and the viewer's terminal
+ * size never sizes the window while anyone else is attached (tmux lets an ignore-size client size
+ * it only when it is alone).
+ */
+const READ_ONLY_FLAGS = 'read-only,ignore-size';
 
 /** How long an attach waits for a clone's pause to end before it is refused. */
 const ATTACH_GATE_WAIT_MS = 30_000;
@@ -97,7 +105,7 @@ export class ContainerExecs {
   async attach(containerId: string, opts: AttachOptions): Promise<AttachHandle> {
     const attachId = randomUUID();
     const pidFile = `/tmp/.berth-attach-${attachId}`;
-    const script = `${WAIT_FOR_TMUX}; echo $$ > ${pidFile}; exec tmux attach-session -t ${TMUX_SESSION}${opts.readOnly ? ' -r' : ''}`;
+    const script = `${WAIT_FOR_TMUX}; echo $$ > ${pidFile}; exec tmux attach-session -t ${TMUX_SESSION}${opts.readOnly ? ` -f ${READ_ONLY_FLAGS}` : ''}`;
     let exec: Docker.Exec;
     let stream: Duplex;
     try {
@@ -107,9 +115,11 @@ export class ContainerExecs {
       throw dockerError('attach', err);
     }
     const resize = async (cols: number, rows: number): Promise<void> => {
+      const size = clampTermSize(cols, rows);
       try {
-        await exec.resize({ h: rows, w: cols });
+        await exec.resize({ h: size.rows, w: size.cols });
       } catch (err) {
+        // Most often the exec has just ended; the attach goes on (or ends) regardless.
         this.log.debug('resize failed', { container: containerId, err: messageOf(err) });
       }
     };

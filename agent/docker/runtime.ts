@@ -13,6 +13,8 @@ export const LABEL_ROOT = 'berth.root';
 export const LABEL_PROTOCOL = 'berth.protocol';
 export const LABEL_PORT = 'berth.port';
 export const LABEL_DNS = 'berth.dns';
+/** On the sessions' network: marks it as berth's (several agents on one engine share it). */
+export const LABEL_NETWORK = 'berth.network';
 
 export interface ContainerSpec {
   sessionId: string;
@@ -31,6 +33,10 @@ export interface ContainerSpec {
   dnsServers: string[];
   limits: Limits;
   extraLabels: Record<string, string>;
+  /** The bridge network it joins, one where containers cannot reach each other (see ensureNetwork). */
+  network: string;
+  /** A read-only root filesystem, with a tmpfs on /tmp. */
+  readOnlyRoot: boolean;
 }
 
 export interface ContainerSummary {
@@ -68,9 +74,18 @@ export interface ContainerRuntime {
   /** The containers of one session (normally zero or one). */
   listSession(sessionId: string): Promise<ContainerSummary[]>;
   /**
+   * Makes sure the bridge network `name` exists with inter-container traffic off, creating it if
+   * missing. Idempotent, and safe when agents sharing the engine race to create it. Throws
+   * CONFLICT if a network of that name lets containers reach each other, RUNTIME_UNAVAILABLE if
+   * Docker is down.
+   */
+  ensureNetwork(name: string): Promise<void>;
+  /**
    * Creates and starts the session's container, first removing any other container of the
-   * session (stopped or not).
-   * Throws PORT_UNAVAILABLE if the port cannot be published, RUNTIME_UNAVAILABLE if Docker is down.
+   * session (stopped or not). The container runs with every capability dropped, no new
+   * privileges, private namespaces, and no mount but the home; its network is made if missing.
+   * Throws PORT_UNAVAILABLE if the port cannot be published, CONFLICT if the network lets
+   * containers reach each other, RUNTIME_UNAVAILABLE if Docker is down.
    */
   start(spec: ContainerSpec): Promise<ContainerSummary>;
   /** Stops (after `timeoutSec`, killed) and removes a container. Idempotent. */

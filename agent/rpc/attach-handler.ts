@@ -1,15 +1,29 @@
 /**
  * berth-attach: one JSON header line in, one JSON reply line out, then raw terminal bytes both
  * ways. Closing the channel (or the connection dropping) ends exactly this operator's tmux client.
+ * Every size is clamped (the header's by its schema, window changes here); a resize that fails is
+ * logged and the attach goes on.
  */
 import { Duplex } from 'node:stream';
-import { BerthError, toBerthError } from '../../common/errors';
+import { BerthError, messageOf, toBerthError } from '../../common/errors';
 import { Logger } from '../../common/logging';
-import { AttachReply, LineSplitter, MAX_REQUEST_BYTES, attachHeaderSchema, describeIssue, encodeFrame } from '../../common/protocol';
+import {
+  AttachReply,
+  LineSplitter,
+  MAX_REQUEST_BYTES,
+  TermSize,
+  attachHeaderSchema,
+  clampTermSize,
+  describeIssue,
+  encodeFrame,
+} from '../../common/protocol';
 import { OpenAttach, Sessions } from '../sessions';
 
 export interface AttachControl {
-  /** Called by the SSH layer on `window-change`. */
+  /**
+   * Called by the SSH layer on `window-change`, with the numbers as the client sent them: they are
+   * clamped here. Before the attach is open the size is kept for it. Never throws.
+   */
   resize(cols: number, rows: number): void;
 }
 
@@ -18,7 +32,12 @@ export function serveAttach(channel: Duplex, sessions: Sessions, logger: Logger)
   const splitter = new LineSplitter(MAX_REQUEST_BYTES);
   let open: OpenAttach | null = null;
   let closed = false;
-  let size: { cols: number; rows: number } | null = null;
+  let sessionId: string | null = null;
+  /** A window change's size not yet handed to the runtime. */
+  let wanted: TermSize | null = null;
+  /** The size the runtime last applied (the header's at first); null if unknown. */
+  let applied: TermSize | null = null;
+  let resizing = false;
   /** Bytes typed after the header but before tmux is there. */
   const early: Buffer[] = [];
   let phase: 'header' | 'opening' | 'open' = 'header';
@@ -29,6 +48,33 @@ export function serveAttach(channel: Duplex, sessions: Sessions, logger: Logger)
   const refuse = (err: BerthError): void => {
     reply({ ok: false, error: err.toWire() });
     channel.end();
+  };
+
+  /**
+   * Hands the wanted size to the runtime, one resize at a time: window changes that come meanwhile
+   * overwrite each other, so a flood of them costs a few calls and the latest size wins. A failure
+   * is logged, never fatal.
+   */
+  const applySize = async (): Promise<void> => {
+    if (resizing) return;
+    resizing = true;
+    try {
+      while (open && !closed && wanted) {
+        const s = wanted;
+        wanted = null;
+        if (applied && s.cols === applied.cols && s.rows === applied.rows) continue;
+        try {
+          await open.handle.resize(s.cols, s.rows);
+          applied = s;
+        } catch (err) {
+          // Unknown now: the next window change is tried even if it asks the same size.
+          applied = null;
+          log.warn('resize failed', { session: sessionId, err: messageOf(err) });
+        }
+      }
+    } finally {
+      resizing = false;
+    }
   };
 
   const begin = async (line: string): Promise<void> => {
@@ -45,6 +91,7 @@ export function serveAttach(channel: Duplex, sessions: Sessions, logger: Logger)
       return;
     }
     const { session, operator, readOnly, cols, rows } = h.data;
+    sessionId = session;
     try {
       open = await sessions.openAttach(session, operator, readOnly, cols, rows);
     } catch (err) {
@@ -71,7 +118,9 @@ export function serveAttach(channel: Duplex, sessions: Sessions, logger: Logger)
       log.debug('attach stream error', { session, err: err.message });
       finish();
     });
-    if (size) void open.handle.resize(size.cols, size.rows);
+    // The runtime opened the attach at the header's size.
+    applied = { cols, rows };
+    void applySize();
     for (const b of early.splice(0)) stream.write(b);
   };
 
@@ -107,8 +156,8 @@ export function serveAttach(channel: Duplex, sessions: Sessions, logger: Logger)
 
   return {
     resize(cols, rows) {
-      size = { cols, rows };
-      if (open) void open.handle.resize(cols, rows);
+      wanted = clampTermSize(cols, rows);
+      void applySize();
     },
   };
 }

@@ -1,5 +1,5 @@
 /**
- * Session locks: <root>/<uuid>/session.lock, taken with proper-lockfile while an operation mutates
+ * Session locks: <root>/<uuid>/session.lock (in the agent's folder, out of the container's reach), taken with proper-lockfile while an operation mutates
  * a session, with an owner record beside it (session.lock.owner.json) saying who, which op and
  * since when; an owner record without a lock means nothing.
  * A lock is stale when its holder stopped refreshing it (the holder died) or it is older than
@@ -12,9 +12,12 @@ import { BerthError, messageOf, wrapError } from '../../common/errors';
 import { LockInfo, LockOwner, lockOwnerSchema } from '../../common/protocol';
 import { parseJson } from '../../common/json';
 import { Logger } from '../../common/logging';
+import { writeFileAtomic } from '../../common/atomic-file';
+import { readUntrustedFile } from './untrusted-files';
 import { LOCK_DIR, LOCK_OWNER_FILE, SESSION_FILE } from './session-store';
 
 export const MAX_LOCK_AGE_MS = 24 * 60 * 60 * 1000;
+const MAX_OWNER_BYTES = 4096;
 
 export interface LockOptions {
   staleMs: number;
@@ -67,7 +70,7 @@ export class SessionLocks {
       agentInstance: this.opts.instance,
     };
     try {
-      await fs.writeFile(path.join(dir, LOCK_OWNER_FILE), JSON.stringify(owner));
+      await writeFileAtomic(path.join(dir, LOCK_OWNER_FILE), JSON.stringify(owner));
     } catch (err) {
       await release().catch(() => undefined);
       throw wrapError('write lock owner', err);
@@ -88,7 +91,7 @@ export class SessionLocks {
     const st = statSync(path.join(dir, LOCK_DIR), { throwIfNoEntry: false });
     if (!st) return null;
     const mtimeMs = st.mtimeMs;
-    const text = await fs.readFile(path.join(dir, LOCK_OWNER_FILE), 'utf8').catch(() => '');
+    const text = await readUntrustedFile(path.join(dir, LOCK_OWNER_FILE), MAX_OWNER_BYTES).then((b) => b.toString('utf8'), () => '');
     const r = parseJson(text, lockOwnerSchema);
     const owner: LockOwner | null = r.ok ? r.value : null;
     const now = this.opts.now();

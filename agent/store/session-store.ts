@@ -1,7 +1,15 @@
 /**
- * Session directories under the agent's root: <root>/<uuid>/ with session.json inside.
+ * Session folders under the agent's root, laid out so that nothing berth trusts is in the
+ * container's reach:
+ *
+ *     <root>/<uuid>/               the agent's, 0700, never mounted
+ *     <root>/<uuid>/session.json   metadata
+ *     <root>/<uuid>/session.lock   lock (and session.lock.owner.json beside it)
+ *     <root>/<uuid>/home/          the session's home: the only thing mounted, owned by its user
+ *
  * Creating, cloning and deleting go through a staging name and one rename, so a crash at any
  * point leaves the whole session or none of it; `sweep` removes what a crash left half-done.
+ * Whole-tree work on homes (copy, remove, chown) runs in child processes (see trees.ts).
  */
 import { promises as fs } from 'node:fs';
 import path from 'node:path';
@@ -10,22 +18,22 @@ import { UUID_RE } from '../../common/names';
 import { parseJson } from '../../common/json';
 import { SessionMeta, sessionMetaSchema } from '../../common/protocol';
 import { fsyncDir, writeFileAtomic } from '../../common/atomic-file';
-import { copyEntries } from './copy';
+import { chownTree, copyEntries, removeTree } from './trees';
+import { readUntrustedFile, UntrustedFileError } from './untrusted-files';
+import { migrateLayout, MigrationReport } from './migrate';
 
 export const SESSION_FILE = 'session.json';
+export const HOME_DIR = 'home';
 export const LOCK_DIR = 'session.lock';
 /** The lock's owner record, beside the lock: writing inside proper-lockfile's folder would change
  * its mtime, which proper-lockfile reads as a compromised lock. */
 export const LOCK_OWNER_FILE = 'session.lock.owner.json';
-/** Temporary files of atomic writes of the records above (see writeFileAtomic). */
-const RECORD_TMP_RE = /^\.session\.(json|lock\.owner\.json)\.[0-9a-f]{8}\.tmp$/;
+/** session.json is small; anything bigger is not one. */
+export const MAX_SESSION_FILE_BYTES = 64 * 1024;
 const STAGING = '.staging-';
-
-/** True for the agent's own records in a session folder (never part of the home that a clone copies). */
-function isSessionRecord(name: string): boolean {
-  return name === SESSION_FILE || name === LOCK_DIR || name === LOCK_OWNER_FILE || RECORD_TMP_RE.test(name);
-}
 const TRASH = '.trash-';
+/** Copies, removals and chowns of one home that take longer than this are stopped (and fail). */
+const DEFAULT_TREE_TIMEOUT_MS = 30 * 60 * 1000;
 
 export type StoredSession =
   | { kind: 'ok'; meta: SessionMeta }
@@ -40,13 +48,18 @@ export interface SweepResult {
 
 export interface StoreOptions {
   root: string;
-  /** Owner of new session homes (the containers' user); unset: leave as created. */
+  /** Owner of session homes (the containers' user); unset: leave them as created. */
   owner?: { uid: number; gid: number };
+  /** Bound on copying, removing or chowning one home. */
+  treeTimeoutMs?: number;
 }
+
+export type Owner = { uid: number; gid: number };
 
 export class SessionStore {
   readonly root: string;
-  private readonly owner?: { uid: number; gid: number };
+  private readonly owner?: Owner;
+  private readonly treeTimeoutMs: number;
   /** Last read of each session.json, keyed by its (inode, size, mtime): an unchanged file is not parsed again. */
   private readonly cache = new Map<string, { stamp: string; result: StoredSession }>();
   /** Staging and trash folders that an operation of this process is still working in: never swept. */
@@ -55,17 +68,27 @@ export class SessionStore {
   constructor(opts: StoreOptions) {
     this.root = path.resolve(opts.root);
     this.owner = opts.owner;
+    this.treeTimeoutMs = opts.treeTimeoutMs ?? DEFAULT_TREE_TIMEOUT_MS;
   }
 
-  /** The folder of a session. Throws BAD_REQUEST for anything but a uuid, so `../x` never reaches the disk. */
+  /** The folder of a session (the agent's). Throws BAD_REQUEST for anything but a uuid, so `../x` never reaches the disk. */
   dir(id: string): string {
     if (!UUID_RE.test(id)) throw new BerthError('BAD_REQUEST', `session: not a session id: ${JSON.stringify(id).slice(0, 80)}`);
     return path.join(this.root, id);
   }
 
-  /** Creates the root. Idempotent. */
-  async init(): Promise<void> {
-    await fs.mkdir(this.root, { recursive: true });
+  /** The session's home: what its container mounts, and all of what it can write. */
+  home(id: string): string {
+    return path.join(this.dir(id), HOME_DIR);
+  }
+
+  /**
+   * Creates the root, and moves sessions of the older layout (records inside the home) to this
+   * one; a migration that a crash interrupted is finished. Idempotent.
+   */
+  async init(): Promise<MigrationReport> {
+    await fs.mkdir(this.root, { recursive: true, mode: 0o711 });
+    return migrateLayout(this.root);
   }
 
   /**
@@ -85,8 +108,7 @@ export class SessionStore {
     for (const name of names) {
       if (!(name.startsWith(STAGING) || name.startsWith(TRASH)) || this.busy.has(name)) continue;
       try {
-        // A copy that is being killed may still add an entry or two: rm retries on ENOTEMPTY.
-        await fs.rm(path.join(this.root, name), { recursive: true, force: true, maxRetries: 5, retryDelay: 50 });
+        await removeTree(path.join(this.root, name), this.treeTimeoutMs);
         result.swept.push(name);
       } catch (err) {
         result.left.push({ name, reason: messageOf(err) });
@@ -110,12 +132,12 @@ export class SessionStore {
     const file = path.join(dir, SESSION_FILE);
     let stamp: string;
     try {
-      const st = await fs.stat(file);
+      const st = await fs.lstat(file);
       stamp = `${st.ino}:${st.size}:${st.mtimeMs}`;
     } catch (err) {
       this.cache.delete(id);
       if ((err as NodeJS.ErrnoException).code === 'ENOENT') {
-        const exists = await fs.stat(dir).then(() => true, () => false);
+        const exists = await fs.lstat(dir).then((st) => st.isDirectory(), () => false);
         return exists ? { kind: 'broken', id, reason: 'session.json is missing' } : null;
       }
       return { kind: 'broken', id, reason: `session.json unreadable: ${messageOf(err)}` };
@@ -130,13 +152,16 @@ export class SessionStore {
   private async parse(id: string, file: string): Promise<StoredSession> {
     let text: string;
     try {
-      text = await fs.readFile(file, 'utf8');
+      text = (await readUntrustedFile(file, MAX_SESSION_FILE_BYTES)).toString('utf8');
     } catch (err) {
-      return { kind: 'broken', id, reason: `session.json unreadable: ${messageOf(err)}` };
+      const why = err instanceof UntrustedFileError ? err.message : messageOf(err);
+      return { kind: 'broken', id, reason: `session.json unreadable: ${why}` };
     }
     const r = parseJson(text, sessionMetaSchema);
     if (!r.ok) return { kind: 'broken', id, reason: `session.json: ${r.problem}` };
     if (r.value.id !== id) return { kind: 'broken', id, reason: `session.json: id ${r.value.id} does not match its folder` };
+    const home = await fs.lstat(path.join(this.dir(id), HOME_DIR)).catch(() => null);
+    if (!home?.isDirectory()) return { kind: 'broken', id, reason: 'home folder is missing' };
     return { kind: 'ok', meta: r.value };
   }
 
@@ -151,26 +176,48 @@ export class SessionStore {
     }
   }
 
-  /** Creates a new session folder with its metadata, all at once. Throws CONFLICT if it exists. */
+  /** Creates a new session folder with its metadata and an empty home, all at once. Throws CONFLICT if it exists. */
   async create(meta: SessionMeta): Promise<void> {
     const final = this.dir(meta.id);
     await this.inStaging(`${STAGING}${meta.id}`, 'create session folder', async (staging) => {
-      await fs.mkdir(staging, { mode: 0o755 });
+      await this.makeFolders(staging);
       await this.finishStaging(staging, meta, final);
     });
   }
 
-  /** Copies a session's home (not its lock or metadata) to a new session, all at once. */
+  /** Copies a session's home (never its metadata or lock) to a new session, all at once. */
   async clone(srcId: string, meta: SessionMeta): Promise<void> {
-    const src = this.dir(srcId);
+    const src = this.home(srcId);
     const final = this.dir(meta.id);
     await this.inStaging(`${STAGING}${meta.id}`, 'copy session folder', async (staging) => {
-      await fs.mkdir(staging, { mode: 0o755 });
-      // The home only: the source's metadata and lock are its own (and change under the copy).
-      const names = (await fs.readdir(src)).filter((n) => !isSessionRecord(n));
-      await copyEntries(src, names, staging);
+      const home = await this.makeFolders(staging);
+      await copyEntries(src, await fs.readdir(src), home, this.treeTimeoutMs);
+      // A source not yet handed to the current user (see claimHome): the copy is, at once.
+      const from = (await fs.lstat(src)).uid;
+      if (this.owner && from !== this.owner.uid && from !== 0) await chownTree(home, from, this.owner, this.treeTimeoutMs);
       await this.finishStaging(staging, meta, final);
     });
+  }
+
+  /**
+   * Makes sure the home belongs to the containers' user: after a change of that user (or the
+   * move from the older layout) its files are handed over, links never followed. Call it while
+   * no container of the session runs.
+   */
+  async claimHome(id: string): Promise<void> {
+    if (!this.owner) return;
+    const home = this.home(id);
+    const st = await fs.lstat(home).catch(() => null);
+    if (!st?.isDirectory()) throw new BerthError('CONFLICT', `session ${id}: home folder is missing`);
+    if (st.uid === this.owner.uid && st.gid === this.owner.gid && (st.mode & 0o777) === 0o700) return;
+    try {
+      // Files root made in a home are not handed over: only the old user's.
+      if (st.uid !== this.owner.uid && st.uid !== 0) await chownTree(home, st.uid, this.owner, this.treeTimeoutMs);
+      await fs.lchown(home, this.owner.uid, this.owner.gid);
+      await fs.chmod(home, 0o700);
+    } catch (err) {
+      throw wrapError(`hand session ${id}'s home to uid ${this.owner.uid}`, err);
+    }
   }
 
   /** Removes a session folder: one rename takes it out of sight, then the rest is deleted. Idempotent. */
@@ -189,7 +236,7 @@ export class SessionStore {
       }
       await fsyncDir(this.root);
       // The session is gone from here on; what cannot be deleted now, a later sweep deletes.
-      await fs.rm(trash, { recursive: true, force: true, maxRetries: 3, retryDelay: 50 }).catch(() => undefined);
+      await removeTree(trash, this.treeTimeoutMs).catch(() => undefined);
     } finally {
       this.busy.delete(name);
     }
@@ -202,18 +249,25 @@ export class SessionStore {
     try {
       await fn(staging);
     } catch (err) {
-      await fs.rm(staging, { recursive: true, force: true }).catch(() => undefined);
+      await removeTree(staging, this.treeTimeoutMs).catch(() => undefined);
       throw wrapError(what, err);
     } finally {
       this.busy.delete(name);
     }
   }
 
+  /** The agent's folder (0700) with an empty home (0700, the containers' user's) in it; returns the home. */
+  private async makeFolders(staging: string): Promise<string> {
+    await fs.mkdir(staging, { mode: 0o700 });
+    const home = path.join(staging, HOME_DIR);
+    await fs.mkdir(home, { mode: 0o700 });
+    if (this.owner) await fs.lchown(home, this.owner.uid, this.owner.gid);
+    return home;
+  }
+
   private async finishStaging(staging: string, meta: SessionMeta, final: string): Promise<void> {
     await writeFileAtomic(path.join(staging, SESSION_FILE), `${JSON.stringify(meta, null, 2)}\n`);
-    // The home belongs to the container's user; session.json stays the agent's.
-    if (this.owner) await fs.chown(staging, this.owner.uid, this.owner.gid);
-    const exists = await fs.stat(final).then(() => true, () => false);
+    const exists = await fs.lstat(final).then(() => true, () => false);
     if (exists) throw new BerthError('CONFLICT', `session folder ${meta.id} already exists`);
     await fs.rename(staging, final);
     await fsyncDir(this.root);

@@ -6,7 +6,7 @@
 import { z } from 'zod';
 import { sessionIdSchema } from '../names';
 import { hostStatsSchema } from './rpc';
-import { sessionEntrySchema } from './session';
+import { limitsSchema, sessionEntrySchema } from './session';
 
 export const helloEventSchema = z.object({
   type: z.literal('hello'),
@@ -15,7 +15,13 @@ export const helloEventSchema = z.object({
   version: z.string(),
   hostname: z.string(),
   publishAddress: z.string(),
-  capacity: z.object({ cpus: z.number().int(), memoryMb: z.number(), maxSessions: z.number().int().nullable() }),
+  capacity: z.object({
+    cpus: z.number().int(),
+    memoryMb: z.number(),
+    maxSessions: z.number().int().nullable(),
+    /** What a session gets by default and the most an operator may ask for (older agents: absent). */
+    limits: z.object({ defaults: limitsSchema, max: limitsSchema }).optional(),
+  }),
 });
 
 export const eventSchema = z.discriminatedUnion('type', [

@@ -52,6 +52,8 @@ const paramsSchemas = {
       protocol: protocolSchema.optional(),
       port: portRequestSchema.optional(),
       dns: dnsNameSchema.optional(),
+      /** Merged over the session's own limits. */
+      limits: limitsSchema.optional(),
     })
     .strict(),
   clone: z.object({ session: sessionIdSchema, name: sessionNameSchema.optional() }).strict(),

@@ -1,7 +1,8 @@
 /**
  * `berth image build`: the session image without any registry. debootstrap makes a minimal
- * Debian with tmux, a `claude` user (uid 1000) and berth-session; `docker import` turns it into
- * an image. Same result as deploy/image/Dockerfile, minus Node and Claude Code.
+ * Debian with tmux, a `claude` user (the agent's default container user) and berth-session, with
+ * no setuid or setgid file left; `docker import` turns it into an image. Same result as
+ * deploy/image/Dockerfile, minus Node and Claude Code.
  */
 import { execFile, spawn } from 'node:child_process';
 import { createHash } from 'node:crypto';
@@ -9,9 +10,15 @@ import { promises as fs } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { BerthError } from '../../common/errors';
+import { DEFAULT_SESSION_USER } from '../../agent/config';
 
 export const DEFAULT_IMAGE = 'berth-session:latest';
 const PACKAGES = ['tmux', 'bash', 'procps', 'ncurses-base', 'libnss-wrapper'];
+/**
+ * The steps below that shape the image besides the packages and berth-session; part of the
+ * recipe hash, so changing one rebuilds images made the old way.
+ */
+const STEPS = { user: DEFAULT_SESSION_USER, setid: 'stripped' };
 /** Images carry the hash of what they were built from, so an outdated one is rebuilt. */
 export const RECIPE_LABEL = 'berth.image.recipe';
 
@@ -41,7 +48,12 @@ export async function buildImage(o: ImageBuildOptions): Promise<'built' | 'prese
     const args = ['--variant=minbase', `--include=${PACKAGES.join(',')}`, o.suite, dir];
     if (o.mirror) args.push(o.mirror);
     await run('debootstrap', args, { quiet: true });
-    await run('chroot', [dir, 'useradd', '--create-home', '--uid', '1000', '--user-group', '--shell', '/bin/bash', 'claude']);
+    const { uid, gid } = STEPS.user;
+    await run('chroot', [dir, 'groupadd', '--gid', String(gid), 'claude']);
+    await run('chroot', [dir, 'useradd', '--create-home', '--uid', String(uid), '--gid', String(gid), '--shell', '/bin/bash', 'claude']);
+    // A session is untrusted code: no file may raise its privileges (su, mount, passwd, …), and
+    // no setgid folder is needed either.
+    await run('find', [dir, '-xdev', '-perm', '/6000', '-exec', 'chmod', 'ug-s', '{}', '+']);
     const entry = path.join(dir, 'usr/local/bin/berth-session');
     await fs.copyFile(path.join(sourceDir(), 'berth-session'), entry);
     await fs.chmod(entry, 0o755);
@@ -65,10 +77,10 @@ function sourceDir(): string {
   return here.split(path.sep).includes('dist') ? fromDist : here;
 }
 
-/** What the image is made from: the package list, the suite and berth-session, hashed. */
+/** What the image is made from: the package list, the suite, the steps and berth-session, hashed. */
 async function recipeHash(suite: string): Promise<string> {
   const entry = await fs.readFile(path.join(sourceDir(), 'berth-session'));
-  return createHash('sha256').update(JSON.stringify({ suite, packages: PACKAGES })).update(entry).digest('hex').slice(0, 16);
+  return createHash('sha256').update(JSON.stringify({ suite, packages: PACKAGES, steps: STEPS })).update(entry).digest('hex').slice(0, 16);
 }
 
 function importDir(dir: string, tag: string, recipe: string): Promise<void> {

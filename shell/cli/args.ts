@@ -2,6 +2,8 @@
  * Pure: turning the command string an operator gave `ssh` into words (quotes and backslashes as a
  * POSIX shell reads them, but nothing is ever expanded or run), then into flags and positionals.
  */
+import { Limits } from '../../common/protocol';
+import { LIMIT_HINTS, parseCpus, parseMemory, parsePids } from '../limits-text';
 
 export class UsageError extends Error {}
 
@@ -106,4 +108,31 @@ export function intFlag(v: string | boolean | undefined, name: string): number |
 
 export function strFlag(v: string | boolean | undefined): string | undefined {
   return typeof v === 'string' ? v : undefined;
+}
+
+/** The flags that set a session's limits, shared by create and edit. */
+export const LIMIT_FLAGS: FlagSpec = { memory: 'string', cpus: 'string', pids: 'string' };
+
+function limitFlag(v: string | boolean | undefined, flag: string, key: keyof typeof LIMIT_HINTS, parse: (t: string) => number | null): number | undefined {
+  if (v === undefined) return undefined;
+  const n = typeof v === 'string' ? parse(v) : null;
+  if (n === null) throw new UsageError(`--${flag} must be ${LIMIT_HINTS[key]}`);
+  return n;
+}
+
+/** A memory size in MB: `512`, `512m` or `4g`. Throws UsageError naming the flag. */
+export function memoryFlag(v: string | boolean | undefined): number | undefined {
+  return limitFlag(v, 'memory', 'memoryMb', parseMemory);
+}
+
+/** A CPU count (`0.5`, `2`). Throws UsageError naming the flag. */
+export function cpusFlag(v: string | boolean | undefined): number | undefined {
+  return limitFlag(v, 'cpus', 'cpus', parseCpus);
+}
+
+/** The limits an operator asked for with --memory, --cpus and --pids; undefined when none. */
+export function limitsFromFlags(flags: Record<string, string | boolean>): Limits | undefined {
+  const limits = { memoryMb: memoryFlag(flags.memory), cpus: cpusFlag(flags.cpus), pids: limitFlag(flags.pids, 'pids', 'pids', parsePids) };
+  const given = Object.fromEntries(Object.entries(limits).filter(([, v]) => v !== undefined));
+  return Object.keys(given).length > 0 ? given : undefined;
 }

@@ -1,22 +1,24 @@
 /**
  * The exec CLI: `ssh -p 2200 alice@shell <command>`. Exit 0 ok; 1 refused or failed, with
  * `error: CODE: message` on stderr; 2 usage. `attach` is handed back to the SSH layer, which owns
- * the terminal.
+ * the terminal. Everything printed is inert on a terminal: text through format.ts or inertCell,
+ * JSON through inertJson.
  */
 import { BERTH_VERSION, PROTOCOL_VERSION, SessionEntry, entryId } from '../../common/protocol';
 import { PROTOCOLS, Protocol } from '../../common/names';
 import { toBerthError } from '../../common/errors';
+import { inertCell, inertJson } from '../../common/terminal-text';
 import { ClusterSession } from '../cluster/view';
 import { Operator, ShellService } from '../service';
-import { FlagSpec, UsageError, intFlag, parseFlags, splitWords, strFlag } from './args';
-import { SESSION_HEAD, agentJson, sessionJson, sessionRow, summary, table } from './format';
+import { FlagSpec, LIMIT_FLAGS, UsageError, intFlag, limitsFromFlags, parseFlags, splitWords, strFlag } from './args';
+import { AGENT_HEAD, SESSION_HEAD, agentJson, agentRow, errorLine, sessionJson, sessionRow, summary, table } from './format';
 
 export const USAGE = `usage: ssh -p PORT USER@SHELL <command> [--json]
 
   agents                                   the agents and whether they answer
   list                                     every session on every agent
-  create --name N [--agent A] [--protocol tcp|udp] [--port P] [--dns D]
-  edit REF [--name N] [--protocol tcp|udp] [--port P] [--dns D]
+  create --name N [--agent A] [--protocol tcp|udp] [--port P] [--dns D] [LIMITS]
+  edit REF [--name N] [--protocol tcp|udp] [--port P] [--dns D] [LIMITS]
   clone REF [--name N]
   restart REF | kill REF | background REF
   delete REF --yes
@@ -26,6 +28,8 @@ export const USAGE = `usage: ssh -p PORT USER@SHELL <command> [--json]
 
 REF: a session id, a unique id prefix (4+ characters) or a unique name.
 PORT: 0 none, -1 the lowest free from 1001, or a port number.
+LIMITS: --memory MB (or 512m, 4g) --cpus N (0.5, 2) --pids N; up to the agent's maximums,
+  applied when the session next starts.
 `;
 
 export interface CliIo {
@@ -44,11 +48,11 @@ export async function runCommand(line: string, operator: Operator, service: Shel
     return await dispatch(cmd, rest, operator, service, io);
   } catch (err) {
     if (err instanceof UsageError) {
-      io.err(`berth: ${err.message}\n\n${USAGE}`);
+      io.err(`berth: ${inertCell(err.message)}\n\n${USAGE}`);
       return { code: 2 };
     }
     const e = toBerthError(err);
-    io.err(`error: ${e.code}: ${e.message}\n`);
+    io.err(errorLine(e.code, e.message));
     return { code: 1 };
   }
 }
@@ -56,7 +60,7 @@ export async function runCommand(line: string, operator: Operator, service: Shel
 async function dispatch(cmd: string, rest: string[], op: Operator, svc: ShellService, io: CliIo): Promise<CliOutcome> {
   const printSession = (verb: string, entry: SessionEntry, json: boolean): void => {
     const s = clusterSessionOf(svc, entry);
-    io.out(json ? `${JSON.stringify(sessionJson(s))}\n` : summary(verb, s));
+    io.out(json ? `${inertJson(sessionJson(s))}\n` : summary(verb, s));
   };
   switch (cmd) {
     case 'help':
@@ -65,31 +69,31 @@ async function dispatch(cmd: string, rest: string[], op: Operator, svc: ShellSer
       return { code: 0 };
     case 'version': {
       const { flags } = parseFlags(rest, JSON_FLAG, 0);
-      io.out(flags.json ? `${JSON.stringify({ version: BERTH_VERSION, protocol: PROTOCOL_VERSION })}\n` : `berth ${BERTH_VERSION} (protocol ${PROTOCOL_VERSION})\n`);
+      io.out(flags.json ? `${inertJson({ version: BERTH_VERSION, protocol: PROTOCOL_VERSION })}\n` : `berth ${BERTH_VERSION} (protocol ${PROTOCOL_VERSION})\n`);
       return { code: 0 };
     }
     case 'whoami': {
       const { flags } = parseFlags(rest, JSON_FLAG, 0);
-      io.out(flags.json ? `${JSON.stringify(op)}\n` : `${op.name} (${op.role})\n`);
+      io.out(flags.json ? `${inertJson(op)}\n` : `${inertCell(op.name)} (${op.role})\n`);
       return { code: 0 };
     }
     case 'agents': {
       const { flags } = parseFlags(rest, JSON_FLAG, 0);
       const agents = svc.view.agentList();
-      if (flags.json) io.out(`${JSON.stringify(agents.map(agentJson))}\n`);
-      else io.out(table(['AGENT', 'STATUS', 'SESSIONS', 'VERSION', 'NOTE'], agents.map((a) => [a.id, a.status, String(a.sessions.size), a.hello?.version ?? '-', a.reason])));
+      if (flags.json) io.out(`${inertJson(agents.map(agentJson))}\n`);
+      else io.out(table(AGENT_HEAD, agents.map(agentRow)));
       return { code: 0 };
     }
     case 'list': {
       const { flags } = parseFlags(rest, JSON_FLAG, 0);
       svc.check(op, 'list');
       const sessions = svc.view.sessions();
-      if (flags.json) io.out(`${JSON.stringify(sessions.map(sessionJson))}\n`);
+      if (flags.json) io.out(`${inertJson(sessions.map(sessionJson))}\n`);
       else io.out(table(SESSION_HEAD, sessions.map(sessionRow)));
       return { code: 0 };
     }
     case 'create': {
-      const { flags } = parseFlags(rest, { ...JSON_FLAG, name: 'string', agent: 'string', protocol: 'string', port: 'string', dns: 'string' }, 0);
+      const { flags } = parseFlags(rest, { ...JSON_FLAG, ...LIMIT_FLAGS, name: 'string', agent: 'string', protocol: 'string', port: 'string', dns: 'string' }, 0);
       const name = strFlag(flags.name);
       if (name === undefined) throw new UsageError('create needs --name N');
       const entry = await svc.create(op, {
@@ -98,15 +102,24 @@ async function dispatch(cmd: string, rest: string[], op: Operator, svc: ShellSer
         protocol: protocolFlag(flags.protocol),
         port: intFlag(flags.port, 'port'),
         dns: strFlag(flags.dns),
+        limits: limitsFromFlags(flags),
       });
       printSession('created', entry, flags.json === true);
       return { code: 0 };
     }
     case 'edit': {
-      const { flags, positionals } = parseFlags(rest, { ...JSON_FLAG, name: 'string', protocol: 'string', port: 'string', dns: 'string' }, 1);
+      const { flags, positionals } = parseFlags(rest, { ...JSON_FLAG, ...LIMIT_FLAGS, name: 'string', protocol: 'string', port: 'string', dns: 'string' }, 1);
       const ref = need(positionals[0], 'edit REF');
-      const changes = { name: strFlag(flags.name), protocol: protocolFlag(flags.protocol), port: intFlag(flags.port, 'port'), dns: strFlag(flags.dns) };
-      if (Object.values(changes).every((v) => v === undefined)) throw new UsageError('edit needs at least one of --name, --protocol, --port, --dns');
+      const changes = {
+        name: strFlag(flags.name),
+        protocol: protocolFlag(flags.protocol),
+        port: intFlag(flags.port, 'port'),
+        dns: strFlag(flags.dns),
+        limits: limitsFromFlags(flags),
+      };
+      if (Object.values(changes).every((v) => v === undefined)) {
+        throw new UsageError('edit needs at least one of --name, --protocol, --port, --dns, --memory, --cpus, --pids');
+      }
       printSession('edited', await svc.edit(op, ref, changes), flags.json === true);
       return { code: 0 };
     }
@@ -132,7 +145,7 @@ async function dispatch(cmd: string, rest: string[], op: Operator, svc: ShellSer
     case 'background': {
       const { flags, positionals } = parseFlags(rest, JSON_FLAG, 1);
       const n = await svc.background(op, need(positionals[0], 'background REF'));
-      io.out(flags.json ? `${JSON.stringify({ detached: n })}\n` : `detached ${n} attach${n === 1 ? '' : 'es'} of ${op.name}\n`);
+      io.out(flags.json ? `${inertJson({ detached: n })}\n` : `detached ${n} attach${n === 1 ? '' : 'es'} of ${inertCell(op.name)}\n`);
       return { code: 0 };
     }
     case 'delete': {
@@ -140,7 +153,7 @@ async function dispatch(cmd: string, rest: string[], op: Operator, svc: ShellSer
       const ref = need(positionals[0], 'delete REF --yes');
       if (flags.yes !== true) throw new UsageError('delete removes the session and its files: confirm with --yes');
       const id = await svc.delete(op, ref);
-      io.out(flags.json ? `${JSON.stringify({ deleted: id })}\n` : `deleted ${id}\n`);
+      io.out(flags.json ? `${inertJson({ deleted: id })}\n` : `deleted ${inertCell(id)}\n`);
       return { code: 0 };
     }
     case 'attach': {

@@ -1,5 +1,10 @@
-/** Pure: how sessions and agents read on a terminal and in `--json`. */
+/**
+ * Pure: how sessions and agents read on a terminal and in `--json`. Every text an agent or a session
+ * can influence is made inert here before it is printed (common/terminal-text.ts); the `--json`
+ * shapes keep the values as they are (commands.ts prints them with inertJson).
+ */
 import { SessionEntry } from '../../common/protocol';
+import { inertBlock, inertCell } from '../../common/terminal-text';
 import { AgentView, ClusterSession } from '../cluster/view';
 
 const STATE_WORDS = { '-': 'stopped', R: 'running', C: 'connected', L: 'locked', '?': 'unknown' } as const;
@@ -28,6 +33,8 @@ export interface SessionJson extends SessionJsonBase {
   createdAt: string;
   lastAccessedAt: string | null;
   createdBy: string;
+  /** What the operator asked for; the agent's defaults fill the rest. */
+  limits: { memoryMb?: number; cpus?: number; pids?: number };
   attached: string[];
   restartNeeded: boolean;
 }
@@ -64,6 +71,7 @@ export function sessionJson(s: ClusterSession): SessionJson | BrokenSessionJson 
     createdAt: m.createdAt,
     lastAccessedAt: m.lastAccessedAt,
     createdBy: m.createdBy,
+    limits: m.limits ?? {},
     attached: e.attached,
     restartNeeded: e.restartNeeded,
   };
@@ -81,11 +89,17 @@ export function agentJson(a: AgentView): AgentJson {
   };
 }
 
-/** A plain table: columns padded to their widest cell. */
+/** Longest a free-text cell (a broken session's reason, an agent's note) is shown. */
+export const NOTE_MAX = 120;
+/** Longest an error message is shown. */
+export const MESSAGE_MAX = 4000;
+
+/** A plain table: every cell made inert on one line, columns padded to their widest cell. */
 export function table(head: string[], rows: string[][]): string {
-  const widths = head.map((h, i) => Math.max(h.length, ...rows.map((r) => (r[i] ?? '').length)));
+  const safe = [head, ...rows].map((r) => r.map((c) => inertCell(c)));
+  const widths = head.map((_, i) => Math.max(...safe.map((r) => (r[i] ?? '').length)));
   const line = (cells: string[]): string => cells.map((c, i) => c.padEnd(widths[i] ?? 0)).join('  ').trimEnd();
-  return [line(head), ...rows.map(line)].join('\n') + '\n';
+  return safe.map(line).join('\n') + '\n';
 }
 
 /** "2026-11-21 14:05" from an ISO time; "-" for none. */
@@ -93,31 +107,46 @@ export function shortTime(iso: string | null): string {
   return iso ? iso.slice(0, 16).replace('T', ' ') : '-';
 }
 
+/** A session's row of the table (the CLI's and the menu's), each cell inert on one line. */
 export function sessionRow(s: ClusterSession): string[] {
   const e = s.entry;
-  if (e.kind === 'broken') return [s.id.slice(0, 8), `(broken: ${e.reason})`, s.agent, s.state, '', '', '', '', ''];
+  const id = inertCell(s.id.slice(0, 8));
+  const agent = inertCell(s.agent);
+  if (e.kind === 'broken') return [id, `(broken: ${inertCell(e.reason, NOTE_MAX)})`, agent, s.state, '', '', '', '', ''];
   const m = e.meta;
   const state = e.restartNeeded ? `${s.state}*` : s.state;
   return [
-    s.id.slice(0, 8),
-    m.name,
-    s.agent,
+    id,
+    inertCell(m.name),
+    agent,
     state,
     m.port > 0 ? `${m.port}/${m.protocol}` : '-',
-    m.dns || '-',
-    shortTime(m.createdAt),
-    shortTime(m.lastAccessedAt),
-    e.attached.join(',') || '-',
+    inertCell(m.dns) || '-',
+    inertCell(shortTime(m.createdAt)),
+    inertCell(shortTime(m.lastAccessedAt)),
+    inertCell(e.attached.join(',')) || '-',
   ];
 }
 
 export const SESSION_HEAD = ['#', 'NAME', 'AGENT', 'STATE', 'PORT', 'DNS', 'CREATED', 'LAST-USED', 'ATTACHED'];
 
+/** An agent's row of the table, each cell inert on one line. */
+export function agentRow(a: AgentView): string[] {
+  return [inertCell(a.id), a.status, String(a.sessions.size), inertCell(a.hello?.version ?? '-'), inertCell(a.reason, NOTE_MAX)];
+}
+
+export const AGENT_HEAD = ['AGENT', 'STATUS', 'SESSIONS', 'VERSION', 'NOTE'];
+
 /** One line saying what an op did. */
 export function summary(verb: string, s: ClusterSession): string {
   const e = s.entry;
-  const name = e.kind === 'session' ? e.meta.name : '(broken)';
+  const name = e.kind === 'session' ? inertCell(e.meta.name) : '(broken)';
   const port = e.kind === 'session' && e.meta.port > 0 ? `, port ${e.meta.port}/${e.meta.protocol}` : '';
-  const dns = e.kind === 'session' && e.meta.dns ? `, dns ${e.meta.dns}` : '';
-  return `${verb} ${name} (${s.id.slice(0, 8)}) on ${s.agent}: ${stateWord(s.state)}${port}${dns}\n`;
+  const dns = e.kind === 'session' && e.meta.dns ? `, dns ${inertCell(e.meta.dns)}` : '';
+  return `${verb} ${name} (${inertCell(s.id.slice(0, 8))}) on ${inertCell(s.agent)}: ${stateWord(s.state)}${port}${dns}\n`;
+}
+
+/** The line a refused or failed command prints on stderr; the message may span lines. */
+export function errorLine(code: string, message: string): string {
+  return `error: ${code}: ${inertBlock(message, MESSAGE_MAX)}\n`;
 }

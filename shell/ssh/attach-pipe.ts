@@ -1,11 +1,13 @@
 /**
  * An operator's terminal joined to a session: the SSH channel's bytes go to the agent's attach
- * stream and back, window changes follow, and whichever side ends first ends the attach and records
- * the detach. `ssh -t shell attach REF` and the menu's Enter both use it.
+ * stream and back, window changes follow (clamped: the agent is only ever asked a bounded size),
+ * and whichever side ends first ends the attach and records the detach. `ssh -t shell attach REF`
+ * and the menu's Enter both use it.
  */
 import { Duplex } from 'node:stream';
 import { messageOf } from '../../common/errors';
 import { Logger } from '../../common/logging';
+import { clampTermSize } from '../../common/protocol';
 import type { Operator, ShellService } from '../service';
 
 export interface Size {
@@ -40,7 +42,8 @@ export interface AttachPipe {
  * service throws (the attach is not open then).
  */
 export async function openAttachPipe(o: AttachPipeOptions): Promise<AttachPipe> {
-  const first = o.size();
+  const bounded = (s: Size): Size => clampTermSize(s.cols, s.rows);
+  const first = bounded(o.size());
   const { session, attach } = await o.service.attach(o.operator, o.ref, o.readOnly, first.cols, first.rows);
   const { channel } = o;
   let finished = false;
@@ -71,12 +74,20 @@ export async function openAttachPipe(o: AttachPipeOptions): Promise<AttachPipe> 
   attach.stream.resume();
   channel.on('data', toSession);
   channel.on('close', onChannelClose);
+  /** A failed resize is logged; the attach goes on at the size it had. */
+  const resize = (s: Size): void => {
+    try {
+      attach.resize(s.cols, s.rows);
+    } catch (err) {
+      o.logger.warn('resize failed', { err: messageOf(err) });
+    }
+  };
   // The window may have changed while the attach opened.
-  const now = o.size();
-  attach.resize(now.cols, now.rows);
+  const now = bounded(o.size());
+  if (now.cols !== first.cols || now.rows !== first.rows) resize(now);
   return {
     resize: (s) => {
-      if (!finished) attach.resize(s.cols, s.rows);
+      if (!finished) resize(bounded(s));
     },
     close: () => finish(false),
     ended,

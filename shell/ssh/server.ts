@@ -6,7 +6,9 @@ import { AuthContext, Connection, Server, ServerChannel, Session } from 'ssh2';
 import { Listener, noDelayListener } from '../../common/listener';
 import { toBerthError } from '../../common/errors';
 import { Logger } from '../../common/logging';
+import { clampTermSize } from '../../common/protocol';
 import { runCommand } from '../cli/commands';
+import { errorLine } from '../cli/format';
 import { Operator, ShellService } from '../service';
 import { AttachPipe, openAttachPipe } from './attach-pipe';
 import { serveMenu } from './menu-door';
@@ -90,14 +92,20 @@ function authenticate(door: Door, ctx: AuthContext): Operator | null {
 /** One SSH session: a pty (or none), then a command (exec) or the menu (shell); no subsystems. */
 function serveSession(door: Door, session: Session, op: Operator): void {
   const tty: Tty = { size: null, onResize: null };
+  // Sizes are the client's word: clamped here, before the menu or an attach sees them.
   session.on('pty', (acc, _rej, info) => {
-    tty.size = { cols: info.cols || 80, rows: info.rows || 24 };
+    tty.size = clampTermSize(info.cols, info.rows);
     acc?.();
   });
   session.on('window-change', (acc, _rej, info) => {
-    tty.size = { cols: info.cols, rows: info.rows };
-    tty.onResize?.(tty.size);
     acc?.();
+    // Without a pty there is no terminal to resize; a repeated size changes nothing.
+    const last = tty.size;
+    if (!last) return;
+    const next = clampTermSize(info.cols, info.rows);
+    if (next.cols === last.cols && next.rows === last.rows) return;
+    tty.size = next;
+    tty.onResize?.(next);
   });
   session.on('env', (acc) => acc?.());
   session.on('exec', (acc, _rej, info) => void execCommand(door, acc(), info.command, op, tty));
@@ -133,7 +141,7 @@ async function attachCommand(door: Door, ch: ServerChannel, op: Operator, a: { r
     pipe = await openAttachPipe({ channel: ch, service: door.service, operator: op, ...a, size: () => tty.size ?? term, logger: door.log });
   } catch (err) {
     const e = toBerthError(err);
-    ch.stderr.write(`error: ${e.code}: ${e.message}\r\n`);
+    ch.stderr.write(errorLine(e.code, e.message).replace(/\r?\n/g, '\r\n'));
     ch.exit(1);
     ch.end();
     return;

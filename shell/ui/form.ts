@@ -1,9 +1,11 @@
 /**
  * Modal dialogs of the menu (dialog.ts says what they are), drawn in one blessed box each and
  * driven by the menu's key handler: a form whose fields are checked as you type, a picker, a yes/no
- * question, a text page.
+ * question, a text page. Every text shown goes through esc or escBlock: inert on a terminal and
+ * never read as a tag.
  */
 import blessed from 'blessed';
+import { inertBlock, inertCell } from '../../common/terminal-text';
 import { Dialog, Dialogs, Field, Key } from './dialog';
 
 function center(screen: blessed.Widgets.Screen, width: number, height: number, label: string): blessed.Widgets.BoxElement {
@@ -14,7 +16,7 @@ function center(screen: blessed.Widgets.Screen, width: number, height: number, l
     width: Math.min(width, Math.max(20, (screen.width as number) - 2)),
     height,
     border: { type: 'line' },
-    label: ` ${label} `,
+    label: ` ${esc(label)} `,
     tags: true,
     style: { border: { fg: 'cyan' } },
   });
@@ -29,9 +31,17 @@ function closer(screen: blessed.Widgets.Screen, box: blessed.Widgets.BoxElement,
   };
 }
 
-/** Text made safe to show in a box with `tags: true` (its braces escaped). */
+/**
+ * One line of text made safe to show in a box with `tags: true`: inert on a terminal (controls,
+ * newlines among them, shown as escapes) and its braces escaped, so it is never read as a tag.
+ */
 export function esc(s: string): string {
-  return blessed.escape(s);
+  return blessed.escape(inertCell(s));
+}
+
+/** As esc, keeping line breaks: for a page of text. */
+export function escBlock(s: string): string {
+  return blessed.escape(inertBlock(s));
 }
 
 /** Where the cursor is in a form, and what its bottom line says. */
@@ -161,8 +171,9 @@ export function openPicker(
 
 /** A yes/no question: Y runs `yes`, anything else cancels. */
 export function openConfirm(screen: blessed.Widgets.Screen, question: string, yes: () => void, onClose: () => void): Dialog {
-  const box = center(screen, Math.max(40, question.length + 6), 5, 'confirm');
-  box.setContent(`${esc(question)}\n{bold}Y{/bold}es / {bold}N{/bold}o`);
+  const shown = inertCell(question);
+  const box = center(screen, Math.max(40, shown.length + 6), 5, 'confirm');
+  box.setContent(`${esc(shown)}\n{bold}Y{/bold}es / {bold}N{/bold}o`);
   screen.render();
   const close = closer(screen, box, onClose);
   return {
@@ -176,9 +187,10 @@ export function openConfirm(screen: blessed.Widgets.Screen, question: string, ye
 
 /** A page of text; any key closes it. */
 export function openPage(screen: blessed.Widgets.Screen, title: string, text: string, onClose: () => void): Dialog {
-  const lines = text.split('\n');
+  const shown = inertBlock(text);
+  const lines = shown.split('\n');
   const box = center(screen, Math.max(...lines.map((l) => l.length)) + 4, lines.length + 3, title);
-  box.setContent(`${esc(text)}\n{gray-fg}any key closes{/gray-fg}`);
+  box.setContent(`${escBlock(shown)}\n{gray-fg}any key closes{/gray-fg}`);
   screen.render();
   const close = closer(screen, box, onClose);
   return {

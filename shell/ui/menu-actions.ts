@@ -3,7 +3,9 @@
  * background with its result on the status line, and the dialogs that ask for their input first.
  */
 import { cloneName, dnsNameSchema, portRequestSchema, problemWith, Protocol, sessionNameSchema } from '../../common/names';
+import type { Limits } from '../../common/protocol';
 import type { ClusterSession } from '../cluster/view';
+import { limitProblem, limitsFromText } from '../limits-text';
 import type { Operator, ShellService } from '../service';
 import type { Dialogs, Field } from './dialog';
 
@@ -46,19 +48,45 @@ function checkPort(v: string): string | null {
   return /^-?\d+$/.test(v) ? problemWith(portRequestSchema, Number(v)) : 'must be 0, -1 or a port number';
 }
 
-/** The fields of the new-session and edit forms. */
-export function sessionFields(name: string, protocol: string, port: string, dns: string): Field[] {
+/** Limits as the form shows them: empty for the agent's default. */
+function limitTexts(l: Limits | undefined): Record<keyof Limits, string> {
+  return { memoryMb: l?.memoryMb?.toString() ?? '', cpus: l?.cpus?.toString() ?? '', pids: l?.pids?.toString() ?? '' };
+}
+
+/**
+ * The fields of the new-session and edit forms. `limits` are checked as typed against the
+ * agent's maximums when it told them (`max`); empty means the agent's default.
+ */
+export function sessionFields(name: string, protocol: string, port: string, dns: string, limits?: Limits, max?: Limits): Field[] {
+  const t = limitTexts(limits);
   return [
     { label: 'name', value: name, check: (v) => problemWith(sessionNameSchema, v) },
     { label: 'protocol', value: protocol, check: () => null, choices: PROTOCOL_CHOICES },
     { label: 'port', value: port, check: checkPort },
     { label: 'dns', value: dns, check: (v) => problemWith(dnsNameSchema, v) },
+    { label: 'memory MB', value: t.memoryMb, check: (v) => limitProblem('memoryMb', v, max) },
+    { label: 'cpus', value: t.cpus, check: (v) => limitProblem('cpus', v, max) },
+    { label: 'pids', value: t.pids, check: (v) => limitProblem('pids', v, max) },
   ];
 }
 
+interface SessionRequest {
+  name: string;
+  protocol: Protocol;
+  port: number;
+  dns: string;
+  limits?: Limits;
+}
+
 /** The form's values as a create or edit request. */
-function sessionRequest([name = '', protocol, port = '', dns = '']: string[]): { name: string; protocol: Protocol; port: number; dns: string } {
-  return { name, protocol: protocol as Protocol, port: port === '' ? 0 : Number(port), dns };
+function sessionRequest([name = '', protocol, port = '', dns = '', memoryMb = '', cpus = '', pids = '']: string[]): SessionRequest {
+  const limits = limitsFromText({ memoryMb, cpus, pids });
+  return { name, protocol: protocol as Protocol, port: port === '' ? 0 : Number(port), dns, ...(limits ? { limits } : {}) };
+}
+
+/** The maximums an agent announced, if it did. */
+function maxOf(ctx: MenuContext, agent: string | undefined): Limits | undefined {
+  return agent ? ctx.service.view.agent(agent)?.hello?.capacity.limits?.max : undefined;
 }
 
 /** N: asks which agent when several are online, then for the new session's settings. */
@@ -71,9 +99,11 @@ export function newSession(ctx: MenuContext): void {
 }
 
 function newSessionForm(ctx: MenuContext, agent: string | undefined): void {
-  ctx.dialogs.form(agent ? `new session on ${agent}` : 'new session', sessionFields('', 'tcp', '', ''), async (values) => {
-    const { name, protocol, port, dns } = sessionRequest(values);
-    const e = await ctx.service.create(ctx.operator, { name, agent, protocol, port, dns });
+  const fields = sessionFields('', 'tcp', '', '', undefined, maxOf(ctx, agent));
+  ctx.dialogs.form(agent ? `new session on ${agent}` : 'new session', fields, async (values) => {
+    const r = sessionRequest(values);
+    const name = r.name;
+    const e = await ctx.service.create(ctx.operator, { ...r, agent });
     ctx.say(`created ${name} on ${e.agent}`);
   });
 }
@@ -82,7 +112,8 @@ function newSessionForm(ctx: MenuContext, agent: string | undefined): void {
 export function editSession(ctx: MenuContext, s: ClusterSession): void {
   if (s.entry.kind !== 'session') return; // a broken session has no settings to edit
   const m = s.entry.meta;
-  ctx.dialogs.form(`edit ${nameOf(s)}`, sessionFields(m.name, m.protocol, String(m.port), m.dns), async (values) => {
+  const fields = sessionFields(m.name, m.protocol, String(m.port), m.dns, m.limits, maxOf(ctx, s.agent));
+  ctx.dialogs.form(`edit ${nameOf(s)}`, fields, async (values) => {
     const r = sessionRequest(values);
     const e = await ctx.service.edit(ctx.operator, s.id, r);
     ctx.say(e.kind === 'session' && e.restartNeeded ? `edited ${r.name}: restart it to apply` : `edited ${r.name}`);

@@ -46,7 +46,7 @@ const TAGS: Record<Tone, [string, string]> = {
   selected: ['{inverse}', '{/inverse}'],
 };
 
-/** A line as blessed tags, its text escaped. */
+/** A line as blessed tags, its text inert on a terminal and its braces escaped (form.ts esc). */
 export function tagged(line: Line): string {
   return line.map(({ text, tone }) => `${TAGS[tone][0]}${esc(text)}${TAGS[tone][1]}`).join('');
 }

@@ -1,10 +1,12 @@
 /**
  * Pure: what the menu's lines say, as plain text in spans with a tone each (the blessed layer turns
- * tones into colours and escapes the text): the title, the session table, the status line, and the
- * settings page.
+ * tones into colours and escapes the tags): the title, the session table, the status line, and the
+ * settings page. Every text an agent, a session or a keystroke can influence is made inert here
+ * (common/terminal-text.ts), so a span never holds a control character.
  */
 import { BERTH_VERSION, PROTOCOL_VERSION } from '../../common/protocol';
-import { SESSION_HEAD, sessionRow } from '../cli/format';
+import { inertCell } from '../../common/terminal-text';
+import { NOTE_MAX, SESSION_HEAD, sessionRow } from '../cli/format';
 import type { AgentView, ClusterSession } from '../cluster/view';
 import type { Operator } from '../service';
 import type { MenuState } from './menu-state';
@@ -32,11 +34,11 @@ export function plain(line: Line): string {
 /** "berth  alice (admin)  agents 1/2 online (? agent-1 offline)  sessions 3  filter: web_". */
 export function titleLine(operator: Operator, agents: AgentView[], shown: number, st: MenuState): Line {
   const online = agents.filter((a) => a.status === 'online').length;
-  const away = agents.filter((a) => a.status !== 'online').map((a) => `${a.id} ${a.status}`);
-  const line: Line = [span(' '), span('berth', 'bold'), span(`  ${operator.name} (${operator.role})  agents ${online}/${agents.length} online`)];
+  const away = agents.filter((a) => a.status !== 'online').map((a) => `${inertCell(a.id)} ${a.status}`);
+  const line: Line = [span(' '), span('berth', 'bold'), span(`  ${inertCell(operator.name)} (${operator.role})  agents ${online}/${agents.length} online`)];
   if (away.length) line.push(span(' '), span(`(? ${away.join(', ')})`, 'warn'));
   line.push(span(`  sessions ${shown}`));
-  if (st.filter || st.filtering) line.push(span(`  filter: ${st.filter}${st.filtering ? '_' : ''}`));
+  if (st.filter || st.filtering) line.push(span(`  filter: ${inertCell(st.filter)}${st.filtering ? '_' : ''}`));
   return line;
 }
 
@@ -59,17 +61,22 @@ export function tableLines(shown: ClusterSession[], st: MenuState, height: numbe
   return lines;
 }
 
-/** The status line: the op in flight with its spinner, else the message (red if an error). */
+/** Longest the status line's text is (the screen cuts it at its edge anyway). */
+const STATUS_MAX = 500;
+
+/** The status line: the op in flight with its spinner, else the message (red if an error), on one line. */
 export function statusLine(st: MenuState): Line {
-  if (st.busy) return [span(`${SPINNER[st.spin % SPINNER.length]} ${st.busy}`, 'warn')];
-  if (st.message) return [span(st.message, st.messageIsError ? 'error' : 'plain')];
+  if (st.busy) return [span(`${SPINNER[st.spin % SPINNER.length]} ${inertCell(st.busy, STATUS_MAX)}`, 'warn')];
+  if (st.message) return [span(inertCell(st.message, STATUS_MAX), st.messageIsError ? 'error' : 'plain')];
   return [];
 }
 
 /** The settings page (S): versions, the operator, and each agent's state. */
 export function settingsText(operator: Operator, agents: AgentView[]): string {
-  const lines = agents.map(
-    (a) => `${a.id.padEnd(12)} ${a.status.padEnd(10)} ${String(a.sessions.size).padStart(4)} sessions  ${a.hello?.version ?? '-'}  ${a.hello?.hostname ?? ''} ${a.reason}`,
-  );
-  return `berth ${BERTH_VERSION} (protocol ${PROTOCOL_VERSION})\noperator ${operator.name} (${operator.role})\n\nagents:\n${lines.join('\n') || '(none enrolled)'}`;
+  const lines = agents.map((a) => {
+    const version = inertCell(a.hello?.version ?? '-', NOTE_MAX);
+    const hostname = inertCell(a.hello?.hostname ?? '', NOTE_MAX);
+    return `${inertCell(a.id).padEnd(12)} ${a.status.padEnd(10)} ${String(a.sessions.size).padStart(4)} sessions  ${version}  ${hostname} ${inertCell(a.reason, NOTE_MAX)}`;
+  });
+  return `berth ${BERTH_VERSION} (protocol ${PROTOCOL_VERSION})\noperator ${inertCell(operator.name)} (${operator.role})\n\nagents:\n${lines.join('\n') || '(none enrolled)'}`;
 }

@@ -352,7 +352,7 @@ async function benchEcho(agent: AgentProcess, client: AgentClient, c: Cleanup): 
   // The direct path: docker's own client under a pty of util-linux `script`, sized like the attach.
   // The command string holds constants and the container id Docker gave us, nothing else.
   const cmd =
-    `stty cols ${COLS} rows ${ROWS}; exec docker exec -it -u 1000:1000 -e TERM=xterm-256color -e LANG=C.UTF-8 ` +
+    `stty cols ${COLS} rows ${ROWS}; exec docker exec -it -e TERM=xterm-256color -e LANG=C.UTF-8 ` +
     `${containerId} tmux attach-session -t claude`;
   const child = spawn('script', ['-qfc', cmd, '/dev/null'], { stdio: ['pipe', 'pipe', 'pipe'], env: { ...process.env, TERM: 'xterm-256color' } });
   c.direct = child;

@@ -420,7 +420,7 @@ async function main(): Promise<void> {
       berth: ['ssh', '-tt', ...cluster.sshArgs('alice', ['-o', 'LogLevel=ERROR']), 'attach', id].join(' '),
       direct: [
         'ssh', '-tt', '-p', String(sshd.port), '-i', sshd.key, ...sshOpts(sshd.knownHosts), '-o', 'ConnectTimeout=10', 'root@127.0.0.1',
-        'docker', 'exec', '-it', '-u', '1000:1000', '-e', 'TERM=xterm-256color', '-e', 'LANG=C.UTF-8', container.id, 'tmux', 'attach-session', '-t', 'claude',
+        'docker', 'exec', '-it', '-e', 'TERM=xterm-256color', '-e', 'LANG=C.UTF-8', container.id, 'tmux', 'attach-session', '-t', 'claude',
       ].join(' '),
     };
 
@@ -428,7 +428,7 @@ async function main(): Promise<void> {
     const attach = await benchAttach(s, paths);
     log('1/3 keystroke echo');
     const echo = await benchEcho(s, paths);
-    const clients = await run('docker', ['exec', '-u', '1000:1000', container.id, 'tmux', 'list-clients', '-F', 'x']).then(
+    const clients = await run('docker', ['exec', container.id, 'tmux', 'list-clients', '-F', 'x']).then(
       (r) => r.stdout.split('\n').filter((l) => l.trim() === 'x').length,
       () => -1,
     );

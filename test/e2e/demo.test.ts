@@ -120,7 +120,7 @@ test('the demo runs, keeps its sessions across Ctrl-C, and finds them again', as
   await tmux.waitFor('op', (s) => /claude@berth-[0-9a-f]{8}:~\$/.test(s), 'the session prompt', 30_000);
   tmux.type('op', 'echo kept > note.txt');
   tmux.keys('op', 'Enter');
-  await until('note written', () => fs.readFile(path.join(dir, 'agent-2', 'sessions', id, 'note.txt'), 'utf8').catch(() => ''), (t) => t === 'kept\n');
+  await until('note written', () => fs.readFile(path.join(dir, 'agent-2', 'sessions', id, 'home', 'note.txt'), 'utf8').catch(() => ''), (t) => t === 'kept\n');
   tmux.keys('op', 'C-b', 'd');
 
   await stopDemo();

@@ -20,6 +20,8 @@ export interface AgentProcessOptions {
   dir?: string;
   runLabel: string;
   config?: Record<string, unknown>;
+  /** A command the agent runs under (e.g. setpriv, to run it as a service user with capabilities). */
+  wrap?: string[];
 }
 
 export interface AgentProcess {
@@ -77,7 +79,8 @@ export async function startAgentProcess(o: AgentProcessOptions): Promise<AgentPr
   const authCode = await new Promise<number | null>((r) => auth.on('close', r));
   if (authCode !== 0) throw new Error(`authorize-shell exited ${authCode}: ${authErr}`);
 
-  const proc = spawn(process.execPath, [BERTH_BIN, 'agent', 'serve', '--config', configFile], { stdio: ['ignore', 'pipe', 'pipe'] });
+  const argv = [...(o.wrap ?? []), process.execPath, BERTH_BIN, 'agent', 'serve', '--config', configFile];
+  const proc = spawn(argv[0]!, argv.slice(1), { stdio: ['ignore', 'pipe', 'pipe'] });
   const logs: string[] = [];
   proc.stderr?.on('data', (d: Buffer) => logs.push(...d.toString().split('\n').filter(Boolean)));
   const exited = new Promise<void>((r) => proc.on('exit', () => r()));

@@ -49,6 +49,19 @@ export async function removeOwnedContainers(which: 'owner' | 'stale'): Promise<n
   return ids.length;
 }
 
+/** Removes the networks carrying the test label `value` (those in use by a container stay). */
+export async function removeTestNetworks(value: string): Promise<number> {
+  const ids = (await docker('network', 'ls', '-q', '--filter', `label=${TEST_LABEL}=${value}`)).split('\n').filter(Boolean);
+  let removed = 0;
+  for (const id of ids) {
+    await docker('network', 'rm', id).then(
+      () => (removed += 1),
+      () => undefined,
+    );
+  }
+  return removed;
+}
+
 function runIsAlive(owner: string): boolean {
   const pid = Number(owner);
   return Number.isInteger(pid) && pid > 0 && alive(pid);
@@ -81,8 +94,8 @@ export async function dockerAnswers(socket: string | null = null): Promise<boole
   );
 }
 
-/** How many tmux clients are attached inside a session container (as the containers' user). */
-export async function tmuxClientCount(container: string, user = '1000:1000'): Promise<number> {
-  const out = await docker('exec', '-u', user, container, 'tmux', 'list-clients', '-F', 'client');
+/** How many tmux clients are attached inside a session container (as the container's own user). */
+export async function tmuxClientCount(container: string): Promise<number> {
+  const out = await docker('exec', container, 'tmux', 'list-clients', '-F', 'client');
   return out.split('\n').filter((l) => l.trim() === 'client').length;
 }

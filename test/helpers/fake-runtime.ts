@@ -194,13 +194,21 @@ export class FakeRuntime implements ContainerRuntime {
     return this.listing(() => true);
   }
 
+  /** The last spec each session's container was started from. */
+  readonly specs = new Map<string, ContainerSpec>();
+
   async listSession(sessionId: string): Promise<ContainerSummary[]> {
     await this.enter('listSession', sessionId, 'list containers');
     return this.listing((c) => c.labels[LABEL_SESSION] === sessionId);
   }
 
+  async ensureNetwork(name: string): Promise<void> {
+    await this.enter('ensureNetwork', name, 'list networks');
+  }
+
   async start(spec: ContainerSpec): Promise<ContainerSummary> {
     await this.enter('start', spec.sessionId, 'create container');
+    this.specs.set(spec.sessionId, spec);
     for (const old of this.own().filter((c) => c.labels[LABEL_SESSION] === spec.sessionId)) this.remove(old);
     if (!this.images.has(spec.image)) throw dockerError('create container', httpError(404, `No such image: ${spec.image}`));
     if (spec.port > 0 && this.portInUse(spec.port, spec.protocol)) {

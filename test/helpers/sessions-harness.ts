@@ -8,7 +8,7 @@ import { LockOptions, SessionLocks } from '../../agent/store/locks';
 import { SessionStore } from '../../agent/store/session-store';
 import { silentLogger } from '../../common/logging';
 import { Protocol } from '../../common/names';
-import { SessionEntry, SessionView } from '../../common/protocol';
+import { Limits, SessionEntry, SessionView } from '../../common/protocol';
 import { FakeRuntime } from './fake-runtime';
 import { until } from './wait';
 
@@ -55,6 +55,9 @@ export interface HarnessOptions {
   /** The clock moves with real time (see FakeClock); it stands still by default. */
   realTime?: boolean;
   maxSessions?: number | null;
+  /** The agent's default and maximum limits (none by default). */
+  limits?: Limits;
+  maxLimits?: Limits;
   /** Start the agent with Docker down. */
   down?: boolean;
   /** Another store over the same root (a test double of the store). */
@@ -108,9 +111,12 @@ async function harnessOn(root: string, o: HarnessOptions): Promise<Harness> {
       command: 'bash',
       publishAddress: '127.0.0.1',
       dnsServers: [],
-      limits: {},
+      limits: o.limits ?? {},
+      maxLimits: o.maxLimits,
       user: { uid: 1000, gid: 1000 },
       extraLabels: {},
+      network: 'berth',
+      readOnlyRoot: true,
       stopTimeoutSec: 1,
     },
     { maxSessions: o.maxSessions ?? null, orphanGraceMs: o.orphanGraceMs ?? 60_000, reconcileIntervalMs: o.reconcileIntervalMs ?? 0 },

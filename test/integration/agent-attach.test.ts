@@ -161,8 +161,8 @@ describe('attached operators', () => {
       expect(a.output).not.toContain(`carol-ran-$((6*7))-${tag}`);
     }
     // The positive control: alice's file is there, carol's is not.
-    expect(existsSync(path.join(agent.root, sessionId, `alice-${tag}`))).toBe(true);
-    expect(existsSync(path.join(agent.root, sessionId, `carol-${tag}`))).toBe(false);
+    expect(existsSync(path.join(agent.root, sessionId, 'home', `alice-${tag}`))).toBe(true);
+    expect(existsSync(path.join(agent.root, sessionId, 'home', `carol-${tag}`))).toBe(false);
   });
 
   test('closing one attach ends exactly that tmux client; the others keep working', async () => {

@@ -105,7 +105,7 @@ describe('invalid params: BAD_REQUEST naming the field, nothing on disk', () => 
     await expectBadRequest('list', {}, 'v', { v: '1' });
     await expectBadRequest('list', {}, 'operator', { operator: 'Not A User' });
     expect((await client.call('list', {})).sessions).toEqual([]);
-    expect(await rootEntries()).toEqual(['.agent.pid']);
+    expect(await rootEntries()).toEqual(['.agent.pid', '.berth-layout']);
   });
 });
 

@@ -57,13 +57,13 @@ test('containers run as the configured user, which has a name inside even if the
     const c = await odd.connect();
     const s = await c.call('create', { name: 'odd-uid' });
     const id = s.kind === 'session' ? s.meta.id : '';
-    expect((await fs.stat(path.join(odd.root, id))).uid).toBe(4242);
+    expect((await fs.stat(path.join(odd.root, id, 'home'))).uid).toBe(4242);
     const a = await c.attach({ session: id });
     expect((await a.ready).ok).toBe(true);
     a.write('echo "who=$(whoami) home=$HOME" > who.txt\r');
-    await until('who.txt written', () => fs.readFile(path.join(odd.root, id, 'who.txt'), 'utf8').catch(() => ''), (t) => t !== '');
-    expect(await fs.readFile(path.join(odd.root, id, 'who.txt'), 'utf8')).toBe('who=claude home=/home/claude\n');
-    expect((await fs.stat(path.join(odd.root, id, 'who.txt'))).uid).toBe(4242);
+    await until('who.txt written', () => fs.readFile(path.join(odd.root, id, 'home', 'who.txt'), 'utf8').catch(() => ''), (t) => t !== '');
+    expect(await fs.readFile(path.join(odd.root, id, 'home', 'who.txt'), 'utf8')).toBe('who=claude home=/home/claude\n');
+    expect((await fs.stat(path.join(odd.root, id, 'home', 'who.txt'))).uid).toBe(4242);
     a.close();
   } finally {
     await odd.dispose();

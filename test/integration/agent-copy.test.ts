@@ -6,7 +6,7 @@ import { spawn } from 'node:child_process';
 import { promises as fs, readdirSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
-import { copiesDieWithAgent } from '../../agent/store/copy';
+import { copiesDieWithAgent } from '../../agent/store/trees';
 import { REPO_ROOT } from '../helpers/agent-process';
 import { processesMentioning } from '../helpers/procs';
 
@@ -32,7 +32,7 @@ test('SIGKILL of the copying process ends the copy at once', async () => {
 
   await fs.mkdir(dst);
   const sources = await fs.readdir(src);
-  const script = `require(${JSON.stringify(path.join(REPO_ROOT, 'dist/agent/store/copy.js'))}).copyEntries(process.argv[1], JSON.parse(process.argv[2]), process.argv[3])`;
+  const script = `require(${JSON.stringify(path.join(REPO_ROOT, 'dist/agent/store/trees.js'))}).copyEntries(process.argv[1], JSON.parse(process.argv[2]), process.argv[3], 60000)`;
   const copier = spawn(process.execPath, ['-e', script, src, JSON.stringify(sources), dst], { stdio: 'ignore' });
   const exited = new Promise((r) => copier.once('exit', r));
   try {

@@ -50,11 +50,13 @@ async function views(): Promise<SessionView[]> {
   return (await client.call('list', {})).sessions.map(view);
 }
 
-const leftovers = async (): Promise<string[]> => (await fs.readdir(agent.root)).filter((n) => n.startsWith('.'));
+/** Crash leftovers: dot entries of the root but the agent's own pid and layout files. */
+const leftovers = async (): Promise<string[]> =>
+  (await fs.readdir(agent.root)).filter((n) => n.startsWith('.') && n !== '.agent.pid' && n !== '.berth-layout');
 
 /** Files of a home that have their full size. */
 async function wholeFiles(id: string): Promise<number> {
-  const dir = path.join(agent.root, id, 'big');
+  const dir = path.join(agent.root, id, 'home', 'big');
   const names = await fs.readdir(dir).catch(() => [] as string[]);
   const sizes = await Promise.all(names.map(async (n) => (await fs.stat(path.join(dir, n))).size));
   return sizes.filter((s) => s === FILE_BYTES).length;
@@ -62,7 +64,7 @@ async function wholeFiles(id: string): Promise<number> {
 
 /** The crash leftovers are swept, and every session the agent shows has its metadata. */
 async function expectWholeRoot(): Promise<SessionView[]> {
-  await until('crash leftovers swept', leftovers, (l) => l.every((n) => n === '.agent.pid'), 10_000);
+  await until('crash leftovers swept', leftovers, (l) => l.length === 0, 10_000);
   const all = await views();
   for (const v of all) expect(existsSync(path.join(agent.root, v.meta.id, 'session.json'))).toBe(true);
   return all;
@@ -77,7 +79,7 @@ async function clearLock(id: string): Promise<void> {
 test('kill -9 at many points of a large clone of a running session: the agent always starts again', async () => {
   const rng = seededRng('clone kill points');
   const src = view(await client.call('create', { name: 'big-source' })).meta.id;
-  const dir = path.join(agent.root, src, 'big');
+  const dir = path.join(agent.root, src, 'home', 'big');
   await fs.mkdir(dir);
   const block = Buffer.alloc(FILE_BYTES, 0x5a);
   for (let i = 0; i < FILES; i++) await fs.writeFile(path.join(dir, `f${i}`), block);
@@ -130,7 +132,7 @@ test('kill -9 at a random point of any operation: the agent starts and every ses
   for (let round = 0; round < OP_ROUNDS; round++) {
     // A session to work on, with something in its home.
     const target = view(await client.call('create', { name: `round-${round}` })).meta.id;
-    await fs.writeFile(path.join(agent.root, target, 'notes.txt'), 'x'.repeat(1 << 20));
+    await fs.writeFile(path.join(agent.root, target, 'home', 'notes.txt'), 'x'.repeat(1 << 20));
     if (rng.next() < 0.5) await client.call('restart', { session: target });
     const before = new Set((await views()).map((v) => v.meta.id));
 
@@ -151,7 +153,7 @@ test('kill -9 at a random point of any operation: the agent starts and every ses
     if (ids.has(target)) {
       const t = all.find((v) => v.meta.id === target) as SessionView;
       expect([`round-${round}`, `renamed-${round}`]).toContain(t.meta.name);
-      expect((await fs.readFile(path.join(agent.root, target, 'notes.txt'))).length).toBe(1 << 20);
+      expect((await fs.readFile(path.join(agent.root, target, 'home', 'notes.txt'))).length).toBe(1 << 20);
       await clearLock(target);
     }
     outcomes.push(`${op} +${delay} ms: ${ids.has(target) ? 'kept' : 'gone'}, ${added.length} added`);

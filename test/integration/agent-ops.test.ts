@@ -5,6 +5,7 @@
 import { promises as fs } from 'node:fs';
 import path from 'node:path';
 import { randomUUID } from 'node:crypto';
+import { DEFAULT_SESSION_USER } from '../../agent/config';
 import { AgentClient, view, refusal } from '../helpers/agent-client';
 import { AgentProcess, startAgentProcess } from '../helpers/agent-process';
 import { docker, removeTestContainers } from '../helpers/docker';
@@ -93,8 +94,8 @@ describe('agent ops against real Docker', () => {
     expect(c.State.Running).toBe(true);
     expect(c.Config.Labels).toMatchObject({ 'berth.session': s.meta.id, 'berth.agent': agent.id, 'berth.test': runLabel });
     const home = c.Mounts.find((m) => m.Destination === '/home/claude');
-    expect(home?.Source).toBe(path.join(agent.root, s.meta.id));
-    expect(c.Config.User).toBe('1000:1000');
+    expect(home?.Source).toBe(path.join(agent.root, s.meta.id, 'home'));
+    expect(c.Config.User).toBe(`${DEFAULT_SESSION_USER.uid}:${DEFAULT_SESSION_USER.gid}`);
     expect(c.HostConfig.Memory).toBe(512 * 1024 * 1024);
     expect(c.HostConfig.NanoCpus).toBe(1e9);
     expect(c.HostConfig.PidsLimit).toBe(256);
@@ -145,8 +146,8 @@ describe('agent ops against real Docker', () => {
   test('clone copies the home (not the lock) to a new uuid with port 0 and no dns; a running source keeps running', async () => {
     const src = await create('source', { port: await freePort(), dns: 'clone-src' });
     const srcDir = path.join(agent.root, src.meta.id);
-    await fs.mkdir(path.join(srcDir, 'work'), { recursive: true });
-    await fs.writeFile(path.join(srcDir, 'work', 'notes.txt'), 'remember the milk\n');
+    await fs.mkdir(path.join(srcDir, 'home', 'work'), { recursive: true });
+    await fs.writeFile(path.join(srcDir, 'home', 'work', 'notes.txt'), 'remember the milk\n');
     await client.call('restart', { session: src.meta.id });
 
     const c = view(await client.call('clone', { session: src.meta.id }));
@@ -155,7 +156,7 @@ describe('agent ops against real Docker', () => {
     expect(c.state).toBe('-');
     expect(c.container).toBeNull();
     const cloneDir = path.join(agent.root, c.meta.id);
-    expect(await fs.readFile(path.join(cloneDir, 'work', 'notes.txt'), 'utf8')).toBe('remember the milk\n');
+    expect(await fs.readFile(path.join(cloneDir, 'home', 'work', 'notes.txt'), 'utf8')).toBe('remember the milk\n');
     expect(await exists(path.join(cloneDir, 'session.lock'))).toBe(false);
     expect(JSON.parse(await fs.readFile(path.join(cloneDir, 'session.json'), 'utf8'))).toEqual(c.meta);
 
@@ -167,7 +168,7 @@ describe('agent ops against real Docker', () => {
 
     const named = view(await client.call('clone', { session: c.meta.id, name: 'named-clone' }));
     expect(named.meta.name).toBe('named-clone');
-    expect(await fs.readFile(path.join(agent.root, named.meta.id, 'work', 'notes.txt'), 'utf8')).toBe('remember the milk\n');
+    expect(await fs.readFile(path.join(agent.root, named.meta.id, 'home', 'work', 'notes.txt'), 'utf8')).toBe('remember the milk\n');
   });
 
   test('kill removes the container and keeps the directory; background counts only the caller\'s attaches', async () => {

@@ -39,7 +39,7 @@ test('the session command exits → a session event with state - (DESIGN: "the s
   await client.call('restart', { session: id });
   await new Promise((r) => setTimeout(r, 1500));
   const from = log.events.length;
-  await docker('exec', '-u', '1000:1000', `berth-${id}`, 'tmux', 'send-keys', '-t', 'claude', 'exit', 'Enter');
+  await docker('exec', `berth-${id}`, 'tmux', 'send-keys', '-t', 'claude', 'exit', 'Enter');
   await log.waitFor(stateOf(id, '-'), 3000, from);
 });
 
@@ -54,7 +54,7 @@ test('list shows a session.json corrupted while the agent runs as broken', async
 test('an op that holds the lock past one refresh leaves no lock behind', async () => {
   const s = await client.call('create', { name: 'big-home' });
   const id = entryId(s);
-  const many = path.join(agent.root, id, 'many');
+  const many = path.join(agent.root, id, 'home', 'many');
   await fs.mkdir(many);
   for (let i = 0; i < 40000; i++) await fs.writeFile(path.join(many, `f${i}`), 'x');
   await client.call('clone', { session: id }); // cp -a of 40k files: ~2 s, over the 1 s lock refresh

@@ -46,7 +46,7 @@ async function createRunning(name: string): Promise<string> {
 
 /** ~300 MB of real (not sparse) files in a session's home. */
 async function fillHome(id: string): Promise<void> {
-  const dir = path.join(agent.root, id, 'big');
+  const dir = path.join(agent.root, id, 'home', 'big');
   await fs.mkdir(dir);
   const block = Buffer.alloc(BIG_FILE_BYTES, 0x5a);
   for (let i = 0; i < BIG_FILES; i++) await fs.writeFile(path.join(dir, `f${i}`), block);
@@ -54,7 +54,7 @@ async function fillHome(id: string): Promise<void> {
 
 /** True when the session's home has every big file at full size. */
 async function homeIsWhole(id: string): Promise<boolean> {
-  const dir = path.join(agent.root, id, 'big');
+  const dir = path.join(agent.root, id, 'home', 'big');
   const names = await fs.readdir(dir).catch(() => [] as string[]);
   if (names.length !== BIG_FILES) return false;
   const sizes = await Promise.all(names.map(async (n) => (await fs.stat(path.join(dir, n))).size));

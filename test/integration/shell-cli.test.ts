@@ -8,6 +8,7 @@ import path from 'node:path';
 import { randomUUID } from 'node:crypto';
 import { freePort } from '../helpers/ports';
 import { Cluster, SshResult, startCluster, until } from '../helpers/cluster';
+import { rawChars } from '../helpers/raw-text';
 import type { AgentJson, SessionJson } from '../../shell/cli/format';
 
 const runLabel = `shcli-${randomUUID().slice(0, 8)}`;
@@ -215,6 +216,17 @@ test('DNS names are cluster-wide, also under concurrent creates, and free again 
   expect(await sessionOp(`create --name dns3-${tag} --agent agent-2 --dns d-${tag}`)).toEqual(expect.objectContaining({ agent: 'agent-2', dns: `d-${tag}` }));
 });
 
+test('limits: create and edit take --memory, --cpus, --pids up to the agent\'s maximums', async () => {
+  const s = await sessionOp(`create --name lim-${tag} --agent agent-1 --memory 1g --cpus 0.5 --pids 300`);
+  expect(s.limits).toEqual({ memoryMb: 1024, cpus: 0.5, pids: 300 });
+  expect((await sessionOp(`edit ${s.id} --memory 768m`)).limits).toEqual({ memoryMb: 768, cpus: 0.5, pids: 300 });
+  expectRefused(await cli(`edit ${s.id} --pids 100000`), 'BAD_REQUEST', "limits: pids 100000 is above this agent's maximum of 32768");
+  expectUsage(await cli(`edit ${s.id} --memory lots`), '--memory must be a size in MB, like 512, 512m or 4g');
+  expectUsage(await cli(`edit ${s.id} --cpus -1`), '--cpus must be a number like 0.5 or 2');
+  expect((await find(s.id))?.limits).toEqual({ memoryMb: 768, cpus: 0.5, pids: 300 });
+  expect((await cli(`delete ${s.id} --yes`)).code).toBe(0);
+});
+
 test('usage errors exit 2 with the usage text; an agent refusal is shown verbatim', async () => {
   const before = (await list()).length;
   const cases: Array<[string, string]> = [
@@ -287,4 +299,33 @@ test('attach without a terminal and a plain shell request are refused clearly', 
   expect(sh.code).toBe(2);
   expect(sh.err).toMatch(/^berth: the menu .+/m);
   expect(sh.err).not.toMatch(/^ {4}at /m);
+});
+
+/** The session.json of session `id` in an agent's root, wherever the store keeps it there. */
+async function sessionFile(root: string, id: string): Promise<string> {
+  const found: string[] = [];
+  const walk = async (dir: string, depth: number): Promise<void> => {
+    for (const e of await fs.readdir(dir, { withFileTypes: true })) {
+      const p = path.join(dir, e.name);
+      if (e.isFile() && e.name === 'session.json' && (await fs.readFile(p, 'utf8')).includes(id)) found.push(p);
+      else if (e.isDirectory() && depth < 2 && e.name !== 'home') await walk(p, depth + 1);
+    }
+  };
+  await walk(root, 0);
+  expect(found).toHaveLength(1);
+  return found[0] ?? '';
+}
+
+test('an agent error quoting a corrupt session.json arrives on stderr with its control characters escaped', async () => {
+  const s = await sessionOp(`create --name esc-${tag} --agent agent-2`);
+  const file = await sessionFile(cluster.agents[1]?.root ?? '', s.id);
+  const meta = JSON.parse(await fs.readFile(file, 'utf8')) as Record<string, unknown>;
+  // A field whose name would set the terminal's title, clear the screen, ask for the cursor position
+  // (C1 CSI) and reverse the text, if printed raw: the agent's refusal quotes it.
+  await fs.writeFile(file, JSON.stringify({ ...meta, '\u001b]0;pwned\u0007\u001b[2J\u009b6n\u202e': 1 }));
+  const r = await cli(`restart ${s.id}`);
+  expectRefused(r, 'CONFLICT', /unknown field "\\x1b\]0;pwned\\x07\\x1b\[2J\\x9b6n\\u202e"/);
+  expect(rawChars(r.err, { lines: true })).toEqual([]);
+  expect(r.err.split('\n')).toHaveLength(2);
+  expect((await cli(`delete ${s.id} --yes`)).code).toBe(0);
 });

@@ -1,4 +1,4 @@
-import { UsageError, intFlag, parseFlags, splitWords } from '../../shell/cli/args';
+import { UsageError, cpusFlag, intFlag, limitsFromFlags, memoryFlag, parseFlags, splitWords } from '../../shell/cli/args';
 
 describe('splitWords', () => {
   it('splits on blanks and keeps quoted text whole, expanding nothing', () => {
@@ -33,5 +33,21 @@ describe('parseFlags', () => {
     expect(intFlag('-1', 'port')).toBe(-1);
     expect(intFlag(undefined, 'port')).toBeUndefined();
     expect(() => intFlag('8o', 'port')).toThrow('--port must be a whole number');
+  });
+});
+
+describe('limit flags', () => {
+  it('reads memory in MB or with m/g, CPUs as decimals, pids as whole numbers', () => {
+    expect(limitsFromFlags({ memory: '512' })).toEqual({ memoryMb: 512 });
+    expect(limitsFromFlags({ memory: '4g', cpus: '0.5', pids: '300' })).toEqual({ memoryMb: 4096, cpus: 0.5, pids: 300 });
+    expect(limitsFromFlags({ memory: '768M' })).toEqual({ memoryMb: 768 });
+    expect(limitsFromFlags({ name: 'x' })).toBeUndefined();
+  });
+
+  it('names the flag that is wrong', () => {
+    expect(() => memoryFlag('1.5g')).toThrow(new UsageError('--memory must be a size in MB, like 512, 512m or 4g'));
+    expect(() => memoryFlag(true)).toThrow(UsageError);
+    expect(() => cpusFlag('-1')).toThrow('--cpus must be a number like 0.5 or 2');
+    expect(() => limitsFromFlags({ pids: 'many' })).toThrow('--pids must be a whole number');
   });
 });

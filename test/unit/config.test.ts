@@ -49,4 +49,9 @@ describe('agent config', () => {
     const f = await write(JSON.stringify({ id: 'host-1', publishAddress: 'localhost' }));
     expect(() => loadAgentConfig(f)).toThrow('publishAddress: must be an IP address');
   });
+
+  it('refuses default limits above the maximums', async () => {
+    const f = await write(JSON.stringify({ id: 'host-1', limits: { memoryMb: 8192 }, maxLimits: { memoryMb: 4096 } }));
+    expect(() => loadAgentConfig(f)).toThrow(`config ${f}: limits.memoryMb: is above maxLimits.memoryMb (4096)`);
+  });
 });

@@ -269,10 +269,13 @@ describe('dispatching keys', () => {
       ['protocol', 'tcp'],
       ['port', '1001'],
       ['dns', 'webdns'],
+      ['memory MB', ''],
+      ['cpus', ''],
+      ['pids', ''],
     ]);
-    await form.submit(['web', 'udp', '', 'webdns']);
+    await form.submit(['web', 'udp', '', 'webdns', '2g', '', '']);
     expect(m.calls).toEqual([
-      ['edit', ID, { name: 'web', protocol: 'udp', port: 0, dns: 'webdns' }],
+      ['edit', ID, { name: 'web', protocol: 'udp', port: 0, dns: 'webdns', limits: { memoryMb: 2048 } }],
       ['say', 'edited web: restart it to apply', false],
     ]);
   });
@@ -304,7 +307,7 @@ describe('N: a new session', () => {
     expect(m.opened.picker).toBeUndefined();
     const form = m.opened.form!;
     expect(form.title).toBe('new session on agent-1');
-    expect(form.fields.map((f) => f.value)).toEqual(['', 'tcp', '', '']);
+    expect(form.fields.map((f) => f.value)).toEqual(['', 'tcp', '', '', '', '', '']);
     await form.submit(['web', 'tcp', '-1', 'webdns']);
     expect(m.calls).toEqual([
       ['create', { name: 'web', agent: 'agent-1', protocol: 'tcp', port: -1, dns: 'webdns' }],
@@ -332,7 +335,18 @@ describe('N: a new session', () => {
 });
 
 describe('session form fields', () => {
-  const [name, protocol, port, dns] = sessionFields('', 'tcp', '', '');
+  const [name, protocol, port, dns, memory, cpus, pids] = sessionFields('', 'tcp', '', '', undefined, { memoryMb: 4096, cpus: 2, pids: 1024 });
+
+  it('checks limits as typed against the agent\'s maximums; empty means the default', () => {
+    expect(memory?.check('')).toBeNull();
+    expect(memory?.check('4g')).toBeNull();
+    expect(memory?.check('5g')).toBe('at most 4096 on this agent');
+    expect(memory?.check('lots')).toBe('must be a size in MB, like 512, 512m or 4g');
+    expect(cpus?.check('0.5')).toBeNull();
+    expect(cpus?.check('3')).toBe('at most 2 on this agent');
+    expect(pids?.check('1.5')).toBe('must be a whole number');
+    expect(sessionFields('web', 'tcp', '0', '', { memoryMb: 512, pids: 64 }).slice(4).map((f) => f.value)).toEqual(['512', '', '64']);
+  });
 
   it('checks each value as typed', () => {
     expect(name?.check('no good')).toMatch(/^must be 1-64 letters, digits/);

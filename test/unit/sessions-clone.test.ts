@@ -34,15 +34,15 @@ afterEach(() => h.dispose());
 
 async function createSession(name: string, running: boolean): Promise<string> {
   const id = asView(await h.sessions.create({ name, protocol: 'tcp', port: 0, dns: '' }, 'alice')).meta.id;
-  await fs.mkdir(path.join(h.root, id, 'work'));
-  await fs.writeFile(path.join(h.root, id, 'work', 'notes.txt'), `home of ${name}`);
+  await fs.mkdir(path.join(h.root, id, 'home', 'work'));
+  await fs.writeFile(path.join(h.root, id, 'home', 'work', 'notes.txt'), `home of ${name}`);
   if (running) expect(asView(await h.sessions.restart(id, 'alice')).state).toBe('R');
   return id;
 }
 
 /** Session folders in the root other than `except`, and any staging or trash leftovers. */
 async function othersIn(except: string): Promise<string[]> {
-  return (await fs.readdir(h.root)).filter((n) => n !== except && n !== '.agent.pid');
+  return (await fs.readdir(h.root)).filter((n) => n !== except && n !== '.agent.pid' && n !== '.berth-layout');
 }
 
 test('a clone of a running source pauses it for the copy and unpauses it after', async () => {
@@ -58,7 +58,7 @@ test('a clone of a running source pauses it for the copy and unpauses it after',
   // Held just before the unpause: the copy is whole, the source still paused and locked by the clone.
   const [copyId = ''] = await othersIn(src);
   expect(copyId).toMatch(UUID_RE);
-  expect(await fs.readFile(path.join(h.root, copyId, 'work', 'notes.txt'), 'utf8')).toBe('home of src');
+  expect(await fs.readFile(path.join(h.root, copyId, 'home', 'work', 'notes.txt'), 'utf8')).toBe('home of src');
   expect(h.fake.container(cid)?.state).toBe('paused');
   expect(asView(await h.sessions.get(src)).lock).toMatchObject({ operator: 'bob', op: 'clone', stale: false });
   // An attach meanwhile is told to wait for the clone, and never reaches the paused container.
@@ -95,7 +95,7 @@ test('a clone whose copy fails still unpauses the source and leaves nothing behi
   // And the next clone works.
   store.failCopy = false;
   const copy = asView(await h.sessions.clone({ session: src, name: 'second' }, 'bob'));
-  expect(existsSync(path.join(h.root, copy.meta.id, 'work', 'notes.txt'))).toBe(true);
+  expect(existsSync(path.join(h.root, copy.meta.id, 'home', 'work', 'notes.txt'))).toBe(true);
   expect(h.fake.callsOn(cid, ['pause', 'unpause'])).toEqual(['pause', 'unpause', 'pause', 'unpause']);
 });
 
@@ -109,7 +109,7 @@ test('a clone of a stopped source never pauses it', async () => {
 
   const copies = [asView(await h.sessions.clone({ session: never }, 'bob')), asView(await h.sessions.clone({ session: died }, 'bob'))];
   expect(copies.map((c) => c.meta.name)).toEqual(['never-started-copy', 'died-copy']);
-  for (const c of copies) expect(await fs.readFile(path.join(h.root, c.meta.id, 'work', 'notes.txt'), 'utf8')).toMatch(/^home of /);
+  for (const c of copies) expect(await fs.readFile(path.join(h.root, c.meta.id, 'home', 'work', 'notes.txt'), 'utf8')).toMatch(/^home of /);
   expect(h.fake.calls.filter((c) => c.method === 'pause' || c.method === 'unpause')).toEqual([]);
   // The dead container is left as it was: clone starts nothing and removes nothing.
   expect(h.fake.container(cid)?.state).toBe('exited');

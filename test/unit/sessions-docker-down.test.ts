@@ -63,7 +63,7 @@ test('with Docker down, Docker-bound operations are refused at once, nothing is 
   expect(asView(await h.sessions.edit({ session: stopped, name: 'renamed' }, 'alice')).meta.name).toBe('renamed');
 
   // Nothing was half done: every folder is there, no lock or staging left, the container untouched.
-  expect((await fs.readdir(h.root)).sort()).toEqual([running, stopped, made.meta.id].sort());
+  expect((await fs.readdir(h.root)).filter((n) => !n.startsWith('.')).sort()).toEqual([running, stopped, made.meta.id].sort());
   for (const id of [running, stopped, made.meta.id]) expect(lockLeft(id)).toBe(false);
   expect(h.fake.container(cid)?.state).toBe('running');
   // Of the calls that change a container, only the clone's pause was tried (and refused).

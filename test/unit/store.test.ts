@@ -1,4 +1,5 @@
-import { spawn } from 'node:child_process';
+import { execFile, spawn } from 'node:child_process';
+import { promisify } from 'node:util';
 import { promises as fs } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
@@ -6,6 +7,8 @@ import { randomUUID } from 'node:crypto';
 import { SessionStore } from '../../agent/store/session-store';
 import { SessionMeta } from '../../common/protocol';
 import { BerthError } from '../../common/errors';
+
+const run = promisify(execFile);
 
 let root: string;
 let store: SessionStore;
@@ -76,24 +79,80 @@ describe('SessionStore', () => {
     expect(await store.read(a.id)).toMatchObject({ kind: 'broken', reason: expect.stringContaining('does not match') });
   });
 
+  it('makes each session folder the agent\'s and its home private', async () => {
+    const a = meta();
+    await store.create(a);
+    expect((await fs.stat(store.dir(a.id))).mode & 0o777).toBe(0o700);
+    expect((await fs.stat(store.home(a.id))).mode & 0o777).toBe(0o700);
+    expect(store.home(a.id)).toBe(path.join(root, a.id, 'home'));
+  });
+
+  it('marks a session broken, without reading through it, when session.json is a link, a FIFO or huge', async () => {
+    const [a, b, c] = [meta(), meta(), meta()];
+    for (const m of [a, b, c]) await store.create(m);
+    const secret = path.join(root, 'secret.json');
+    await fs.writeFile(secret, JSON.stringify(a));
+    await fs.rm(path.join(root, a.id, 'session.json'));
+    await fs.symlink(secret, path.join(root, a.id, 'session.json'));
+    await fs.rm(path.join(root, b.id, 'session.json'));
+    await run('mkfifo', [path.join(root, b.id, 'session.json')]);
+    await fs.writeFile(path.join(root, c.id, 'session.json'), Buffer.alloc(1024 * 1024, 0x20));
+    expect(await store.read(a.id)).toEqual({ kind: 'broken', id: a.id, reason: 'session.json unreadable: symlink' });
+    expect(await store.read(b.id)).toEqual({ kind: 'broken', id: b.id, reason: 'session.json unreadable: not a regular file' });
+    expect(await store.read(c.id)).toMatchObject({ kind: 'broken', reason: expect.stringContaining('too large') });
+  });
+
+  it('marks a session whose home is gone broken', async () => {
+    const a = meta();
+    await store.create(a);
+    await fs.rm(store.home(a.id), { recursive: true });
+    expect(await store.read(a.id)).toEqual({ kind: 'broken', id: a.id, reason: 'home folder is missing' });
+  });
+
+  it('hands a home to a new containers\' user, links never followed, root\'s files left alone', async () => {
+    expect(process.getuid?.()).toBe(0); // chown needs root (CI runs as root)
+    const owned = new SessionStore({ root, owner: { uid: 61001, gid: 61001 } });
+    const a = meta();
+    await owned.create(a);
+    const home = owned.home(a.id);
+    expect((await fs.lstat(home)).uid).toBe(61001);
+    const outside = path.join(root, 'outside');
+    await fs.writeFile(outside, 'x');
+    await fs.mkdir(path.join(home, 'd'));
+    await fs.writeFile(path.join(home, 'd', 'f'), 'x');
+    await fs.symlink(outside, path.join(home, 'link'));
+    await fs.writeFile(path.join(home, 'roots'), 'x');
+    // As if the home came from an agent whose containers ran as uid 1234.
+    for (const p of [home, path.join(home, 'd'), path.join(home, 'd', 'f'), path.join(home, 'link')]) await fs.lchown(p, 1234, 1234);
+    await fs.chmod(home, 0o755);
+    await owned.claimHome(a.id);
+    for (const p of [home, path.join(home, 'd'), path.join(home, 'd', 'f'), path.join(home, 'link')]) {
+      expect((await fs.lstat(p)).uid).toBe(61001);
+    }
+    expect((await fs.lstat(home)).mode & 0o777).toBe(0o700);
+    expect((await fs.lstat(path.join(home, 'roots'))).uid).toBe(0);
+    expect((await fs.lstat(outside)).uid).toBe(0);
+  });
+
   it('rewrites metadata atomically, leaving no temp files', async () => {
     const a = meta();
     await store.create(a);
     await store.write({ ...a, name: 'renamed' });
     expect(await store.read(a.id)).toMatchObject({ meta: { name: 'renamed' } });
-    expect(await fs.readdir(path.join(root, a.id))).toEqual(['session.json']);
+    expect((await fs.readdir(path.join(root, a.id))).sort()).toEqual(['home', 'session.json']);
   });
 
   it('clones the home but not the lock, with new metadata', async () => {
     const a = meta();
     await store.create(a);
-    await fs.mkdir(path.join(root, a.id, 'work'));
-    await fs.writeFile(path.join(root, a.id, 'work', 'notes.txt'), 'hello');
+    await fs.mkdir(path.join(store.home(a.id), 'work'));
+    await fs.writeFile(path.join(store.home(a.id), 'work', 'notes.txt'), 'hello');
     await fs.mkdir(path.join(root, a.id, 'session.lock'));
     const b = meta({ name: 'copy' });
     await store.clone(a.id, b);
-    expect(await fs.readFile(path.join(root, b.id, 'work', 'notes.txt'), 'utf8')).toBe('hello');
-    expect((await fs.readdir(path.join(root, b.id))).sort()).toEqual(['session.json', 'work']);
+    expect(await fs.readFile(path.join(store.home(b.id), 'work', 'notes.txt'), 'utf8')).toBe('hello');
+    expect((await fs.readdir(path.join(root, b.id))).sort()).toEqual(['home', 'session.json']);
+    expect(await fs.readdir(store.home(b.id))).toEqual(['work']);
     expect(await store.read(b.id)).toEqual({ kind: 'ok', meta: b });
   });
 
@@ -144,20 +203,26 @@ describe('SessionStore', () => {
 });
 
 describe('clone', () => {
-  it('copies the home but never the source\'s records, even while they are rewritten', async () => {
+  it('copies the home, links as links and FIFOs as FIFOs, but never the source\'s records', async () => {
     const src = meta({ name: 'src' });
     await store.create(src);
     const dir = store.dir(src.id);
-    await fs.mkdir(path.join(dir, 'project'));
-    await fs.writeFile(path.join(dir, 'project', 'a.txt'), 'hello');
-    await fs.writeFile(path.join(dir, '.bashrc'), 'export X=1\n');
+    const home = store.home(src.id);
+    await fs.mkdir(path.join(home, 'project'));
+    await fs.writeFile(path.join(home, 'project', 'a.txt'), 'hello');
+    await fs.writeFile(path.join(home, '.bashrc'), 'export X=1\n');
+    await fs.symlink('/etc/shadow', path.join(home, 'secret'));
+    await run('mkfifo', [path.join(home, 'pipe')]);
     // What an atomic rewrite of session.json leaves for a moment.
     await fs.writeFile(path.join(dir, '.session.json.0123abcd.tmp'), '{}');
     await fs.mkdir(path.join(dir, 'session.lock'));
     const copy = meta({ name: 'copy' });
     await store.clone(src.id, copy);
-    expect((await fs.readdir(store.dir(copy.id))).sort()).toEqual(['.bashrc', 'project', 'session.json']);
-    expect(await fs.readFile(path.join(store.dir(copy.id), 'project', 'a.txt'), 'utf8')).toBe('hello');
+    expect((await fs.readdir(store.dir(copy.id))).sort()).toEqual(['home', 'session.json']);
+    expect((await fs.readdir(store.home(copy.id))).sort()).toEqual(['.bashrc', 'pipe', 'project', 'secret']);
+    expect(await fs.readFile(path.join(store.home(copy.id), 'project', 'a.txt'), 'utf8')).toBe('hello');
+    expect(await fs.readlink(path.join(store.home(copy.id), 'secret'))).toBe('/etc/shadow');
+    expect((await fs.lstat(path.join(store.home(copy.id), 'pipe'))).isFIFO()).toBe(true);
     expect(await store.read(copy.id)).toEqual({ kind: 'ok', meta: copy });
   });
 
@@ -166,6 +231,6 @@ describe('clone', () => {
     await store.create(src);
     const copy = meta();
     await store.clone(src.id, copy);
-    expect(await fs.readdir(store.dir(copy.id))).toEqual(['session.json']);
+    expect(await fs.readdir(store.home(copy.id))).toEqual([]);
   });
 });
