@@ -76,7 +76,7 @@ export class SessionSteps {
   async startContainer(meta: SessionMeta): Promise<void> {
     await this.d.store.claimHome(meta.id);
     const limits = effectiveLimits(meta.limits, this.limitPolicy);
-    const summary = await this.d.runtime.start(containerSpec({ ...meta, limits }, this.d.store.home(meta.id), this.settings));
+    const summary = await this.d.runtime.start(containerSpec(meta, this.d.store.home(meta.id), this.settings, limits));
     this.parts.containers.set(summary);
     this.log.info('started container', { session: meta.id, container: summary.id.slice(0, 12) });
   }

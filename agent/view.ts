@@ -15,10 +15,15 @@ export function deriveState(running: boolean, attachCount: number, lock: LockInf
   return lock ? 'L' : '-';
 }
 
-/** True when the running container was started with other protocol, port or DNS than the metadata says. */
+/** True when the running container was started with other protocol, port, DNS or limits than the metadata says. */
 export function needsRestart(meta: SessionMeta, c: ContainerSummary | null | undefined): boolean {
   if (!c || !isRunning(c) || !c.applied) return false;
-  return c.applied.port !== meta.port || c.applied.protocol !== meta.protocol || c.applied.dns !== meta.dns;
+  if (c.applied.port !== meta.port || c.applied.protocol !== meta.protocol || c.applied.dns !== meta.dns) return true;
+  return c.applied.limits !== undefined && !sameLimits(c.applied.limits, meta.limits ?? {});
+}
+
+function sameLimits(a: Limits, b: Limits): boolean {
+  return a.memoryMb === b.memoryMb && a.cpus === b.cpus && a.pids === b.pids;
 }
 
 export function buildEntry(
@@ -64,6 +69,8 @@ export function containerSpec(
     network: string;
     readOnlyRoot: boolean;
   },
+  /** What it runs with: the session's limits over the agent's defaults, within its maximums. */
+  limits: Limits,
 ): ContainerSpec {
   return {
     sessionId: meta.id,
@@ -78,7 +85,8 @@ export function containerSpec(
     dns: meta.dns,
     publishAddress: agent.publishAddress,
     dnsServers: agent.dnsServers,
-    limits: clampLimits({ ...agent.limits, ...(meta.limits ?? {}) }, os.cpus().length),
+    limits: clampLimits(limits, os.cpus().length),
+    sessionLimits: meta.limits ?? {},
     extraLabels: agent.extraLabels,
     network: agent.network,
     readOnlyRoot: agent.readOnlyRoot,

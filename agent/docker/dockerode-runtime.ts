@@ -3,7 +3,6 @@ import { IncomingMessage } from 'node:http';
 import Docker from 'dockerode';
 import { BerthError, messageOf } from '../../common/errors';
 import { LineSplitter } from '../../common/protocol/ndjson';
-import { appliedConfigSchema } from '../../common/protocol';
 import { Logger } from '../../common/logging';
 import {
   AttachHandle,
@@ -13,11 +12,13 @@ import {
   ContainerSummary,
   LABEL_AGENT,
   LABEL_DNS,
+  LABEL_LIMITS,
   LABEL_PORT,
   LABEL_PROTOCOL,
   LABEL_ROOT,
   LABEL_SESSION,
   RuntimeEvent,
+  appliedFromLabels,
 } from './runtime';
 import { dockerError, isGoneOrDone } from './errors';
 import { ContainerExecs } from './execs';
@@ -139,6 +140,7 @@ export class DockerodeRuntime implements ContainerRuntime {
       [LABEL_PROTOCOL]: spec.protocol,
       [LABEL_PORT]: String(spec.port),
       [LABEL_DNS]: spec.dns,
+      [LABEL_LIMITS]: JSON.stringify(spec.sessionLimits),
     };
     // CgroupnsMode is in API 1.41 but not in dockerode's types.
     const hostConfig: Docker.HostConfig & { CgroupnsMode: string } = {
@@ -298,13 +300,4 @@ export function tmpOptions(memoryMb: number | undefined): string {
 /** Docker's answer when a container's network no longer exists (at create or at start). */
 function isNetworkGone(err: unknown): boolean {
   return err instanceof BerthError && /network \S+ not found/i.test(err.message);
-}
-
-function appliedFromLabels(labels: Record<string, string>) {
-  const r = appliedConfigSchema.safeParse({
-    protocol: labels[LABEL_PROTOCOL],
-    port: Number(labels[LABEL_PORT]),
-    dns: labels[LABEL_DNS] ?? '',
-  });
-  return r.success ? r.data : null;
 }

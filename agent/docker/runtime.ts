@@ -3,7 +3,8 @@
  * everything else talks to this interface (and tests of pure logic can fake it).
  */
 import { Duplex } from 'node:stream';
-import { AppliedConfig, Limits } from '../../common/protocol';
+import { AppliedConfig, appliedConfigSchema, Limits, limitsSchema } from '../../common/protocol';
+import { parseJson } from '../../common/json';
 import { Protocol } from '../../common/names';
 
 export const LABEL_SESSION = 'berth.session';
@@ -13,6 +14,8 @@ export const LABEL_ROOT = 'berth.root';
 export const LABEL_PROTOCOL = 'berth.protocol';
 export const LABEL_PORT = 'berth.port';
 export const LABEL_DNS = 'berth.dns';
+/** The session's own limits (JSON) it was started with: an edit of them shows "restart to apply". */
+export const LABEL_LIMITS = 'berth.limits';
 /** On the sessions' network: marks it as berth's (several agents on one engine share it). */
 export const LABEL_NETWORK = 'berth.network';
 
@@ -31,7 +34,10 @@ export interface ContainerSpec {
   dns: string;
   publishAddress: string;
   dnsServers: string[];
+  /** What the container runs with. */
   limits: Limits;
+  /** The session's own limits (recorded, so that an edit of them shows "restart to apply"). */
+  sessionLimits: Limits;
   extraLabels: Record<string, string>;
   /** The bridge network it joins, one where containers cannot reach each other (see ensureNetwork). */
   network: string;
@@ -105,4 +111,17 @@ export interface ContainerRuntime {
   watch(handlers: { onEvent(e: RuntimeEvent): void; onUp(): void; onDown(err: string): void }): () => void;
   /** Whether the image is present locally. */
   hasImage(image: string): Promise<boolean>;
+}
+
+/** What a container was started with, from its labels; null when they are unreadable. */
+export function appliedFromLabels(labels: Record<string, string>): AppliedConfig | null {
+  const limitsText = labels[LABEL_LIMITS];
+  const limits = limitsText === undefined ? undefined : parseJson(limitsText, limitsSchema);
+  const r = appliedConfigSchema.safeParse({
+    protocol: labels[LABEL_PROTOCOL],
+    port: Number(labels[LABEL_PORT]),
+    dns: labels[LABEL_DNS] ?? '',
+    ...(limits?.ok ? { limits: limits.value } : {}),
+  });
+  return r.success ? r.data : null;
 }

@@ -63,6 +63,8 @@ export const appliedConfigSchema = z.object({
   protocol: protocolSchema,
   port: z.number().int(),
   dns: z.string(),
+  /** The session's own limits then (absent on containers of older agents). */
+  limits: limitsSchema.optional(),
 });
 export type AppliedConfig = z.infer<typeof appliedConfigSchema>;
 

@@ -23,12 +23,14 @@ import {
   LABEL_PORT,
   LABEL_PROTOCOL,
   LABEL_ROOT,
+  LABEL_LIMITS,
   LABEL_SESSION,
   RuntimeEvent,
+  appliedFromLabels,
 } from '../../agent/docker/runtime';
 import { BerthError } from '../../common/errors';
 import { Protocol } from '../../common/names';
-import { AppliedConfig, appliedConfigSchema } from '../../common/protocol';
+import { AppliedConfig } from '../../common/protocol';
 
 export type FakeState = 'created' | 'running' | 'paused' | 'exited';
 
@@ -166,6 +168,7 @@ export class FakeRuntime implements ContainerRuntime {
       [LABEL_PROTOCOL]: applied.protocol,
       [LABEL_PORT]: String(applied.port),
       [LABEL_DNS]: applied.dns,
+      ...(applied.limits ? { [LABEL_LIMITS]: JSON.stringify(applied.limits) } : {}),
     };
     const state = o.state ?? 'running';
     this.containers.set(id, { id, labels, state, listedState: state, staleListings: 0 });
@@ -217,7 +220,7 @@ export class FakeRuntime implements ContainerRuntime {
     const id = this.addContainer({
       sessionId: spec.sessionId,
       agent: spec.agent,
-      applied: { protocol: spec.protocol, port: spec.port, dns: spec.dns },
+      applied: { protocol: spec.protocol, port: spec.port, dns: spec.dns, limits: spec.sessionLimits },
     });
     const c = this.must(id);
     Object.assign(c.labels, spec.extraLabels);
@@ -388,8 +391,7 @@ export class FakeRuntime implements ContainerRuntime {
 function summaryOf(c: FakeContainer, state: FakeState): ContainerSummary {
   const status = { created: 'Created', running: 'Up 2 seconds', paused: 'Up 2 seconds (Paused)', exited: 'Exited (137) 1 second ago' }[state];
   // From the labels, as the real one reads them: unreadable labels give null.
-  const r = appliedConfigSchema.safeParse({ protocol: c.labels[LABEL_PROTOCOL], port: Number(c.labels[LABEL_PORT]), dns: c.labels[LABEL_DNS] ?? '' });
-  const applied = r.success ? r.data : null;
+  const applied = appliedFromLabels(c.labels);
   return { id: c.id, sessionId: c.labels[LABEL_SESSION] ?? '', state, status, applied };
 }
 

@@ -122,12 +122,12 @@ describe('agent ops against real Docker', () => {
     expect(e2.meta.port).not.toBe(s.meta.port);
     expect(e2.state).toBe('R');
     expect(e2.restartNeeded).toBe(true);
-    expect(e2.container?.applied).toEqual({ protocol: 'tcp', port: s.meta.port, dns: 'before' });
+    expect(e2.container?.applied).toEqual({ protocol: 'tcp', port: s.meta.port, dns: 'before', limits: {} });
     const disk = JSON.parse(await fs.readFile(path.join(agent.root, s.meta.id, 'session.json'), 'utf8')) as { name: string; protocol: string };
     expect(disk).toMatchObject({ name: 'after-name', protocol: 'udp' });
 
     const old = await inspect(s.meta.id);
-    expect(old.Config.Labels).toMatchObject({ 'berth.protocol': 'tcp', 'berth.port': String(s.meta.port), 'berth.dns': 'before' });
+    expect(old.Config.Labels).toMatchObject({ 'berth.protocol': 'tcp', 'berth.port': String(s.meta.port), 'berth.dns': 'before', 'berth.limits': '{}' });
     expect(Object.keys(old.HostConfig.PortBindings ?? {})).toEqual([`${s.meta.port}/tcp`]);
     expect(view(await client.call('get', { session: s.meta.id })).restartNeeded).toBe(true);
 

@@ -303,6 +303,7 @@ describe('the sessions network', () => {
           publishAddress: '127.0.0.1',
           dnsServers: [],
           limits: { memoryMb: 128, pids: 64 },
+          sessionLimits: {},
           extraLabels: testLabels(runLabel),
           network: name,
           readOnlyRoot: true,

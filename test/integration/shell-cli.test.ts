@@ -224,6 +224,10 @@ test('limits: create and edit take --memory, --cpus, --pids up to the agent\'s m
   expectUsage(await cli(`edit ${s.id} --memory lots`), '--memory must be a size in MB, like 512, 512m or 4g');
   expectUsage(await cli(`edit ${s.id} --cpus -1`), '--cpus must be a number like 0.5 or 2');
   expect((await find(s.id))?.limits).toEqual({ memoryMb: 768, cpus: 0.5, pids: 300 });
+  // A running session keeps its limits until restarted, and says so.
+  expect((await cli(`restart ${s.id}`)).code).toBe(0);
+  expect((await find(s.id))?.restartNeeded).toBe(false);
+  expect((await sessionOp(`edit ${s.id} --pids 400`)).restartNeeded).toBe(true);
   expect((await cli(`delete ${s.id} --yes`)).code).toBe(0);
 });
 

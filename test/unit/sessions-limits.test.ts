@@ -33,12 +33,16 @@ test('the container gets the session\'s limits over the defaults; edit merges an
   const id = asView(await h.sessions.create({ name: 'a', protocol: 'tcp', port: 0, dns: '', limits: { cpus: 2 } }, 'alice')).meta.id;
   await h.sessions.restart(id, 'alice');
   expect(h.fake.specs.get(id)?.limits).toEqual({ memoryMb: 1024, cpus: 2, pids: 256 });
+  expect(asView(await h.sessions.get(id)).restartNeeded).toBe(false);
   const edited = asView(await h.sessions.edit({ session: id, limits: { memoryMb: 2048 } }, 'alice'));
   expect(edited.meta.limits).toEqual({ cpus: 2, memoryMb: 2048 });
+  // The running container keeps its limits until restarted, and says so.
+  expect(edited.restartNeeded).toBe(true);
   await expect(h.sessions.edit({ session: id, limits: { cpus: 3 } }, 'alice')).rejects.toMatchObject({ code: 'BAD_REQUEST' });
   await h.sessions.kill(id, 'alice');
   await h.sessions.restart(id, 'alice');
   expect(h.fake.specs.get(id)?.limits).toEqual({ memoryMb: 2048, cpus: 2, pids: 256 });
+  expect(asView(await h.sessions.get(id)).restartNeeded).toBe(false);
 });
 
 test('a session over a maximum lowered later runs at the maximum', () => {
