@@ -7,17 +7,20 @@
  */
 import { promises as fs, statSync } from 'node:fs';
 import path from 'node:path';
+import { randomUUID } from 'node:crypto';
 import lockfile from 'proper-lockfile';
 import { BerthError, messageOf, wrapError } from '../../common/errors';
 import { LockInfo, LockOwner, lockOwnerSchema } from '../../common/protocol';
 import { parseJson } from '../../common/json';
 import { Logger } from '../../common/logging';
-import { writeFileAtomic } from '../../common/atomic-file';
 import { readUntrustedFile } from './untrusted-files';
 import { LOCK_DIR, LOCK_OWNER_FILE, SESSION_FILE } from './session-store';
 
 export const MAX_LOCK_AGE_MS = 24 * 60 * 60 * 1000;
 const MAX_OWNER_BYTES = 4096;
+/** Owner records written before their lock is taken: `.session.lock.owner.<random>.pending`. */
+const PENDING_PREFIX = '.session.lock.owner.';
+const PENDING_SUFFIX = '.pending';
 
 export interface LockOptions {
   staleMs: number;
@@ -44,6 +47,22 @@ export class SessionLocks {
     } else if (current) {
       throw lockedError(current);
     }
+    const owner: LockOwner = {
+      operator,
+      op,
+      since: new Date(this.opts.now()).toISOString(),
+      pid: process.pid,
+      agentInstance: this.opts.instance,
+    };
+    // The owner record is written before the lock is taken and renamed into place after, so a
+    // holder killed in between still leaves a record saying who it was (see inspect).
+    const pending = path.join(dir, `${PENDING_PREFIX}${randomUUID().slice(0, 8)}${PENDING_SUFFIX}`);
+    try {
+      await fs.writeFile(pending, JSON.stringify(owner), { flag: 'wx', mode: 0o644 });
+    } catch (err) {
+      if ((err as NodeJS.ErrnoException).code === 'ENOENT') throw new BerthError('NOT_FOUND', 'session not found');
+      throw wrapError('write lock owner', err);
+    }
     let release: () => Promise<void>;
     try {
       release = await lockfile.lock(path.join(dir, SESSION_FILE), {
@@ -55,6 +74,7 @@ export class SessionLocks {
         onCompromised: (err) => this.opts.logger.warn('lock compromised', { dir, err: messageOf(err) }),
       });
     } catch (err) {
+      await fs.rm(pending, { force: true });
       if ((err as NodeJS.ErrnoException).code === 'ELOCKED') {
         const holder = await this.inspect(dir);
         throw holder ? lockedError(holder) : new BerthError('LOCKED', 'session is locked by another operation');
@@ -62,19 +82,14 @@ export class SessionLocks {
       if ((err as NodeJS.ErrnoException).code === 'ENOENT') throw new BerthError('NOT_FOUND', 'session not found');
       throw wrapError('take session lock', err);
     }
-    const owner: LockOwner = {
-      operator,
-      op,
-      since: new Date(this.opts.now()).toISOString(),
-      pid: process.pid,
-      agentInstance: this.opts.instance,
-    };
     try {
-      await writeFileAtomic(path.join(dir, LOCK_OWNER_FILE), JSON.stringify(owner));
+      await fs.rename(pending, path.join(dir, LOCK_OWNER_FILE));
     } catch (err) {
+      await fs.rm(pending, { force: true });
       await release().catch(() => undefined);
       throw wrapError('write lock owner', err);
     }
+    await this.removePending(dir);
     let released = false;
     return async () => {
       if (released) return;
@@ -91,9 +106,7 @@ export class SessionLocks {
     const st = statSync(path.join(dir, LOCK_DIR), { throwIfNoEntry: false });
     if (!st) return null;
     const mtimeMs = st.mtimeMs;
-    const text = await readUntrustedFile(path.join(dir, LOCK_OWNER_FILE), MAX_OWNER_BYTES).then((b) => b.toString('utf8'), () => '');
-    const r = parseJson(text, lockOwnerSchema);
-    const owner: LockOwner | null = r.ok ? r.value : null;
+    const owner = (await this.readOwner(path.join(dir, LOCK_OWNER_FILE))) ?? (await this.newestPending(dir));
     const now = this.opts.now();
     const since = owner ? Date.parse(owner.since) : mtimeMs;
     const stale = now - mtimeMs > this.opts.staleMs || now - since > MAX_LOCK_AGE_MS;
@@ -109,6 +122,33 @@ export class SessionLocks {
   async remove(dir: string): Promise<void> {
     await fs.rm(path.join(dir, LOCK_DIR), { recursive: true, force: true });
     await fs.rm(path.join(dir, LOCK_OWNER_FILE), { force: true });
+    await this.removePending(dir);
+  }
+
+  private async readOwner(file: string): Promise<LockOwner | null> {
+    const text = await readUntrustedFile(file, MAX_OWNER_BYTES).then((b) => b.toString('utf8'), () => '');
+    const r = parseJson(text, lockOwnerSchema);
+    return r.ok ? r.value : null;
+  }
+
+  private async pendingNames(dir: string): Promise<string[]> {
+    const names = await fs.readdir(dir).catch(() => [] as string[]);
+    return names.filter((n) => n.startsWith(PENDING_PREFIX) && n.endsWith(PENDING_SUFFIX));
+  }
+
+  /** The latest owner record of a holder that took the lock but died before renaming its record. */
+  private async newestPending(dir: string): Promise<LockOwner | null> {
+    let newest: LockOwner | null = null;
+    for (const n of await this.pendingNames(dir)) {
+      const o = await this.readOwner(path.join(dir, n));
+      if (o && (!newest || o.since > newest.since)) newest = o;
+    }
+    return newest;
+  }
+
+  /** Owner records of attempts that never took the lock (killed first, or refused). */
+  private async removePending(dir: string): Promise<void> {
+    for (const n of await this.pendingNames(dir)) await fs.rm(path.join(dir, n), { force: true });
   }
 }
 

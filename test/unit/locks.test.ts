@@ -25,6 +25,23 @@ describe('SessionLocks', () => {
     expect(await l.inspect(dir)).toBeNull();
   });
 
+  it('names a holder killed between taking the lock and renaming its record, and tidies records of attempts that never locked', async () => {
+    const owner = (operator: string, since: number) =>
+      JSON.stringify({ operator, op: 'delete', since: new Date(since).toISOString(), pid: 1, agentInstance: 'dead' });
+    // An attempt killed before it took the lock, then a holder killed right after taking it.
+    await fs.writeFile(path.join(dir, '.session.lock.owner.0000aaaa.pending'), owner('early', now - 5000));
+    await fs.writeFile(path.join(dir, '.session.lock.owner.1111bbbb.pending'), owner('holder', now - 100));
+    await fs.mkdir(path.join(dir, 'session.lock'));
+    const l = locks();
+    expect(await l.inspect(dir)).toMatchObject({ operator: 'holder', op: 'delete', stale: false });
+    // The next holder leaves only its own record; release leaves nothing.
+    await fs.rm(path.join(dir, 'session.lock'), { recursive: true });
+    const release = await l.acquire(dir, 'alice', 'edit');
+    expect((await fs.readdir(dir)).sort()).toEqual(['session.json', 'session.lock', 'session.lock.owner.json']);
+    await release();
+    expect(await fs.readdir(dir)).toEqual(['session.json']);
+  });
+
   it('refuses a second holder with LOCKED naming the first', async () => {
     const l = locks();
     const release = await l.acquire(dir, 'alice', 'clone');
