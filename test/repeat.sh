@@ -6,7 +6,7 @@
 #
 # PATTERN is a Jest test path pattern; by default the suites that kill, restart and race things:
 # agent crashes, restarts and pauses, the disruptive engine suite, the e2e menu and attach
-# suites, and the hostile-session, hardening, attach-size and migration suites. N defaults to 20. The log of every failed run is kept; the last line sums everything
+# suites, and the hostile-session, hardening, attach-size, attach-filter and migration suites. N defaults to 20. The log of every failed run is kept; the last line sums everything
 # up, and the exit status is non-zero when any run failed.
 set -uo pipefail
 cd "$(dirname "$0")/.."
@@ -21,7 +21,8 @@ case "$n" in '' | *[!0-9]*) echo "test:repeat: -n wants a positive count, not '$
 suites=("$@")
 if [ ${#suites[@]} -eq 0 ]; then
   suites=(test/integration/agent-crash test/integration/agent-restart test/integration/agent-pause test/disruptive test/e2e/shell-menu test/e2e/shell-attach
-    test/integration/hostile-session test/integration/container-hardening test/integration/attach-size test/integration/store-migration)
+    test/integration/hostile-session test/integration/container-hardening test/integration/attach-size test/integration/attach-filter
+    test/integration/store-migration)
 fi
 
 logs=$(mktemp -d "${TMPDIR:-/tmp}/berth-repeat-XXXXXX")

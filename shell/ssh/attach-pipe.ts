@@ -1,14 +1,17 @@
 /**
  * An operator's terminal joined to a session: the SSH channel's bytes go to the agent's attach
  * stream and back, window changes follow (clamped: the agent is only ever asked a bounded size),
- * and whichever side ends first ends the attach and records the detach. `ssh -t shell attach REF`
- * and the menu's Enter both use it.
+ * and whichever side ends first ends the attach and records the detach. What the session prints
+ * reaches the operator through a TerminalFilter (a session is untrusted code: no clipboard
+ * sequence, no DCS such as a tmux passthrough). `ssh -t shell attach REF` and the menu's Enter
+ * both use it.
  */
 import { Duplex } from 'node:stream';
 import { messageOf } from '../../common/errors';
 import { Logger } from '../../common/logging';
 import { clampTermSize } from '../../common/protocol';
 import type { Operator, ShellService } from '../service';
+import { TerminalFilter } from './terminal-filter';
 
 export interface Size {
   cols: number;
@@ -63,8 +66,11 @@ export async function openAttachPipe(o: AttachPipeOptions): Promise<AttachPipe> 
     attach.stream.write(d);
   };
   const onChannelClose = (): void => finish(false);
+  const toOperator = new TerminalFilter();
   attach.stream.on('data', (d: Buffer) => {
-    if (!finished) channel.write(d);
+    if (finished) return;
+    const safe = toOperator.push(d);
+    if (safe.length > 0) channel.write(safe);
   });
   attach.stream.on('close', () => finish(false));
   attach.stream.on('error', (err: Error) => {

@@ -4,59 +4,19 @@
  * than a real size, and a read-only viewer's size never resizes the window while an operator is
  * attached. Sizes are read from tmux itself inside the container.
  */
-import { promises as fs } from 'node:fs';
-import path from 'node:path';
 import { randomUUID } from 'node:crypto';
-import { Client, ClientChannel } from 'ssh2';
+import type { ClientChannel } from 'ssh2';
 import { SUBSYSTEMS } from '../../common/protocol';
 import { AgentClient, Attach } from '../helpers/agent-client';
 import { Cluster, startCluster } from '../helpers/cluster';
 import { docker, testContainers } from '../helpers/docker';
+import { ShellTerm, ShellTerms } from '../helpers/shell-term';
 import { until } from '../helpers/wait';
 
 const runLabel = `attsize-${randomUUID().slice(0, 8)}`;
 let cluster: Cluster;
 let agent: AgentClient;
-const shellClients: Client[] = [];
-
-/** A terminal attached through the shell with a real ssh2 client: `attach REF` on an exec channel with a pty (a viewer's is read-only). */
-interface ShellTerm {
-  channel: ClientChannel;
-  output(): string;
-  /** An SSH window-change, as a terminal resize sends it. */
-  resize(cols: number, rows: number): void;
-  closed: Promise<void>;
-}
-
-async function shellLogin(user: string): Promise<Client> {
-  const privateKey = await fs.readFile(path.join(cluster.dir, `key_${user}`));
-  const conn = new Client();
-  shellClients.push(conn);
-  await new Promise<void>((resolve, reject) => {
-    conn.once('ready', () => resolve());
-    conn.once('error', reject);
-    conn.connect({ host: '127.0.0.1', port: cluster.shell.port, username: user, privateKey, readyTimeout: 10_000 });
-  });
-  conn.on('error', () => undefined);
-  return conn;
-}
-
-async function attachThroughShell(user: string, session: string, size: { cols: number; rows: number }): Promise<ShellTerm> {
-  const conn = await shellLogin(user);
-  const channel = await new Promise<ClientChannel>((resolve, reject) =>
-    conn.exec(`attach ${session}`, { pty: { cols: size.cols, rows: size.rows, height: 0, width: 0, term: 'xterm-256color' } }, (err, ch) =>
-      err ? reject(err) : resolve(ch),
-    ),
-  );
-  let out = '';
-  channel.on('data', (d: Buffer) => {
-    out += d.toString('utf8');
-    if (out.length > 1_000_000) out = out.slice(-500_000);
-  });
-  channel.stderr.on('data', (d: Buffer) => (out += d.toString('utf8')));
-  const closed = new Promise<void>((r) => channel.on('close', () => r()));
-  return { channel, output: () => out, resize: (cols, rows) => channel.setWindow(rows, cols, 0, 0), closed };
-}
+const terms = new ShellTerms(() => cluster);
 
 /** Creates a session through the shell; returns its id. */
 async function createSession(name: string): Promise<string> {
@@ -112,7 +72,7 @@ beforeAll(async () => {
 }, 60_000);
 
 afterAll(async () => {
-  for (const c of shellClients.splice(0)) c.end();
+  terms.endAll();
   await cluster?.dispose();
   expect(await testContainers(runLabel)).toEqual([]);
 });
@@ -127,13 +87,13 @@ describe('a read-only viewer beside an operator', () => {
   });
 
   test('the operator\'s terminal sizes the window', async () => {
-    alice = await attachThroughShell('alice', session, { cols: 120, rows: 40 });
+    alice = await terms.attach('alice', session, { cols: 120, rows: 40 });
     await clientSizes(session, ['rw 120x40']);
     expect(await windowSize(session)).toBe('120x39');
   });
 
   test('a viewer at 500x200 leaves the window at the operator\'s size; its client is read-only and ignores size', async () => {
-    vic = await attachThroughShell('vic', session, { cols: 500, rows: 200 });
+    vic = await terms.attach('vic', session, { cols: 500, rows: 200 });
     // The viewer's client has its size: tmux has already worked out the window's size with it.
     await clientSizes(session, ['rw 120x40', 'ro 500x200']);
     expect(await windowSize(session)).toBe('120x39');
@@ -188,7 +148,7 @@ describe('sizes a client asks up front', () => {
   });
 
   test('an operator whose terminal is wider than 1000 columns can attach, at 500x200', async () => {
-    const t = await attachThroughShell('bob', session, { cols: 1200, rows: 300 });
+    const t = await terms.attach('bob', session, { cols: 1200, rows: 300 });
     await clientSizes(session, ['rw 500x200']);
     expect(await windowSize(session)).toBe('500x199');
     await typeAndSee(t, 'wide', [t]);
@@ -197,12 +157,12 @@ describe('sizes a client asks up front', () => {
   });
 
   test('a pty request of 50000x50000 is 500x200, for an operator and for a viewer alone', async () => {
-    const bob = await attachThroughShell('bob', session, { cols: 50000, rows: 50000 });
+    const bob = await terms.attach('bob', session, { cols: 50000, rows: 50000 });
     await clientSizes(session, ['rw 500x200']);
     await typeAndSee(bob, 'huge-pty', [bob]);
     await closeTerm(bob);
     await clientSizes(session, []);
-    const vic = await attachThroughShell('vic', session, { cols: 50000, rows: 50000 });
+    const vic = await terms.attach('vic', session, { cols: 50000, rows: 50000 });
     await clientSizes(session, ['ro 500x200']);
     // Alone, a viewer sizes the window (tmux counts an ignore-size client only then): bounded too.
     expect(await windowSize(session)).toBe('500x199');
@@ -211,7 +171,7 @@ describe('sizes a client asks up front', () => {
   });
 
   test('a pty request of 0x0 is 80x24', async () => {
-    const t = await attachThroughShell('alice', session, { cols: 0, rows: 0 });
+    const t = await terms.attach('alice', session, { cols: 0, rows: 0 });
     await clientSizes(session, ['rw 80x24']);
     expect(await windowSize(session)).toBe('80x23');
     await closeTerm(t);
@@ -237,7 +197,7 @@ describe('the menu', () => {
 
   test('a pty of 50000x50000 gets a menu drawn within 500x200, and window changes stay within it', async () => {
     await createSession('size-menu');
-    const conn = await shellLogin('alice');
+    const conn = await terms.login('alice');
     const channel = await new Promise<ClientChannel>((resolve, reject) =>
       conn.shell({ cols: 50000, rows: 50000, height: 0, width: 0, term: 'xterm-256color' }, (err, ch) => (err ? reject(err) : resolve(ch))),
     );
