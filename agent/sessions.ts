@@ -27,6 +27,9 @@ import { hostStats, isRunning } from './view';
 
 export type { Clock, ContainerSettings, SessionsDeps, SessionsPolicy } from './sessions-options';
 
+/** How long an attach waits for another attach that is starting the session (container starts take under 10 s). */
+const ATTACH_START_WAIT_MS = 15_000;
+
 export interface OpenAttach {
   handle: AttachHandle;
   entry: SessionEntry;
@@ -287,6 +290,32 @@ export class Sessions extends EventEmitter {
     return this.feed.mustEntry(id);
   }
 
+  /**
+   * Starts a stopped session for an attach. Two operators attaching at once for pair work: the
+   * second waits out the first one's start (another attach's lock) instead of being refused; a
+   * read-only viewer never starts a session, but waits the same way for one that is starting.
+   */
+  private async startForAttach(meta: SessionMeta, operator: string, readOnly: boolean): Promise<void> {
+    const id = meta.id;
+    const end = Date.now() + ATTACH_START_WAIT_MS;
+    for (;;) {
+      try {
+        if (readOnly) throw new BerthError('CONFLICT', 'session is not running (a read-only attach does not start it)');
+        await this.steps.withLock(id, operator, 'attach', async () => {
+          await this.watch.refresh(id);
+          if (!isRunning(this.containers.get(id))) await this.steps.startContainer(meta);
+        });
+        return;
+      } catch (err) {
+        const lock = await this.d.locks.inspect(this.d.store.dir(id));
+        if (lock?.op !== 'attach' || lock.stale || Date.now() > end) throw err;
+      }
+      await new Promise((r) => setTimeout(r, 100));
+      await this.watch.refresh(id);
+      if (isRunning(this.containers.get(id))) return;
+    }
+  }
+
   /** Throws CONFLICT when the agent already holds `maxSessions` sessions. */
   private assertRoom(): void {
     if (this.policy.maxSessions !== null && this.catalog.size >= this.policy.maxSessions) {
@@ -302,13 +331,7 @@ export class Sessions extends EventEmitter {
     const s = await this.steps.load(id);
     const meta = okMeta(s);
     await this.watch.refresh(id);
-    if (!isRunning(this.containers.get(id))) {
-      if (readOnly) throw new BerthError('CONFLICT', 'session is not running (a read-only attach does not start it)');
-      await this.steps.withLock(id, operator, 'attach', async () => {
-        await this.watch.refresh(id);
-        if (!isRunning(this.containers.get(id))) await this.steps.startContainer(meta);
-      });
-    }
+    if (!isRunning(this.containers.get(id))) await this.startForAttach(meta, operator, readOnly);
     const c = this.containers.get(id);
     if (!c) throw new BerthError('CONFLICT', 'session stopped while attaching');
     if (c.state === 'paused') {

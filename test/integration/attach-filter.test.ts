@@ -49,8 +49,7 @@ test('clipboard sequences and passthroughs reach an attach to the agent, never t
   expect(r.code).toBe(0);
   const session = (JSON.parse(r.out) as { id: string }).id;
   const operator = await terms.attach('alice', session, { cols: 100, rows: 30 }, 'latin1');
-  // The first attach starts the container under the session's lock, and another one meanwhile is
-  // refused as locked: the direct attach waits for the operator's screen.
+  // The direct attach comes once the operator's screen is there, so that both see the same output.
   await until('the operator is attached', async () => operator.output(), (o) => o.includes('\u001b[?1049h'), 15_000, 50);
   const direct = await agent.attach({ session, operator: 'bob' });
   expect(await direct.ready).toMatchObject({ ok: true });
