@@ -34,7 +34,12 @@ export class ContainerTracker {
   }
 
   runningCount(): number {
-    return [...this.bySession.values()].filter(isRunning).length;
+    return this.running().length;
+  }
+
+  /** The containers shown running (or paused for a moment). */
+  running(): ContainerSummary[] {
+    return [...this.bySession.values()].filter(isRunning);
   }
 
   /** Re-reads every container; returns the ids of sessions whose container changed. */

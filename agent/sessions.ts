@@ -7,7 +7,7 @@
  */
 import { EventEmitter } from 'node:events';
 import { randomUUID } from 'node:crypto';
-import { BerthError } from '../common/errors';
+import { BerthError, messageOf } from '../common/errors';
 import { Logger } from '../common/logging';
 import { cloneName } from '../common/names';
 import { HostStats, RpcParams, SessionEntry, SessionMeta, SESSION_FILE_VERSION } from '../common/protocol';
@@ -90,7 +90,26 @@ export class Sessions extends EventEmitter {
       if (s?.kind === 'broken') this.log.warn('broken session', { session: id, reason: s.reason });
     }
     await this.watch.start();
+    await this.endLeakedAttaches();
     this.log.info('sessions loaded', { sessions: this.catalog.size, containers: this.containers.size });
+  }
+
+  /**
+   * Ends the attach clients an earlier agent left in running containers: killed with kill -9, it
+   * could not HUP them, and a read-write tmux client nobody holds would stay for ever while berth
+   * shows nobody attached. Runs before the agent serves, so it holds no attach of its own yet.
+   */
+  private async endLeakedAttaches(): Promise<void> {
+    await Promise.all(
+      this.containers.running().map(async (c) => {
+        try {
+          const n = await this.d.runtime.endAttaches(c.id, this.settings.user);
+          if (n > 0) this.log.warn('ended attach clients left by an earlier agent', { session: c.sessionId, clients: n });
+        } catch (err) {
+          this.log.warn('could not end attach clients left by an earlier agent', { session: c.sessionId, err: messageOf(err) });
+        }
+      }),
+    );
   }
 
   /** Stops following Docker and ends every attach (their tmux clients are HUP'd). Idempotent. */

@@ -214,6 +214,10 @@ export class DockerodeRuntime implements ContainerRuntime {
     return this.execs.attach(containerId, opts);
   }
 
+  endAttaches(containerId: string, user: { uid: number; gid: number }): Promise<number> {
+    return this.execs.endAttaches(containerId, user);
+  }
+
   watch(handlers: { onEvent(e: RuntimeEvent): void; onUp(): void; onDown(err: string): void }): () => void {
     let stopped = false;
     let current: IncomingMessage | null = null;

@@ -28,6 +28,8 @@ const READ_ONLY_FLAGS = 'read-only,ignore-size';
 
 /** How long an attach waits for a clone's pause to end before it is refused. */
 const ATTACH_GATE_WAIT_MS = 30_000;
+/** Where each attach's shell leaves its pid (the tmux client's, after exec) for the HUP that ends it. */
+const ATTACH_PID_DIR = '/tmp';
 /** How long the agent's own short commands (the HUP of a detach, …) wait for a pause to end. */
 const RUN_GATE_WAIT_MS = 10 * 60_000;
 /** How long a pause waits for execs that are starting. */
@@ -104,7 +106,7 @@ export class ContainerExecs {
 
   async attach(containerId: string, opts: AttachOptions): Promise<AttachHandle> {
     const attachId = randomUUID();
-    const pidFile = `/tmp/.berth-attach-${attachId}`;
+    const pidFile = `${ATTACH_PID_DIR}/.berth-attach-${attachId}`;
     const script = `${WAIT_FOR_TMUX}; echo $$ > ${pidFile}; exec tmux attach-session -t ${TMUX_SESSION}${opts.readOnly ? ` -f ${READ_ONLY_FLAGS}` : ''}`;
     let exec: Docker.Exec;
     let stream: Duplex;
@@ -136,6 +138,22 @@ export class ContainerExecs {
       stream.destroy();
     };
     return { stream, resize, close };
+  }
+
+  /**
+   * Ends every attach client in the container that a berth agent opened (each left its pid file):
+   * after an agent crash nobody holds them, and a read-write `tmux attach` would stay for ever.
+   * Call it only while this agent holds no attach to the container. Returns how many were ended.
+   */
+  async endAttaches(containerId: string, user: User): Promise<number> {
+    // The pid files are in the session's /tmp, so the session could write them: the HUP runs as
+    // the session's user, inside its container, and reaches nothing but the session's processes.
+    const script =
+      `n=0; for f in ${ATTACH_PID_DIR}/.berth-attach-*; do [ -f "$f" ] || continue; p=$(cat "$f" 2>/dev/null); ` +
+      `case "$p" in ''|*[!0-9]*) ;; *) kill -HUP "$p" 2>/dev/null && n=$((n+1)) ;; esac; rm -f "$f"; done; echo "$n"`;
+    const r = await this.run(containerId, user, script, 5000);
+    const n = Number(r.output.trim().split('\n').pop());
+    return Number.isInteger(n) ? n : 0;
   }
 
   /** Runs a fixed script (never operator input) in the container and collects its output. */

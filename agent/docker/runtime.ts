@@ -105,6 +105,11 @@ export interface ContainerRuntime {
    */
   attach(containerId: string, opts: AttachOptions): Promise<AttachHandle>;
   /**
+   * Ends every attach client a berth agent left in the container (after a crash nobody holds
+   * them). Only while this agent holds no attach to it. Returns how many were ended.
+   */
+  endAttaches(containerId: string, user: { uid: number; gid: number }): Promise<number>;
+  /**
    * Follows container events for this agent until the returned stop is called, reconnecting
    * while Docker is away. `onUp`/`onDown` tell when the engine comes and goes.
    */

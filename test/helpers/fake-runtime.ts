@@ -153,7 +153,7 @@ export class FakeRuntime implements ContainerRuntime {
     c.listedState = c.state;
     c.staleListings = opts.staleListings ?? 0;
     c.state = 'exited';
-    this.endAttaches(containerId);
+    this.streamsEnd(containerId);
     if (opts.event !== false) this.emit({ sessionId: c.labels[LABEL_SESSION] ?? '', containerId, action: 'die' });
   }
 
@@ -254,6 +254,17 @@ export class FakeRuntime implements ContainerRuntime {
     this.emit({ sessionId: c.labels[LABEL_SESSION] ?? '', containerId, action: 'unpause' });
   }
 
+  async endAttaches(containerId: string, _user: { uid: number; gid: number }): Promise<number> {
+    await this.enter('endAttaches', containerId, 'exec in container');
+    const left = this.attaches.filter((a) => a.containerId === containerId && !a.ended && !a.closedByAgent);
+    for (const a of left) {
+      a.closedByAgent = true;
+      a.ended = true;
+      a.stream.push(null);
+    }
+    return left.length;
+  }
+
   async attach(containerId: string, opts: AttachOptions): Promise<AttachHandle> {
     await this.enter('attach', containerId, 'attach');
     await this.waitWhilePaused(containerId);
@@ -343,7 +354,7 @@ export class FakeRuntime implements ContainerRuntime {
     const sessionId = c.labels[LABEL_SESSION] ?? '';
     const alive = c.state === 'running' || c.state === 'paused';
     this.containers.delete(c.id);
-    this.endAttaches(c.id);
+    this.streamsEnd(c.id);
     for (const wake of [...this.unpauseWaiters]) wake();
     const actions = alive ? ['kill', 'die', 'stop', 'destroy'] : ['destroy'];
     for (const action of actions) this.emit({ sessionId, containerId: c.id, action });
@@ -355,7 +366,8 @@ export class FakeRuntime implements ContainerRuntime {
     );
   }
 
-  private endAttaches(containerId: string): void {
+  /** The container ended: its attach streams end with it. */
+  private streamsEnd(containerId: string): void {
     for (const a of this.attaches) {
       if (a.containerId !== containerId || a.ended || a.closedByAgent) continue;
       a.ended = true;

@@ -136,6 +136,30 @@ test('containers keep running through an agent restart, and are adopted by the n
   await client.call('delete', { session: id });
 });
 
+test('attach clients a killed agent left in a container are ended by the next agent', async () => {
+  const id = await createRunning('leaked');
+  const a = await client.attach({ session: id, operator: 'alice' });
+  expect((await a.ready).ok).toBe(true);
+  a.write('echo leak-$((7*7))-ok\r');
+  await a.waitForText('leak-49-ok', 15_000);
+  await agent.kill9();
+  // Nobody could HUP it: the read-write tmux client is still attached (the failing case).
+  await sleep(1000);
+  expect(await tmuxClientCount(`berth-${id}`)).toBe(1);
+  await restartAgent();
+  // The new agent ends it before serving, and shows nobody attached.
+  expect(await tmuxClientCount(`berth-${id}`)).toBe(0);
+  expect((await get(id)).attached).toEqual([]);
+  expect(agent.logs.join('\n')).toContain('ended attach clients left by an earlier agent');
+  // And a new attach works.
+  const b = await client.attach({ session: id, operator: 'bob' });
+  expect((await b.ready).ok).toBe(true);
+  expect(await until('one tmux client', () => tmuxClientCount(`berth-${id}`), (n) => n === 1, 10_000)).toBe(1);
+  b.close();
+  await b.closed;
+  await client.call('delete', { session: id });
+});
+
 test('kill -9 during a clone leaves whole sessions only, and the lock clears', async () => {
   const src = view(await client.call('create', { name: 'big-source' })).meta.id;
   await fillHome(src);
