@@ -69,7 +69,11 @@ export class SessionSteps {
       if (this.catalog.delete(id)) this.feed.notify(id);
       throw new BerthError('NOT_FOUND', `session ${id} not found`);
     }
+    const before = this.catalog.get(id);
     this.catalog.set(id, s);
+    // What the disk says now differs from what subscribers were told (an unchanged file reads as
+    // the very same object): tell them, even if the op refuses (a session found broken).
+    if (before !== s) this.feed.notify(id);
     return s;
   }
 

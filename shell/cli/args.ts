@@ -56,7 +56,8 @@ export function splitWords(line: string): string[] {
   return words;
 }
 
-export type FlagSpec = Record<string, 'string' | 'boolean'>;
+/** `string`: a value, never empty; `text`: a value that may be empty (`--dns ''` clears); `boolean`: none. */
+export type FlagSpec = Record<string, 'string' | 'text' | 'boolean'>;
 
 export interface Parsed {
   flags: Record<string, string | boolean>;
@@ -64,9 +65,10 @@ export interface Parsed {
 }
 
 /**
- * Parses `--name value`, `--name=value` and boolean `--flag`. A string flag takes the next word
- * whatever it looks like (so `--port -1` works). Throws UsageError naming an unknown or
- * valueless flag, or a surplus argument.
+ * Parses `--name value`, `--name=value` and boolean `--flag`. A flag with a value takes the next
+ * word (so `--port -1` works), except one starting with `--`, which is taken for the next flag:
+ * such a value must be written `--name=--value`. Throws UsageError naming an unknown, valueless
+ * or empty flag (where its kind refuses empty), or a surplus argument.
  */
 export function parseFlags(words: string[], spec: FlagSpec, maxPositionals: number): Parsed {
   const flags: Record<string, string | boolean> = {};
@@ -86,14 +88,18 @@ export function parseFlags(words: string[], spec: FlagSpec, maxPositionals: numb
       flags[name] = true;
       continue;
     }
+    let value: string;
     if (eq !== -1) {
-      flags[name] = w.slice(eq + 1);
-      continue;
+      value = w.slice(eq + 1);
+    } else {
+      const next = words[i + 1];
+      if (next === undefined) throw new UsageError(`--${name} needs a value`);
+      if (next.startsWith('--')) throw new UsageError(`--${name} needs a value (one that starts with -- is written --${name}=${next})`);
+      value = next;
+      i++;
     }
-    const next = words[i + 1];
-    if (next === undefined) throw new UsageError(`--${name} needs a value`);
-    flags[name] = next;
-    i++;
+    if (value === '' && kind === 'string') throw new UsageError(`--${name} must not be empty`);
+    flags[name] = value;
   }
   if (positionals.length > maxPositionals) throw new UsageError(`unexpected argument: ${positionals[maxPositionals]}`);
   return { flags, positionals };
@@ -102,7 +108,7 @@ export function parseFlags(words: string[], spec: FlagSpec, maxPositionals: numb
 /** A whole number from a flag. Throws UsageError naming the flag. */
 export function intFlag(v: string | boolean | undefined, name: string): number | undefined {
   if (v === undefined) return undefined;
-  if (typeof v !== 'string' || !/^-?\d+$/.test(v)) throw new UsageError(`--${name} must be a whole number`);
+  if (typeof v !== 'string' || !/^-?\d+$/.test(v) || !Number.isSafeInteger(Number(v))) throw new UsageError(`--${name} must be a whole number`);
   return Number(v);
 }
 

@@ -30,6 +30,8 @@ REF: a session id, a unique id prefix (4+ characters) or a unique name.
 PORT: 0 none, -1 the lowest free from 1001, or a port number.
 LIMITS: --memory MB (or 512m, 4g) --cpus N (0.5, 2) --pids N; up to the agent's maximums,
   applied when the session next starts.
+Values: a flag takes the next word; a value starting with -- is written --flag=VALUE. An empty
+  value is refused, but --dns '' (no DNS name). Numbers are whole numbers (-1, 0, 2200).
 `;
 
 export interface CliIo {
@@ -93,7 +95,7 @@ async function dispatch(cmd: string, rest: string[], op: Operator, svc: ShellSer
       return { code: 0 };
     }
     case 'create': {
-      const { flags } = parseFlags(rest, { ...JSON_FLAG, ...LIMIT_FLAGS, name: 'string', agent: 'string', protocol: 'string', port: 'string', dns: 'string' }, 0);
+      const { flags } = parseFlags(rest, { ...JSON_FLAG, ...LIMIT_FLAGS, name: 'string', agent: 'string', protocol: 'string', port: 'string', dns: 'text' }, 0);
       const name = strFlag(flags.name);
       if (name === undefined) throw new UsageError('create needs --name N');
       const entry = await svc.create(op, {
@@ -108,7 +110,7 @@ async function dispatch(cmd: string, rest: string[], op: Operator, svc: ShellSer
       return { code: 0 };
     }
     case 'edit': {
-      const { flags, positionals } = parseFlags(rest, { ...JSON_FLAG, ...LIMIT_FLAGS, name: 'string', protocol: 'string', port: 'string', dns: 'string' }, 1);
+      const { flags, positionals } = parseFlags(rest, { ...JSON_FLAG, ...LIMIT_FLAGS, name: 'string', protocol: 'string', port: 'string', dns: 'text' }, 1);
       const ref = need(positionals[0], 'edit REF');
       const changes = {
         name: strFlag(flags.name),

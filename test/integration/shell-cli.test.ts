@@ -240,6 +240,11 @@ test('usage errors exit 2 with the usage text; an agent refusal is shown verbati
     [`create --name p-${tag} --port abc`, '--port must be a whole number'],
     [`create --name p-${tag} --protocol sctp`, '--protocol must be tcp or udp'],
     [`create --name 'p-${tag}`, 'unterminated single quote'],
+    // One rule for numbers: anything but a whole number (in range) is a usage error, exit 2.
+    [`create --name p-${tag} --port 99999999999999999999999`, '--port must be a whole number'],
+    // A value never swallows the next flag; an empty one is refused, not taken for the default.
+    [`create --name --yes`, '--name needs a value (one that starts with -- is written --name=--yes)'],
+    [`clone x-${tag} --name ''`, '--name must not be empty'],
   ];
   const results = await Promise.all(cases.map(([line]) => cli(line)));
   results.forEach((r, i) => expectUsage(r, (cases[i] as [string, string])[1]));

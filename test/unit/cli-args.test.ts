@@ -51,3 +51,24 @@ describe('limit flags', () => {
     expect(() => limitsFromFlags({ pids: 'many' })).toThrow('--pids must be a whole number');
   });
 });
+
+describe('value rules', () => {
+  it('never lets a value swallow the next flag; --flag=--value says it is meant', () => {
+    expect(() => parseFlags(['--name', '--yes'], { name: 'string', yes: 'boolean' }, 0)).toThrow(
+      new UsageError('--name needs a value (one that starts with -- is written --name=--yes)'),
+    );
+    expect(parseFlags(['--name=--yes'], { name: 'string' }, 0).flags).toEqual({ name: '--yes' });
+    expect(parseFlags(['--port', '-1'], { port: 'string' }, 0).flags).toEqual({ port: '-1' });
+  });
+
+  it('refuses an empty value, but where a flag says empty means none', () => {
+    expect(() => parseFlags(['--name', ''], { name: 'string' }, 0)).toThrow(new UsageError('--name must not be empty'));
+    expect(() => parseFlags(['--name='], { name: 'string' }, 0)).toThrow(new UsageError('--name must not be empty'));
+    expect(parseFlags(['--dns', ''], { dns: 'text' }, 0).flags).toEqual({ dns: '' });
+  });
+
+  it('takes only whole numbers a double holds exactly', () => {
+    expect(intFlag('9007199254740991', 'port')).toBe(9007199254740991);
+    expect(() => intFlag('99999999999999999999999', 'port')).toThrow(new UsageError('--port must be a whole number'));
+  });
+});

@@ -3,6 +3,8 @@
  * show yet (Docker 20.10) is trusted at once and not undone by the settled listing; a late event
  * of an old container leaves its successor alone; a session's events come out in order.
  */
+import { promises as fs } from 'node:fs';
+import path from 'node:path';
 import { LockInfo } from '../../common/protocol';
 import { SessionLocks } from '../../agent/store/locks';
 import { Harness, asView, changes, startHarness } from '../helpers/sessions-harness';
@@ -150,4 +152,19 @@ test("a session's events keep their order when an earlier one takes longer to bu
   expect(seen[seen.length - 1]).toBe('-');
   expect(seen.slice(seen.indexOf('L'))).toEqual(['L', '-']);
   expect(asView(await h.sessions.get(id))).toMatchObject({ state: '-', lock: null });
+});
+
+test('a session.json found broken by an op is pushed to subscribers, though the op is refused', async () => {
+  const id = asView(await h.sessions.create({ name: 'soon-broken', protocol: 'tcp', port: 0, dns: '' }, 'alice')).meta.id;
+  await h.sessions.get(id);
+  const from = h.events.length;
+  await fs.writeFile(path.join(h.root, id, 'session.json'), '{"version": 1');
+  await expect(h.sessions.restart(id, 'alice')).rejects.toMatchObject({ code: 'CONFLICT', message: expect.stringContaining('broken') });
+  const e = await h.waitForEntry(id, (x) => x.kind === 'broken', from, 2000);
+  expect(e).toMatchObject({ kind: 'broken', reason: expect.stringContaining('session.json') });
+  // Reading it again unchanged pushes nothing more.
+  const after = h.events.length;
+  await expect(h.sessions.restart(id, 'alice')).rejects.toMatchObject({ code: 'CONFLICT' });
+  await sleep(100);
+  expect(h.events.length).toBe(after);
 });
