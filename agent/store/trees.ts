@@ -5,41 +5,20 @@
  * session's file operations share. None of the three follows a symlink: `cp -a` copies links as
  * links, `rm` and `chown -R -h` act on the links themselves.
  *
- * A plain child keeps running after its parent is killed with SIGKILL, and goes on writing into a
- * staging folder that the next agent is sweeping; under setpriv the kernel sends the child SIGKILL
- * as soon as the agent dies, whatever way it dies.
+ * Each child dies with the agent (common/tied-child.ts): a copy of a killed agent must not go on
+ * writing into a staging folder that the next agent is sweeping.
  */
 import { execFile } from 'node:child_process';
-import { accessSync, constants } from 'node:fs';
 import path from 'node:path';
 import { promisify } from 'node:util';
+import { findSetpriv, tiedArgv } from '../../common/tied-child';
 
 const run = promisify(execFile);
 
-const SETPRIV_PATHS = ['/usr/bin/setpriv', '/bin/setpriv'];
-
-let setpriv: string | null | undefined;
-
-/** util-linux's setpriv, if this host has it (Debian and most distributions do). */
-function findSetpriv(): string | null {
-  if (setpriv === undefined) {
-    setpriv = SETPRIV_PATHS.find((p) => {
-      try {
-        accessSync(p, constants.X_OK);
-        return true;
-      } catch {
-        return false;
-      }
-    }) ?? null;
-  }
-  return setpriv;
-}
-
 /** Runs `argv` as a child that dies with this process; rejects when it fails or outlives `timeoutMs`. */
 async function runTied(argv: string[], timeoutMs: number): Promise<void> {
-  const sp = findSetpriv();
-  const [file, ...args] = sp ? [sp, '--pdeathsig', 'KILL', '--', ...argv] : argv;
-  await run(file!, args, { maxBuffer: 1024 * 1024, timeout: timeoutMs, killSignal: 'SIGKILL' });
+  const [file, ...args] = tiedArgv(argv);
+  await run(file, args, { maxBuffer: 1024 * 1024, timeout: timeoutMs, killSignal: 'SIGKILL' });
 }
 
 /** True when tree work is tied to this process's life (setpriv found). */
