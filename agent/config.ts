@@ -4,6 +4,7 @@ import { z } from 'zod';
 import { loadConfigFile, resolveFrom } from '../common/config';
 import { agentIdSchema } from '../common/names';
 import { limitsSchema } from '../common/protocol';
+import { loginLimitsSchema } from '../common/ssh-guard';
 
 /**
  * The containers' user when the agent runs as root: the session image's own user, above the
@@ -59,6 +60,8 @@ export const agentConfigSchema = z
     /** A lock nobody refreshed for this long is stale. */
     lockStaleSeconds: z.number().int().min(2).max(3600).default(10),
     maxSessions: z.number().int().min(1).nullable().default(null),
+    /** Shells' logins: grace time, and caps on connections not logged in yet (per address, in all). */
+    login: loginLimitsSchema.prefault({}),
     /** Extra labels on every container (tests mark theirs with one). */
     extraLabels: z.record(labelKey, z.string().max(256)).default({}),
     log: z

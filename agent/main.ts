@@ -130,6 +130,7 @@ export async function startAgent(o: AgentOptions): Promise<RunningAgent> {
     hello,
     statsIntervalMs: o.statsIntervalMs ?? 5000,
     logger,
+    login: cfg.login,
   });
   const addr = await server.listen(cfg.listen.port, cfg.listen.host);
   logger.info('agent listening', { host: addr.address, port: addr.port, fingerprint: pub.fingerprint });

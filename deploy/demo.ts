@@ -7,7 +7,9 @@
 import { promises as fs } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
+import { z } from 'zod';
 import { BerthError } from '../common/errors';
+import { parseJson } from '../common/json';
 import { createLogger } from '../common/logging';
 import { ensureKeyFile } from '../common/ssh-keys';
 import { agentConfigSchema } from '../agent/config';
@@ -36,30 +38,17 @@ export async function runDemo(o: DemoOptions): Promise<{ stop(): Promise<void> }
   const shellConfigFile = path.join(dir, 'shell.json');
   const operatorKey = await ensureKeyFile(path.join(dir, 'operator_key'), `${o.operator}@berth-demo`);
   await fs.writeFile(path.join(dir, 'operator_key.pub'), `${operatorKey.public}\n`);
-  await fs.writeFile(
-    shellConfigFile,
-    JSON.stringify(
-      {
-        listen: { host: '127.0.0.1', port: o.port },
-        stateDir: './shell-state',
-        operators: [{ name: o.operator, role: 'admin', keys: [operatorKey.public] }],
-        dns: { domain: 'berth', manage: { listenAddress: '127.0.0.1', port: o.dnsPort } },
-        log: { level: 'info', file: './demo.log' },
-      },
-      null,
-      2,
-    ),
-  );
+  await writeShellConfig(shellConfigFile, o, operatorKey.public);
   const shellCfg = loadShellConfig(shellConfigFile);
   const shellKey = await ensureKeyFile(shellPaths(shellCfg.stateDir).agentKey, 'berth-demo-shell');
-  for (const id of ['agent-1', 'agent-2']) {
+  for (const [id, publishAddress] of DEMO_AGENTS) {
     const agentDir = path.join(dir, id);
     const cfg = agentConfigSchema.parse({
       id,
       listen: { host: '127.0.0.1', port: 0 },
       root: path.join(agentDir, 'sessions'),
       stateDir: path.join(agentDir, 'state'),
-      publishAddress: '127.0.0.1',
+      publishAddress,
       dnsServers: [],
       extraLabels: demoLabels(),
       log: { level: 'info', file: logFile },
@@ -96,6 +85,55 @@ export async function runDemo(o: DemoOptions): Promise<{ stop(): Promise<void> }
       return stopping;
     },
   };
+}
+
+/**
+ * The demo's agents and the loopback address each publishes on. Two agents on one address would
+ * each think a port free that the other reserved for a stopped session; on their own addresses
+ * they never hand out the same address and port (and each DNS name points at its agent's).
+ */
+const DEMO_AGENTS: Array<[string, string]> = [
+  ['agent-1', '127.0.0.1'],
+  ['agent-2', '127.0.0.2'],
+];
+
+/**
+ * shell.json for this run. A first run writes it whole; later runs keep what an operator changed
+ * (other operators, roles, settings) and only set the ports of this run and make sure the demo's
+ * operator is there with the demo's key. A file that is not a JSON object is refused, not replaced.
+ */
+async function writeShellConfig(file: string, o: DemoOptions, operatorKey: string): Promise<void> {
+  let text: string | null = null;
+  try {
+    text = await fs.readFile(file, 'utf8');
+  } catch (err) {
+    if ((err as NodeJS.ErrnoException).code !== 'ENOENT') throw err;
+  }
+  const parsed = text === null ? { ok: true as const, value: {} } : parseJson(text, z.record(z.string(), z.unknown()));
+  if (!parsed.ok) throw new BerthError('BAD_REQUEST', `demo: ${file}: ${parsed.problem} (fix it, or remove it to start afresh)`);
+  const cfg: Record<string, unknown> = {
+    stateDir: './shell-state',
+    log: { level: 'info', file: './demo.log' },
+    ...parsed.value,
+  };
+  cfg.listen = { ...asObject(cfg.listen), host: '127.0.0.1', port: o.port };
+  const dns = asObject(cfg.dns);
+  cfg.dns = { domain: 'berth', ...dns, manage: { ...asObject(dns.manage), listenAddress: '127.0.0.1', port: o.dnsPort } };
+  const operators = Array.isArray(cfg.operators) ? [...(cfg.operators as unknown[])] : [];
+  const mine = operators.findIndex((op) => asObject(op).name === o.operator);
+  if (mine === -1) {
+    operators.push({ name: o.operator, role: 'admin', keys: [operatorKey] });
+  } else {
+    const op = asObject(operators[mine]);
+    const keys = Array.isArray(op.keys) ? (op.keys as unknown[]) : [];
+    operators[mine] = { ...op, keys: keys.includes(operatorKey) ? keys : [...keys, operatorKey] };
+  }
+  cfg.operators = operators;
+  await fs.writeFile(file, `${JSON.stringify(cfg, null, 2)}\n`);
+}
+
+function asObject(v: unknown): Record<string, unknown> {
+  return v !== null && typeof v === 'object' && !Array.isArray(v) ? (v as Record<string, unknown>) : {};
 }
 
 /** BERTH_DEMO_DIR, or .berth-demo in the current folder (an empty variable counts as unset). */

@@ -1,7 +1,26 @@
-/** The audit log: one JSON line per operation, attach and detach, appended (never rewritten). */
+/**
+ * The audit log: one JSON line per operation, attach and detach, refused ones too, appended in the
+ * order they were recorded (never rewritten). Whatever an operator typed or an agent answered, a
+ * line stays small and inert: every value is cut to a bound, its controls shown as escapes, and a
+ * long value a field holds is not written again inside the message.
+ */
 import { promises as fs } from 'node:fs';
 import path from 'node:path';
+import type { ErrorCode } from '../common/errors';
 import { Logger } from '../common/logging';
+import { inertBlock, inertCell } from '../common/terminal-text';
+
+/** What an op adds to its record. */
+export interface AuditDetail {
+  /** The REF as typed, when it named no one session. */
+  ref?: string;
+  /** An override's reason, as the operator gave it. */
+  reason?: string;
+  /** The id of the clone made. */
+  clone?: string;
+  readOnly?: boolean;
+  detached?: number;
+}
 
 export interface AuditRecord {
   operator: string;
@@ -9,30 +28,131 @@ export interface AuditRecord {
   op: string;
   session?: string;
   agent?: string;
-  result: 'ok' | 'error';
-  code?: string;
+  /** `refused`: not done (a role, a REF, an agent's refusal, no agent online…); `code` and `message` say why. */
+  result: 'ok' | 'refused';
+  code?: ErrorCode;
   message?: string;
-  detail?: Record<string, unknown>;
+  detail?: AuditDetail;
 }
+
+/**
+ * The most bytes (UTF-8, as written in the line) of an identifier (a name, an id, a REF) and of a
+ * text (a message, a reason). With these a record's line stays under 4 KB.
+ */
+export const ID_MAX = 200;
+export const TEXT_MAX = 1000;
+
+/**
+ * Longer than any valid name or id: a value this long that a field holds reads `{field}` where the
+ * message repeats it. Shorter ones stay: a repeat costs little, and replacing one could hit an
+ * ordinary word ("operator is an operator and may not override").
+ */
+const REPEAT_MIN = 65;
 
 export class AuditLog {
   private ready: Promise<void> | null = null;
+  private last: Promise<void> = Promise.resolve();
 
   constructor(
     private readonly file: string,
     private readonly logger: Logger,
   ) {}
 
-  /** Appends one record with a timestamp. Never throws: a failed write is logged as an error. */
-  async record(r: AuditRecord): Promise<void> {
-    const line = `${JSON.stringify({ ts: new Date().toISOString(), ...r })}\n`;
+  /**
+   * Appends one record, bounded (see auditLine), with a timestamp, after every record asked for
+   * before it. Never rejects: a failed write is logged as an error.
+   */
+  record(r: AuditRecord): Promise<void> {
+    const line = auditLine(r, new Date());
+    this.last = this.last.then(() => this.append(line));
+    return this.last;
+  }
+
+  /** Resolves when every record asked for so far is written (or its failure logged). Never rejects. */
+  settled(): Promise<void> {
+    return this.last;
+  }
+
+  private async append(line: string): Promise<void> {
     try {
       this.ready ??= fs.mkdir(path.dirname(this.file), { recursive: true }).then(() => undefined);
       await this.ready;
-      // One write per record with O_APPEND: lines from concurrent records never interleave.
+      // One write per record with O_APPEND: lines of other writers never interleave with it.
       await fs.appendFile(this.file, line, { mode: 0o640 });
     } catch (err) {
-      this.logger.error('audit write failed', { file: this.file, err: (err as Error).message, record: r });
+      this.ready = null; // the folder may be made later
+      this.logger.error('audit write failed', { file: this.file, err: (err as Error).message, line: line.trimEnd() });
     }
   }
+}
+
+/**
+ * One record as its line: identifiers cut to ID_MAX bytes and texts to TEXT_MAX (ending in `…`),
+ * every control, C1, bidi and format character shown as an escape (a message and a reason keep
+ * their line breaks, written as JSON's `\n`), a long value of a field not repeated in the message.
+ */
+export function auditLine(r: AuditRecord, at: Date): string {
+  const d = r.detail;
+  const fields: Array<[string, string | undefined]> = [
+    ['ref', d?.ref],
+    ['reason', d?.reason],
+    ['clone', d?.clone],
+    ['session', r.session],
+    ['agent', r.agent],
+    ['operator', r.operator],
+  ];
+  const message = r.message === undefined ? undefined : text(withoutRepeats(r.message, fields));
+  const out = {
+    ts: at.toISOString(),
+    operator: id(r.operator),
+    op: id(r.op),
+    session: optional(r.session, id),
+    agent: optional(r.agent, id),
+    result: r.result,
+    code: r.code,
+    message,
+    detail: d && {
+      ref: optional(d.ref, id),
+      reason: optional(d.reason, text),
+      clone: optional(d.clone, id),
+      readOnly: d.readOnly,
+      detached: d.detached,
+    },
+  };
+  return `${JSON.stringify(out)}\n`; // fields left undefined are not written
+}
+
+function optional(v: string | undefined, f: (s: string) => string): string | undefined {
+  return v === undefined ? undefined : f(v);
+}
+
+const id = (s: string): string => fit(s, ID_MAX, inertCell);
+const text = (s: string): string => fit(s, TEXT_MAX, inertBlock);
+
+/** `message` with each long value of `fields` replaced by the field's name in braces. */
+function withoutRepeats(message: string, fields: Array<[string, string | undefined]>): string {
+  let out = message;
+  for (const [name, value] of fields) {
+    if (value !== undefined && value.length >= REPEAT_MIN) out = out.split(value).join(`{${name}}`);
+  }
+  return out;
+}
+
+/** `s` made inert by `inert`, cut so that it takes at most `max` bytes inside a JSON string. */
+function fit(s: string, max: number, inert: (s: string, max: number) => string): string {
+  let chars = max;
+  let out = inert(s, chars);
+  let size = jsonBytes(out);
+  // A character takes 1 to 4 bytes (an escape's backslash 2): cut further in proportion until it fits.
+  while (size > max && chars > 1) {
+    chars = Math.max(1, Math.min(chars - 1, Math.floor((chars * max) / size)));
+    out = inert(s, chars);
+    size = jsonBytes(out);
+  }
+  return out;
+}
+
+/** The bytes `s` takes inside a JSON string, quotes left out. */
+function jsonBytes(s: string): number {
+  return Buffer.byteLength(JSON.stringify(s)) - 2;
 }

@@ -3,6 +3,7 @@ import path from 'node:path';
 import { z } from 'zod';
 import { loadConfigFile, resolveFrom } from '../common/config';
 import { operatorNameSchema } from '../common/names';
+import { loginLimitsSchema } from '../common/ssh-guard';
 
 export const ROLES = ['viewer', 'operator', 'admin'] as const;
 export type Role = (typeof ROLES)[number];
@@ -41,6 +42,8 @@ export const shellConfigSchema = z
     auditFile: z.string().optional(),
     /** Every call to an agent answers within this, or fails with TIMEOUT. */
     rpcTimeoutMs: z.number().int().min(100).max(600_000).default(10_000),
+    /** Operators' logins: grace time, and caps on connections not logged in yet (per address, in all). */
+    login: loginLimitsSchema.prefault({}),
     log: z
       .object({ level: z.enum(['debug', 'info', 'warn', 'error', 'silent']).default('info'), file: z.string().optional() })
       .strict()

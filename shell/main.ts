@@ -45,7 +45,7 @@ export async function startShell(o: ShellOptions): Promise<RunningShell> {
   const view = new ClusterView();
   const pool = new AgentPool({ view, privateKey: agentKey.private, rpcTimeoutMs: cfg.rpcTimeoutMs, logger, keepaliveMs: o.keepaliveMs });
   const service = new ShellService({ view, agents: pool, audit: new AuditLog(cfg.auditFile, logger), dns, logger });
-  const server = createShellServer({ hostKey: hostKey.private, operators, service, logger });
+  const server = createShellServer({ hostKey: hostKey.private, operators, service, logger, login: cfg.login });
   let addr: { address: string; port: number };
   try {
     addr = await server.listen(cfg.listen.port, cfg.listen.host);

@@ -29,11 +29,14 @@ export function may(role: Role, action: Action): boolean {
   return ALLOWED[role].has(action);
 }
 
-/** Throws FORBIDDEN saying which role may not do what. */
+/** The FORBIDDEN refusal saying which role may not do what. */
+export function forbidden(operator: { name: string; role: Role }, action: Action): BerthError {
+  const what = action === 'attach-write' ? 'attach read-write' : action;
+  const article = operator.role === 'viewer' ? 'a' : 'an';
+  return new BerthError('FORBIDDEN', `${operator.name} is ${article} ${operator.role} and may not ${what}`);
+}
+
+/** Throws FORBIDDEN (see `forbidden`) unless the operator's role may do `action`. */
 export function assertMay(operator: { name: string; role: Role }, action: Action): void {
-  if (!may(operator.role, action)) {
-    const what = action === 'attach-write' ? 'attach read-write' : action;
-    const article = operator.role === 'viewer' ? 'a' : 'an';
-    throw new BerthError('FORBIDDEN', `${operator.name} is ${article} ${operator.role} and may not ${what}`);
-  }
+  if (!may(operator.role, action)) throw forbidden(operator, action);
 }

@@ -1,17 +1,18 @@
 /**
  * The operations an operator can do, whatever the door (menu or exec CLI): role checks, the
- * cluster-wide DNS name check before anything reaches an agent, the audit record of every op.
+ * cluster-wide DNS name check before anything reaches an agent, the audit record of every op,
+ * refused ones too (a door that refuses before it asks, like the menu, records through here).
  */
 import { BerthError, toBerthError } from '../common/errors';
 import { Logger } from '../common/logging';
 import { Mutex } from '../common/mutex';
 import { Protocol } from '../common/names';
 import { Limits, SessionEntry } from '../common/protocol';
-import { AuditLog } from './audit';
+import { AuditDetail, AuditLog, AuditRecord } from './audit';
 import { resolveRef } from './cluster/refs';
 import { ClusterSession, ClusterView } from './cluster/view';
 import { Role } from './config';
-import { Action, assertMay } from './roles';
+import { Action, assertMay, forbidden, may } from './roles';
 import { AgentAttach, Agents } from './agents';
 
 export interface Operator {
@@ -151,9 +152,30 @@ export class ShellService {
     void this.o.audit.record({ operator: op.name, op: 'detach', session: s.id, agent: s.agent, result: 'ok' });
   }
 
-  /** Checks an action up front (the menu uses it to say why a key is refused). */
-  check(op: Operator, action: Action): void {
-    assertMay(op, action);
+  /**
+   * Checks up front that `op` may do `action` (to the session `ref` names, if given), for a door
+   * that asks before it acts: the menu, to say at once why a key is refused. A refusal is recorded
+   * as the op's own would be. Throws FORBIDDEN.
+   */
+  check(op: Operator, action: Action, ref?: string): void {
+    if (!may(op.role, action)) throw this.refused(op, action, ref, forbidden(op, action));
+  }
+
+  /**
+   * Records a refusal that a door decided itself (the menu's "not locked", "no agent is online")
+   * as the op's own refusal would be, and returns it to throw or show. Never throws.
+   */
+  refused(op: Operator, action: Action, ref: string | undefined, err: BerthError): BerthError {
+    let s: ClusterSession | null = null;
+    if (ref !== undefined) {
+      try {
+        s = this.resolve(ref);
+      } catch {
+        // recorded by its REF instead
+      }
+    }
+    void this.o.audit.record(refusal(op, opOf(action), err, s, s?.agent, ref));
+    return err;
   }
 
   // ---- internals ----
@@ -166,7 +188,7 @@ export class ShellService {
     op: Operator,
     name: string,
     target: { ref: string } | { agent: string | undefined },
-    fn: (s: ClusterSession | null) => Promise<{ result: T; agent?: string; session?: string; detail?: Record<string, unknown> }>,
+    fn: (s: ClusterSession | null) => Promise<{ result: T; agent?: string; session?: string; detail?: AuditDetail }>,
   ): Promise<T> {
     let s: ClusterSession | null = null;
     let agent = 'agent' in target ? target.agent : undefined;
@@ -187,16 +209,7 @@ export class ShellService {
       return r.result;
     } catch (err) {
       const e = toBerthError(err);
-      await this.o.audit.record({
-        operator: op.name,
-        op: name,
-        session: s?.id,
-        agent,
-        result: 'error',
-        code: e.code,
-        message: e.message,
-        ...('ref' in target && !s ? { detail: { ref: target.ref } } : {}),
-      });
+      await this.o.audit.record(refusal(op, name, e, s, agent, 'ref' in target ? target.ref : undefined));
       throw e;
     }
   }
@@ -257,6 +270,25 @@ export class ShellService {
     }
     return [...out.entries()].sort(([a], [b]) => a.localeCompare(b)).map(([name, address]) => ({ name, address }));
   }
+}
+
+/** The op an action is recorded as: an attach is one, read-only or not. */
+function opOf(action: Action): string {
+  return action === 'attach-write' ? 'attach' : action;
+}
+
+/** The record of a refused op: the session its REF named, or else the REF as typed. */
+function refusal(op: Operator, name: string, e: BerthError, s: ClusterSession | null, agent: string | undefined, ref: string | undefined): AuditRecord {
+  return {
+    operator: op.name,
+    op: name,
+    session: s?.id,
+    agent,
+    result: 'refused',
+    code: e.code,
+    message: e.message,
+    ...(ref !== undefined && !s ? { detail: { ref } } : {}),
+  };
 }
 
 /** The session `audited` resolved from a REF (it is always there when a REF was given). */

@@ -13,10 +13,12 @@ import {
   RpcResult,
   describeIssue,
   encodeFrame,
+  MUTATING_OPS,
   rpcEnvelopeSchema,
   rpcParamsSchemas,
 } from '../../common/protocol';
 import { Sessions } from '../sessions';
+import { OpJournal } from './op-journal';
 
 /** One function per op: the compiler checks each one's params and result against the protocol. */
 function handlers(s: Sessions): RpcHandlers {
@@ -49,7 +51,8 @@ async function dispatch<O extends RpcOp>(ops: RpcHandlers, op: O, params: unknow
 /** A channel; SSH channels can also report an exit status, which OpenSSH's `ssh -s` exits with. */
 export type RpcChannel = Duplex & { exit?(code: number): void };
 
-export function serveRpc(channel: RpcChannel, sessions: Sessions, logger: Logger): void {
+/** A fresh journal per channel when the caller keeps none (an op id then only spans that channel). */
+export function serveRpc(channel: RpcChannel, sessions: Sessions, logger: Logger, journal: OpJournal = new OpJournal()): void {
   const log = logger.child({ component: 'rpc' });
   const ops = handlers(sessions);
   const splitter = new LineSplitter(MAX_REQUEST_BYTES);
@@ -86,7 +89,8 @@ export function serveRpc(channel: RpcChannel, sessions: Sessions, logger: Logger
       return;
     }
     try {
-      const result = await dispatch(ops, req.op, req.params, req.operator);
+      const run = (): Promise<unknown> => dispatch(ops, req.op, req.params, req.operator);
+      const result = req.opId && MUTATING_OPS.has(req.op) ? await journal.once(req.operator, req.opId, req.op, req.params, run) : await run();
       send({ id: req.id, ok: true, result });
     } catch (err) {
       const e = toBerthError(err);

@@ -4,15 +4,18 @@
  */
 import { Duplex } from 'node:stream';
 import { Server, ServerChannel } from 'ssh2';
-import { Listener, noDelayListener } from '../../common/listener';
+import { Listener, SshListener, sshListener } from '../../common/listener';
 import { messageOf } from '../../common/errors';
 import { Logger } from '../../common/logging';
 import { HelloEvent, SUBSYSTEMS } from '../../common/protocol';
+import { LoginLimits } from '../../common/ssh-guard';
+import { inertCell } from '../../common/terminal-text';
 import { Sessions } from '../sessions';
 import { AttachControl, serveAttach } from './attach-handler';
 import { serveEvents } from './events-handler';
 import { readTrustedKeys, sameKey } from './keys';
 import { serveRpc } from './rpc-handler';
+import { OpJournal } from './op-journal';
 
 export interface AgentServerOptions {
   hostKey: Buffer;
@@ -21,6 +24,8 @@ export interface AgentServerOptions {
   hello: () => HelloEvent;
   statsIntervalMs: number;
   logger: Logger;
+  /** Login grace time and pre-auth caps; defaults: 20 s, 30 per address, 200 in all. */
+  login?: LoginLimits;
 }
 
 export type AgentServer = Listener;
@@ -28,37 +33,41 @@ export type AgentServer = Listener;
 export function createAgentServer(opts: AgentServerOptions): AgentServer {
   const log = opts.logger.child({ component: 'ssh' });
   const clients = new Set<{ end(): void }>();
+  // One for every channel: a shell that retries on a new connection is still recognised.
+  const journal = new OpJournal();
   const server = new Server({ hostKeys: [opts.hostKey], keepaliveInterval: 5000, keepaliveCountMax: 3 } as never, (client) => {
+    const login = listener.loginOf(client);
+    if (!login) {
+      client.on('error', () => undefined);
+      client.end();
+      return;
+    }
     let peer = 'unknown';
+    let connected = false;
     clients.add(client);
     client.on('authentication', (ctx) => {
-      if (ctx.method !== 'publickey') {
+      const refuse = (why: string): void => {
+        login.refused({ user: ctx.username, method: ctx.method, key: ctx.method === 'publickey' ? ctx.key.data : null, why });
         ctx.reject(['publickey']);
-        return;
-      }
+      };
+      if (ctx.method !== 'publickey') return refuse('method not allowed');
       readTrustedKeys(opts.trustedKeysFile)
         .then(({ keys }) => {
           const key = keys.find((k) => sameKey(k, ctx.key.data));
-          if (!key) {
-            log.warn('refused unknown key', { user: ctx.username, algo: ctx.key.algo });
-            ctx.reject(['publickey']);
-            return;
-          }
-          if (ctx.signature && ctx.blob && !key.verify(ctx.blob, ctx.signature, ctx.hashAlgo)) {
-            log.warn('refused bad signature', { user: ctx.username });
-            ctx.reject(['publickey']);
-            return;
-          }
-          peer = ctx.username;
+          if (!key) return refuse('unknown key');
+          if (ctx.signature && ctx.blob && !key.verify(ctx.blob, ctx.signature, ctx.hashAlgo)) return refuse('bad signature');
+          peer = inertCell(ctx.username, 64);
           ctx.accept();
         })
         .catch((err: unknown) => {
           log.error('read trusted keys', { err: messageOf(err) });
-          ctx.reject(['publickey']);
+          refuse('trusted keys unreadable');
         });
     });
     client.on('ready', () => {
-      log.info('shell connected', { shell: peer });
+      connected = true;
+      login.loggedIn();
+      log.info('shell connected', { shell: peer, address: login.address });
       client.on('session', (accept) => {
         const session = accept();
         let attach: AttachControl | null = null;
@@ -77,7 +86,7 @@ export function createAgentServer(opts: AgentServerOptions): AgentServer {
           const open = (): Duplex & { exit(code: number): void } => acceptSub() as ServerChannel as unknown as Duplex & { exit(code: number): void };
           switch (info.name) {
             case SUBSYSTEMS.rpc:
-              serveRpc(open(), opts.sessions, log);
+              serveRpc(open(), opts.sessions, log, journal);
               return;
             case SUBSYSTEMS.events:
               serveEvents(open(), opts.sessions, opts.hello(), opts.statsIntervalMs, log);
@@ -96,14 +105,17 @@ export function createAgentServer(opts: AgentServerOptions): AgentServer {
     client.on('error', (err) => log.debug('connection error', { shell: peer, err: err.message }));
     client.on('close', () => {
       clients.delete(client);
-      log.info('shell disconnected', { shell: peer });
+      if (connected) log.info('shell disconnected', { shell: peer });
     });
   });
 
-  return noDelayListener(
-    (sock) => server.injectSocket(sock),
-    () => {
+  const listener: SshListener = sshListener({
+    accept: (sock) => server.injectSocket(sock),
+    endAll: () => {
       for (const c of clients) c.end();
     },
-  );
+    limits: opts.login,
+    logger: log,
+  });
+  return listener;
 }

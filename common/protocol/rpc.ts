@@ -21,6 +21,9 @@ export type RpcOp = (typeof RPC_OPS)[number];
 
 const requestIdSchema = z.union([z.string().min(1).max(64), z.number().int()]);
 
+/** An op id: 8-64 letters, digits, `-` and `_` (a uuid fits). */
+export const opIdSchema = z.string().regex(/^[A-Za-z0-9_-]{8,64}$/, { error: 'must be 8-64 letters, digits, - or _' });
+
 /** The envelope: checked before the params, so a reply can always carry the id back. */
 export const rpcEnvelopeSchema = z.object({
   v: z.number().int(),
@@ -28,8 +31,16 @@ export const rpcEnvelopeSchema = z.object({
   op: z.enum(RPC_OPS, { error: `must be one of ${RPC_OPS.join(', ')}` }),
   params: z.unknown().optional(),
   operator: operatorNameSchema,
+  /**
+   * Names one operation across retries: the same op with the same params and op id is done once,
+   * and a retry gets that one's outcome (waiting for it if it is still running).
+   */
+  opId: opIdSchema.optional(),
 });
 export type RpcEnvelope = z.infer<typeof rpcEnvelopeSchema>;
+
+/** Ops that change something: the ones an op id makes safe to retry. */
+export const MUTATING_OPS: ReadonlySet<RpcOp> = new Set(['create', 'edit', 'clone', 'restart', 'kill', 'background', 'delete', 'override']);
 
 const bySession = z.object({ session: sessionIdSchema }).strict();
 

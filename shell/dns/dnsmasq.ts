@@ -2,19 +2,20 @@
  * The cluster's DNS names: the shell owns dnsmasq's addn-hosts file and makes dnsmasq re-read it
  * (SIGHUP) after each change. Either it runs and supervises its own dnsmasq on a loopback port
  * (managed), or it signals a dnsmasq someone else runs (unmanaged, through its pid file).
+ * A managed dnsmasq is known by the probe record only it serves (dnsmasq-child.ts), dies with the
+ * shell, and is recorded next to the hosts file so that one an earlier shell left is ended
+ * (pid-record.ts).
  */
-import { spawn, type ChildProcess } from 'node:child_process';
-import { existsSync, promises as fs } from 'node:fs';
-import { promises as dns } from 'node:dns';
+import { promises as fs } from 'node:fs';
 import net from 'node:net';
 import path from 'node:path';
-import readline from 'node:readline';
-import { setTimeout as sleep } from 'node:timers/promises';
 import { BerthError, messageOf, wrapError } from '../../common/errors';
 import type { Logger } from '../../common/logging';
 import { Mutex } from '../../common/mutex';
 import { writeFileAtomic } from '../../common/atomic-file';
+import { DnsmasqChild, hostPort, type Managed } from './dnsmasq-child';
 import { checkDomain, renderHosts, type DnsRecord } from './hosts';
+import { endLeftover, pidRecordFile, removePidRecord, writePidRecord } from './pid-record';
 
 export interface DnsOptions {
   /** e.g. "berth": records resolve as <name>.<domain>. */
@@ -51,15 +52,16 @@ const BACKOFF_MIN_MS = 500;
 const BACKOFF_MAX_MS = 10_000;
 /** A dnsmasq that ran this long before dying restarts after the shortest delay again. */
 const HEALTHY_AFTER_MS = 30_000;
-const START_TIMEOUT_MS = 5_000;
-const STOP_WAIT_MS = 3_000;
 
 /**
  * Starts the DNS side of the shell. Writes an empty hosts file if none exists, creating its folder
  * (one level); an existing file is kept: it is the last set applied, so names keep resolving
- * across a shell restart. Managed:
- * resolves once our dnsmasq answers queries. Throws BerthError BAD_REQUEST for an invalid domain
- * or listen address/port, INTERNAL with dnsmasq's last words if it cannot be started.
+ * across a shell restart. Managed: first ends a dnsmasq an earlier shell of this hosts file left
+ * running (only that one, as its pid record names it), then resolves once our dnsmasq answers
+ * its probe. Throws BerthError BAD_REQUEST for an invalid domain or listen address/port,
+ * PORT_UNAVAILABLE naming host:port if another process holds the port (e.g. another DNS server
+ * answers there), INTERNAL if dnsmasq cannot be started otherwise; both with dnsmasq's last words.
+ * A failed start leaves no dnsmasq of ours running.
  */
 export async function startDns(opts: DnsOptions): Promise<Dns> {
   checkDomain(opts.domain);
@@ -84,9 +86,11 @@ class DnsService implements Dns {
   private backoffMs = BACKOFF_MIN_MS;
   private stopping: Promise<void> | null = null;
   private readonly onProcessExit = (): void => this.child?.killNow();
+  private readonly pidRecord: string;
 
   constructor(private readonly opts: DnsOptions) {
     this.log = opts.logger.child({ component: 'dns' });
+    this.pidRecord = pidRecordFile(opts.hostsFile);
     this.address = opts.manage ? { host: opts.manage.listenAddress, port: opts.manage.port } : null;
   }
 
@@ -130,6 +134,7 @@ class DnsService implements Dns {
       this.child = null;
       if (child) {
         await child.stop();
+        if (child.pid !== undefined) await removePidRecord(this.pidRecord, child.pid);
         this.log.info('stopped dnsmasq', { pid: child.pid });
       }
     })();
@@ -171,19 +176,30 @@ class DnsService implements Dns {
     }
   }
 
-  /** Starts our dnsmasq and resolves once it answers; throws (and leaves none running) if it cannot. */
+  /**
+   * Ends a dnsmasq an earlier shell left, starts ours and resolves once it answers its probe;
+   * throws (and leaves none of ours running) if it cannot.
+   */
   private async spawn(): Promise<void> {
     const opts = this.opts as Managed;
+    await endLeftover(this.pidRecord, opts.hostsFile, this.log);
+    if (this.stopping) return;
     const seen = this.generation;
     const child = new DnsmasqChild(opts, this.log);
     this.child = child;
     child.onUnexpectedExit = (why) => this.exited(child, why);
+    // Recorded while it starts (this never throws); `started` is awaited at once, so its failure
+    // is always handled.
+    const recorded = child.pid !== undefined ? writePidRecord(this.pidRecord, child.pid, this.log) : Promise.resolve();
     try {
       await child.started;
     } catch (err) {
       if (this.child === child) this.child = null;
+      await recorded;
+      if (child.pid !== undefined) await removePidRecord(this.pidRecord, child.pid);
       throw err;
     }
+    await recorded;
     if (this.stopping) return; // stop() took care of it
     this.log.info('started dnsmasq', { pid: child.pid, host: opts.manage.listenAddress, port: opts.manage.port });
     // An apply that came while it was starting may have written after dnsmasq read the file.
@@ -223,130 +239,14 @@ class DnsService implements Dns {
       await this.spawn();
     } catch (err) {
       if (this.stopping) return;
-      this.log.warn('dnsmasq restart failed', { error: messageOf(err), retryInMs: this.backoffMs });
+      const { listenAddress: host, port } = (this.opts as Managed).manage;
+      const fields = { address: hostPort(host, port), error: messageOf(err), retryInMs: this.backoffMs };
+      if (err instanceof BerthError && err.code === 'PORT_UNAVAILABLE') {
+        this.log.error('dns port held by another process; names are not served until it is free', fields);
+      } else {
+        this.log.warn('dnsmasq restart failed', fields);
+      }
       this.scheduleRestart();
     }
-  }
-}
-
-type Managed = DnsOptions & { manage: { listenAddress: string; port: number } };
-
-/** dnsmasq's arguments: our file only, our domain only, never forwarding, one loopback address. */
-function dnsmasqArgs(o: Managed): string[] {
-  return [
-    '--keep-in-foreground',
-    '--conf-file=/dev/null', // not /etc/dnsmasq.conf
-    '--no-resolv', // no upstream servers
-    '--no-hosts', // not /etc/hosts
-    `--addn-hosts=${o.hostsFile}`,
-    `--local=/${o.domain}/`, // answered from our file only, NXDOMAIN otherwise
-    '--domain-needed', // plain names are never forwarded
-    '--bind-interfaces',
-    `--listen-address=${o.manage.listenAddress}`,
-    `--port=${o.manage.port}`,
-    '--pid-file=', // none: we hold the pid
-    '--log-facility=-', // stderr, which we log
-    // Started as root, dnsmasq drops to "nobody", which then cannot read a file in a private
-    // folder (it reads it after dropping). Root stays root; anyone else cannot switch anyway.
-    ...(process.getuid?.() === 0 ? ['--user=root'] : []),
-  ];
-}
-
-/** Debian's dnsmasq-base is in /usr/sbin, which a non-root PATH may lack. */
-const DNSMASQ = ['/usr/sbin/dnsmasq', '/usr/local/sbin/dnsmasq', '/sbin/dnsmasq'].find((f) => existsSync(f)) ?? 'dnsmasq';
-
-/** Whether a DNS server answers at host:port (any reply, even NXDOMAIN or REFUSED, counts). */
-async function answers(host: string, port: number, name: string): Promise<boolean> {
-  const resolver = new dns.Resolver({ timeout: 250, tries: 1 });
-  resolver.setServers([host.includes(':') ? `[${host}]:${port}` : `${host}:${port}`]);
-  try {
-    await resolver.resolve4(name);
-    return true;
-  } catch (err) {
-    return ['ENOTFOUND', 'ENODATA', 'EREFUSED', 'ESERVFAIL'].includes((err as { code?: string }).code ?? '');
-  }
-}
-
-/** Waits for `p`, at most `ms`, leaving no timer behind. */
-async function within(p: Promise<unknown>, ms: number): Promise<void> {
-  const timer = new AbortController();
-  await Promise.race([p, sleep(ms, undefined, { signal: timer.signal }).catch(() => undefined)]);
-  timer.abort();
-}
-
-/** One dnsmasq process: `started` resolves once it answers, or rejects (and kills it) if it cannot. */
-class DnsmasqChild {
-  readonly started: Promise<void>;
-  readonly pid: number | undefined;
-  ready = false;
-  readyAt = 0;
-  alive = true;
-  /** Called once if it exits after it was answering and nobody asked it to stop. */
-  onUnexpectedExit: (why: string) => void = () => undefined;
-  private readonly proc: ChildProcess;
-  private readonly exit: Promise<string>;
-  private readonly stderrDone: Promise<void>;
-  private stopRequested = false;
-  private readonly lastWords: string[] = [];
-
-  constructor(o: Managed, log: Logger) {
-    this.proc = spawn(DNSMASQ, dnsmasqArgs(o), { stdio: ['ignore', 'ignore', 'pipe'] });
-    this.pid = this.proc.pid;
-    const lines = readline.createInterface({ input: this.proc.stderr! });
-    lines.on('line', (line) => {
-      if (!line.trim()) return;
-      if (this.lastWords.push(line) > 5) this.lastWords.shift();
-      const bad = /failed|error|warning/i.test(line) && !/no upstream servers/.test(line);
-      log[bad ? 'warn' : 'debug']('dnsmasq says', { pid: this.pid, line });
-    });
-    this.stderrDone = new Promise((resolve) => lines.once('close', resolve));
-    this.exit = new Promise<string>((resolve) => {
-      this.proc.once('exit', (code, sig) => resolve(sig ? `killed by ${sig}` : `exit code ${code}`));
-      this.proc.once('error', (err) => this.pid === undefined && resolve(`cannot run ${DNSMASQ}: ${err.message}`));
-    });
-    void this.exit.then((why) => {
-      const wasReady = this.ready;
-      this.alive = this.ready = false;
-      if (wasReady && !this.stopRequested) this.onUnexpectedExit(why);
-    });
-    this.started = this.waitReady(o);
-  }
-
-  private async waitReady(o: Managed): Promise<void> {
-    const { listenAddress: host, port } = o.manage;
-    const deadline = Date.now() + START_TIMEOUT_MS;
-    while (this.alive && !this.stopRequested && Date.now() < deadline) {
-      if ((await answers(host, port, o.domain)) && this.alive && !this.stopRequested) {
-        this.ready = true;
-        this.readyAt = Date.now();
-        return;
-      }
-      await sleep(50);
-    }
-    const why = !this.alive ? await this.exit : this.stopRequested ? 'stopped' : `no answer within ${START_TIMEOUT_MS} ms`;
-    await this.stop();
-    await within(this.stderrDone, 200); // its last words
-    const said = this.lastWords.length ? ` (dnsmasq said: ${this.lastWords.join(' | ')})` : '';
-    throw new BerthError('INTERNAL', `start dnsmasq on ${host} port ${port}: ${why}${said}`);
-  }
-
-  /** SIGHUP: dnsmasq re-reads the addn-hosts file. Only once it answers (before, SIGHUP kills it). */
-  reload(): void {
-    if (this.ready) this.proc.kill('SIGHUP');
-  }
-
-  /** SIGTERM, a bounded wait, then SIGKILL. Idempotent; resolves once it is gone (or gave up). */
-  async stop(): Promise<void> {
-    this.stopRequested = true;
-    for (const sig of ['SIGTERM', 'SIGKILL'] as const) {
-      if (!this.alive) return;
-      this.proc.kill(sig);
-      await within(this.exit, STOP_WAIT_MS);
-    }
-  }
-
-  /** Synchronous SIGKILL, for the shell's own exit. */
-  killNow(): void {
-    if (this.alive) this.proc.kill('SIGKILL');
   }
 }

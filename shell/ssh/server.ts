@@ -3,9 +3,10 @@
  * the exec CLI (`ssh shell list`), attach over `ssh -t shell attach REF`, and the menu door.
  */
 import { AuthContext, Connection, Server, ServerChannel, Session } from 'ssh2';
-import { Listener, noDelayListener } from '../../common/listener';
+import { Listener, SshListener, sshListener } from '../../common/listener';
 import { toBerthError } from '../../common/errors';
 import { Logger } from '../../common/logging';
+import { Login, LoginLimits } from '../../common/ssh-guard';
 import { clampTermSize } from '../../common/protocol';
 import { runCommand } from '../cli/commands';
 import { errorLine } from '../cli/format';
@@ -19,6 +20,8 @@ export interface ShellServerOptions {
   operators: Map<string, KnownOperator>;
   service: ShellService;
   logger: Logger;
+  /** Login grace time and pre-auth caps; defaults: 20 s, 30 per address, 200 in all. */
+  login?: LoginLimits;
 }
 
 export type ShellServer = Listener;
@@ -45,47 +48,65 @@ export function createShellServer(o: ShellServerOptions): ShellServer {
   const door: Door = { operators: o.operators, service: o.service, log: o.logger.child({ component: 'operator-ssh' }) };
   const clients = new Set<{ end(): void }>();
   const server = new Server({ hostKeys: [o.hostKey] }, (client) => {
+    const login = listener.loginOf(client);
+    if (!login) {
+      client.on('error', () => undefined);
+      client.end();
+      return;
+    }
     clients.add(client);
-    serveClient(door, client, () => clients.delete(client));
+    serveClient(door, client, login, () => clients.delete(client));
   });
-  return noDelayListener(
-    (sock) => server.injectSocket(sock),
-    () => {
+  const listener: SshListener = sshListener({
+    accept: (sock) => server.injectSocket(sock),
+    endAll: () => {
       for (const c of clients) c.end();
     },
-  );
+    limits: o.login,
+    logger: door.log,
+  });
+  return listener;
 }
 
 /** One operator's connection: public-key login, then their sessions; `gone` runs when it closes. */
-function serveClient(door: Door, client: Connection, gone: () => void): void {
+function serveClient(door: Door, client: Connection, login: Login, gone: () => void): void {
   let operator: Operator | null = null;
+  let connected: Operator | null = null;
   client.on('authentication', (ctx) => {
-    operator = authenticate(door, ctx);
-    if (operator) ctx.accept();
-    else ctx.reject(['publickey']);
+    const r = authenticate(door, ctx);
+    if (!('why' in r)) {
+      operator = r;
+      ctx.accept();
+      return;
+    }
+    operator = null;
+    // A refused key query (no signature yet) counts too: the client goes on to its next key.
+    login.refused({ user: ctx.username, method: ctx.method, key: ctx.method === 'publickey' ? ctx.key.data : null, why: r.why });
+    ctx.reject(['publickey']);
   });
   client.on('ready', () => {
     const op = operator;
     if (!op) return client.end();
-    door.log.info('operator connected', { operator: op.name });
+    connected = op;
+    login.loggedIn();
+    door.log.info('operator connected', { operator: op.name, address: login.address });
     client.on('session', (accept) => serveSession(door, accept(), op));
   });
   client.on('error', (err) => door.log.debug('operator connection error', { err: err.message }));
   client.on('close', () => {
     gone();
-    if (operator) door.log.info('operator disconnected', { operator: operator.name });
+    if (connected) door.log.info('operator disconnected', { operator: connected.name });
   });
 }
 
-/** The operator a login attempt proves to be: the user name's, with one of their keys; else null. */
-function authenticate(door: Door, ctx: AuthContext): Operator | null {
+/** The operator a login attempt proves to be (the user name's, with one of their keys), or why not. */
+function authenticate(door: Door, ctx: AuthContext): Operator | { why: string } {
+  if (ctx.method !== 'publickey') return { why: 'method not allowed' };
   const known = door.operators.get(ctx.username);
-  if (ctx.method !== 'publickey' || !known) return null;
+  if (!known) return { why: 'unknown user' };
   const key = findKey(known, ctx.key.data);
-  if (!key || (ctx.signature && ctx.blob && !key.verify(ctx.blob, ctx.signature, ctx.hashAlgo))) {
-    if (ctx.signature) door.log.warn('refused operator key', { operator: ctx.username });
-    return null;
-  }
+  if (!key) return { why: 'unknown key' };
+  if (ctx.signature && ctx.blob && !key.verify(ctx.blob, ctx.signature, ctx.hashAlgo)) return { why: 'bad signature' };
   return { name: known.name, role: known.role };
 }
 

@@ -2,15 +2,17 @@
  * What the menu's keys do, through a MenuContext (no blessed here): the ops, each run in the
  * background with its result on the status line, and the dialogs that ask for their input first.
  */
+import { BerthError, ErrorCode } from '../../common/errors';
 import { cloneName, dnsNameSchema, portRequestSchema, problemWith, Protocol, sessionNameSchema } from '../../common/names';
 import type { Limits } from '../../common/protocol';
 import type { ClusterSession } from '../cluster/view';
 import { limitProblem, limitsFromText } from '../limits-text';
+import type { Action } from '../roles';
 import type { Operator, ShellService } from '../service';
 import type { Dialogs, Field } from './dialog';
 
 /** The operations the menu uses (ShellService's). */
-export type MenuService = Pick<ShellService, 'view' | 'check' | 'create' | 'edit' | 'clone' | 'simple' | 'background' | 'delete'>;
+export type MenuService = Pick<ShellService, 'view' | 'check' | 'refused' | 'create' | 'edit' | 'clone' | 'simple' | 'background' | 'delete'>;
 
 /** What a key's handler may do; the blessed layer (menu.ts) provides it. */
 export interface MenuContext {
@@ -39,6 +41,15 @@ export interface MenuContext {
 /** How the menu names a session: its name, or its id's start for a broken one. */
 export function nameOf(s: ClusterSession): string {
   return s.entry.kind === 'session' ? s.entry.meta.name : s.id.slice(0, 8);
+}
+
+/**
+ * Says why the menu refuses a key itself (not the role: ShellService.check records that), and
+ * records it in the audit as the op's own refusal would be, when the key is an op's.
+ */
+export function refuse(ctx: MenuContext, action: Action | undefined, s: ClusterSession | undefined, code: ErrorCode, message: string): void {
+  if (action) ctx.service.refused(ctx.operator, action, s?.id, new BerthError(code, message));
+  ctx.say(message, true);
 }
 
 const PROTOCOL_CHOICES = ['tcp', 'udp'];
@@ -92,7 +103,7 @@ function maxOf(ctx: MenuContext, agent: string | undefined): Limits | undefined 
 /** N: asks which agent when several are online, then for the new session's settings. */
 export function newSession(ctx: MenuContext): void {
   const agents = ctx.service.view.agentList().filter((a) => a.status === 'online');
-  if (agents.length === 0) return ctx.say('no agent is online', true);
+  if (agents.length === 0) return refuse(ctx, 'create', undefined, 'AGENT_OFFLINE', 'no agent is online');
   if (agents.length === 1) return newSessionForm(ctx, agents[0]?.id);
   const items = agents.map((a) => `${a.id}  (${a.sessions.size} sessions)`);
   ctx.dialogs.picker('new session on which agent?', items, (i) => newSessionForm(ctx, agents[i]?.id));

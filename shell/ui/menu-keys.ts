@@ -6,7 +6,7 @@ import { toBerthError } from '../../common/errors';
 import type { ClusterSession } from '../cluster/view';
 import type { Action } from '../roles';
 import type { Key } from './dialog';
-import { MenuContext, background, cloneSession, deleteSession, editSession, nameOf, newSession, overrideLock, restartOrKill } from './menu-actions';
+import { MenuContext, background, cloneSession, deleteSession, editSession, nameOf, newSession, overrideLock, refuse, restartOrKill } from './menu-actions';
 import { pageStep } from './menu-state';
 import { settingsText } from './menu-view';
 
@@ -19,7 +19,10 @@ interface KeyBase {
   hint?: string;
   /** The help page's words after the label; absent: not on the page. */
   help?: string;
-  /** The role action it needs: for other roles the key says why not (and does nothing else). */
+  /**
+   * The role action it needs: for other roles the key says why not (and does nothing else). Its
+   * refusals, the role's or the states', are recorded in the audit as this op's.
+   */
   action?: Action;
 }
 
@@ -93,11 +96,11 @@ export function findKey(ch: string | undefined, key: Key, keys: readonly KeyEntr
   return undefined;
 }
 
-/** Checks the role action; a refusal goes to the status line. */
-function allowed(ctx: MenuContext, action: Action | undefined): boolean {
+/** Checks the role action (on `s`, for a session key); a refusal, audited, goes to the status line. */
+function allowed(ctx: MenuContext, action: Action | undefined, s?: ClusterSession): boolean {
   if (!action) return true;
   try {
-    ctx.service.check(ctx.operator, action);
+    ctx.service.check(ctx.operator, action, s?.id);
     return true;
   } catch (err) {
     ctx.say(toBerthError(err).message, true);
@@ -116,8 +119,10 @@ export function dispatch(ctx: MenuContext, ch: string | undefined, key: Key, sel
     if (allowed(ctx, entry.action)) entry.run(ctx);
     return;
   }
-  if (!selected || !allowed(ctx, entry.action)) return;
-  if (entry.states && !entry.states.only.includes(selected.state)) return ctx.say(entry.states.refusal(nameOf(selected)), true);
+  if (!selected || !allowed(ctx, entry.action, selected)) return;
+  if (entry.states && !entry.states.only.includes(selected.state)) {
+    return refuse(ctx, entry.action, selected, 'CONFLICT', entry.states.refusal(nameOf(selected)));
+  }
   entry.run(ctx, selected);
 }
 

@@ -2,17 +2,19 @@
  * `npm run demo` as a newcomer uses it: started in the background, reached with the ssh line it
  * prints, a session created and attached, Ctrl-C, started again: the session is still there.
  */
-import { ChildProcess, spawn } from 'node:child_process';
+import { ChildProcess, execFile, spawn } from 'node:child_process';
 import { promises as fs } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { randomUUID } from 'node:crypto';
+import { promisify } from 'node:util';
 import { REPO_ROOT } from '../helpers/agent-process';
 import { until } from '../helpers/cluster';
 import { docker, removeTestContainers, testLabels } from '../helpers/docker';
 import { freePort } from '../helpers/ports';
 import { Tmux } from '../helpers/tmux';
 
+const execFileP = promisify(execFile);
 const runLabel = `e2e-demo-${randomUUID().slice(0, 8)}`;
 const tmux = new Tmux(`berth-${runLabel}`);
 let dir = '';
@@ -110,7 +112,7 @@ test('the demo runs, keeps its sessions across Ctrl-C, and finds them again', as
     (JSON.parse((await run(ssh, ['agents', '--json'])).out || '[]') as Array<{ status: string }>).filter((a) => a.status === 'online').length;
   await until('both demo agents online', online, (n) => n === 2, 20_000);
 
-  const created = await run(ssh, ['create', '--name', 'kept', '--agent', 'agent-2', '--json']);
+  const created = await run(ssh, ['create', '--name', 'kept', '--agent', 'agent-2', '--port', '-1', '--json']);
   expect(created.code).toBe(0);
   const id = (JSON.parse(created.out) as { id: string }).id;
   // Attach through the menu's sibling, `attach`, in a real terminal; the tmux inside runs a login
@@ -127,8 +129,21 @@ test('the demo runs, keeps its sessions across Ctrl-C, and finds them again', as
   expect(printed).toContain('berth demo stopping (SIGINT); sessions stay as they are');
   // The container and the folder stay as they are.
   expect(await docker('inspect', '-f', '{{.State.Running}}', `berth-${id}`)).toBe('true');
+  // agent-2 publishes on its own loopback address: the demo's two agents never hand out one
+  // address and port twice.
+  const published = await docker('inspect', '-f', '{{json .HostConfig.PortBindings}}', `berth-${id}`);
+  expect(published).toContain('"HostIp":"127.0.0.2"');
+
+  // An operator edit of shell.json between runs is kept.
+  const shellJson = path.join(dir, 'shell.json');
+  const edited = JSON.parse(await fs.readFile(shellJson, 'utf8')) as { operators: unknown[] };
+  await execFileP('ssh-keygen', ['-q', '-t', 'ed25519', '-N', '', '-C', 'guest', '-f', path.join(dir, 'guest_key')]);
+  const guest = { name: 'guest', role: 'viewer', keys: [(await fs.readFile(path.join(dir, 'guest_key.pub'), 'utf8')).trim()] };
+  edited.operators.push(guest);
+  await fs.writeFile(shellJson, JSON.stringify(edited, null, 2));
 
   const again = await startDemo();
+  expect((JSON.parse(await fs.readFile(shellJson, 'utf8')) as { operators: unknown[] }).operators).toContainEqual(guest);
   const online2 = async (): Promise<number> =>
     (JSON.parse((await run(again, ['agents', '--json'])).out || '[]') as Array<{ status: string }>).filter((a) => a.status === 'online').length;
   await until('both demo agents online again', online2, (n) => n === 2, 20_000);

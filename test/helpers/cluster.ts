@@ -88,21 +88,7 @@ export async function startCluster(o: ClusterOptions): Promise<Cluster> {
     auditFile: path.join(dir, 'state', 'audit.jsonl'),
     sshArgs,
     ssh(user, args, opts = {}) {
-      return new Promise((resolve) => {
-        const p = spawn('ssh', [...sshArgs(user), ...args]);
-        let out = '';
-        let err = '';
-        const timer = setTimeout(() => p.kill('SIGKILL'), opts.timeoutMs ?? 20_000);
-        p.stdout.on('data', (d: Buffer) => (out += d.toString()));
-        p.stderr.on('data', (d: Buffer) => (err += d.toString()));
-        // 'close', not 'exit': only then has all of the output been read.
-        p.on('close', (code) => {
-          clearTimeout(timer);
-          resolve({ code, out, err });
-        });
-        p.stdin.on('error', () => undefined);
-        p.stdin.end(opts.input ?? '');
-      });
+      return runSsh([...sshArgs(user), ...args], opts);
     },
     async startShell() {
       const proc = spawn(process.execPath, [BERTH_BIN, 'shell', 'serve', '--config', configFile], { stdio: ['ignore', 'pipe', 'pipe'] });
@@ -143,3 +129,22 @@ export async function startCluster(o: ClusterOptions): Promise<Cluster> {
 }
 
 export { until } from './wait';
+
+/** OpenSSH's client with these arguments (killed after `timeoutMs`, 20 s by default); resolves with its exit code and output. */
+export function runSsh(args: string[], opts: { input?: string; timeoutMs?: number } = {}): Promise<SshResult> {
+  return new Promise((resolve) => {
+    const p = spawn('ssh', args);
+    let out = '';
+    let err = '';
+    const timer = setTimeout(() => p.kill('SIGKILL'), opts.timeoutMs ?? 20_000);
+    p.stdout.on('data', (d: Buffer) => (out += d.toString()));
+    p.stderr.on('data', (d: Buffer) => (err += d.toString()));
+    // 'close', not 'exit': only then has all of the output been read.
+    p.on('close', (code) => {
+      clearTimeout(timer);
+      resolve({ code, out, err });
+    });
+    p.stdin.on('error', () => undefined);
+    p.stdin.end(opts.input ?? '');
+  });
+}

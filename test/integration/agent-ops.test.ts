@@ -143,6 +143,27 @@ describe('agent ops against real Docker', () => {
     expect(fresh.HostConfig.PortBindings?.[`${e2.meta.port}/udp`]).toEqual([{ HostIp: '127.0.0.1', HostPort: String(e2.meta.port) }]);
   });
 
+  test('an op id makes a retry safe: two clones with one op id make one copy and both get it', async () => {
+    const src = await create('once-source');
+    const opId = randomUUID();
+    const before = (await client.call('list', {})).sessions.length;
+    const [a, b] = await Promise.all([
+      client.request('clone', { session: src.meta.id }, 'alice', { opId }),
+      client.request('clone', { session: src.meta.id }, 'alice', { opId }),
+    ]);
+    expect(a.ok && b.ok).toBe(true);
+    expect(a.ok && b.ok && view(a.result as never).meta.id).toBe(b.ok && view(b.result as never).meta.id);
+    // A later retry, once done, still gets the same copy; the same id for another op is refused.
+    const c = await client.request('clone', { session: src.meta.id }, 'alice', { opId });
+    expect(c.ok && view(c.result as never).meta.id).toBe(a.ok && view(a.result as never).meta.id);
+    expect((await client.call('list', {})).sessions.length).toBe(before + 1);
+    const other = await client.request('kill', { session: src.meta.id }, 'alice', { opId });
+    expect(other).toMatchObject({ ok: false, error: { code: 'BAD_REQUEST', message: expect.stringContaining('already used for another request') } });
+    // Without an op id, each clone is its own.
+    await client.call('clone', { session: src.meta.id });
+    expect((await client.call('list', {})).sessions.length).toBe(before + 2);
+  });
+
   test('clone copies the home (not the lock) to a new uuid with port 0 and no dns; a running source keeps running', async () => {
     const src = await create('source', { port: await freePort(), dns: 'clone-src' });
     const srcDir = path.join(agent.root, src.meta.id);

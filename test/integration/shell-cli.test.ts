@@ -280,22 +280,22 @@ test('the audit log has a record per op, refused ones with their code', async ()
   for (const r of recs) expect(Number.isNaN(Date.parse(String(r.ts)))).toBe(false);
   expect(recs.map((r) => [r.operator, r.op, r.agent, r.result, r.code])).toEqual([
     ['alice', 'create', 'agent-2', 'ok', undefined],
-    ['alice', 'override', 'agent-2', 'error', 'CONFLICT'],
+    ['alice', 'override', 'agent-2', 'refused', 'CONFLICT'],
     ['bob', 'edit', 'agent-2', 'ok', undefined],
     ['bob', 'delete', 'agent-2', 'ok', undefined],
   ]);
   expect(recs[1]).toEqual(expect.objectContaining({ message: 'session is not locked' }));
   const taken = (await audit()).find((r) => r.op === 'create' && r.code === 'NAME_TAKEN');
-  expect(taken).toEqual(expect.objectContaining({ operator: 'alice', result: 'error', message: expect.stringContaining(`d-${tag}`) }));
+  expect(taken).toEqual(expect.objectContaining({ operator: 'alice', result: 'refused', message: expect.stringContaining(`d-${tag}`) }));
 });
 
 test('refused ops are audited too: an unknown REF, and a refused create with its agent', async () => {
   expectRefused(await cli(`restart gone-${tag}`, 'bob'), 'NOT_FOUND');
   const lost = (await audit()).find((r) => r.op === 'restart' && (r.detail as { ref?: string } | undefined)?.ref === `gone-${tag}`);
-  expect(lost).toEqual(expect.objectContaining({ operator: 'bob', result: 'error', code: 'NOT_FOUND' }));
+  expect(lost).toEqual(expect.objectContaining({ operator: 'bob', result: 'refused', code: 'NOT_FOUND' }));
   expectRefused(await cli(`create --name 'bad name' --agent agent-1`, 'bob'), 'BAD_REQUEST');
   const bad = (await audit()).filter((r) => r.op === 'create' && r.code === 'BAD_REQUEST').pop();
-  expect(bad).toEqual(expect.objectContaining({ operator: 'bob', agent: 'agent-1', result: 'error' }));
+  expect(bad).toEqual(expect.objectContaining({ operator: 'bob', agent: 'agent-1', result: 'refused' }));
 });
 
 test('attach without a terminal and a plain shell request are refused clearly', async () => {

@@ -157,7 +157,7 @@ describe('managed dnsmasq', () => {
     await new Promise<void>((resolve) => taken.bind(busy, HOST, () => resolve()));
     try {
       const attempt = startDns({ domain: DOMAIN, hostsFile: path.join(dir, 'busy', 'hosts'), manage: { listenAddress: HOST, port: busy }, logger: silentLogger });
-      await expect(attempt).rejects.toMatchObject({ code: 'INTERNAL', message: expect.stringMatching(/start dnsmasq.*in use/) });
+      await expect(attempt).rejects.toMatchObject({ code: 'PORT_UNAVAILABLE', message: expect.stringMatching(/start dnsmasq.*another process holds this port.*in use/) });
     } finally {
       await new Promise<void>((resolve) => taken.close(() => resolve()));
     }

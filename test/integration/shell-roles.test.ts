@@ -1,17 +1,20 @@
 /**
- * Operator roles and login through the real OpenSSH client against a real `berth shell serve`
- * with two real agents: what a viewer, an operator and an admin may do, and which keys get in.
+ * Operator roles and login through the real OpenSSH client (the menu through an ssh2 client with
+ * a pty) against a real `berth shell serve` with two real agents: what a viewer, an operator and
+ * an admin may do, what the audit log records of it, and which keys get in.
  */
-import { spawn } from 'node:child_process';
 import { promises as fs } from 'node:fs';
 import path from 'node:path';
 import { randomUUID } from 'node:crypto';
-import { Cluster, SshResult, startCluster, until } from '../helpers/cluster';
+import type { ClientChannel } from 'ssh2';
+import { Cluster, SshResult, runSsh, startCluster, until } from '../helpers/cluster';
+import { ShellTerms } from '../helpers/shell-term';
 import type { AgentJson, SessionJson } from '../../shell/cli/format';
 
 const runLabel = `shroles-${randomUUID().slice(0, 8)}`;
 const tag = runLabel.slice(-6);
 let cluster: Cluster;
+const terms = new ShellTerms(() => cluster);
 
 
 /** Runs one command line as an operator; drops OpenSSH's known-hosts notice. */
@@ -28,6 +31,8 @@ async function json<T>(line: string, user = 'alice'): Promise<T> {
 
 const list = (user = 'alice'): Promise<SessionJson[]> => json<SessionJson[]>('list', user);
 const find = async (id: string): Promise<SessionJson | undefined> => (await list()).find((s) => s.id === id);
+const audit = async (): Promise<Array<Record<string, unknown>>> =>
+  (await fs.readFile(cluster.auditFile, 'utf8')).split('\n').filter(Boolean).map((l) => JSON.parse(l) as Record<string, unknown>);
 const agentsOnline = (user = 'alice'): Promise<AgentJson[]> =>
   until('both agents online', () => json<AgentJson[]>('agents', user), (a) => a.length === 2 && a.every((x) => x.status === 'online'), 20_000);
 
@@ -47,22 +52,8 @@ async function handLock(s: SessionJson): Promise<string> {
   return dir;
 }
 
-/** ssh with arguments built by hand; resolves with exit code and output. */
-function rawSsh(args: string[]): Promise<SshResult> {
-  return new Promise((resolve) => {
-    const p = spawn('ssh', [...args, 'whoami']);
-    let out = '';
-    let err = '';
-    const timer = setTimeout(() => p.kill('SIGKILL'), 20_000);
-    p.stdout.on('data', (d: Buffer) => (out += d.toString()));
-    p.stderr.on('data', (d: Buffer) => (err += d.toString()));
-    p.on('close', (code) => {
-      clearTimeout(timer);
-      resolve({ code, out, err });
-    });
-    p.stdin.end();
-  });
-}
+/** ssh with arguments built by hand, running `whoami`. */
+const rawSsh = (args: string[]): Promise<SshResult> => runSsh([...args, 'whoami']);
 
 beforeAll(async () => {
   cluster = await startCluster({ runLabel, agents: 2 });
@@ -70,6 +61,7 @@ beforeAll(async () => {
 }, 60_000);
 
 afterAll(async () => {
+  terms.endAll();
   await cluster?.dispose();
 });
 
@@ -99,9 +91,29 @@ test('viewer: list and agents work; every session op is FORBIDDEN naming the rol
   const after = await list();
   expect(after.map((s) => s.id).sort()).toEqual(seen.map((s) => s.id).sort());
   expect(after.find((s) => s.id === target.id)).toEqual(expect.objectContaining({ name: `v-${tag}`, state: 'stopped', lock: null }));
-  const audit = (await fs.readFile(cluster.auditFile, 'utf8')).split('\n').filter(Boolean).map((l) => JSON.parse(l) as Record<string, unknown>);
-  const refused = audit.filter((r) => r.operator === 'vic' && r.code === 'FORBIDDEN' && r.result === 'error').map((r) => r.op);
+  const refused = (await audit()).filter((r) => r.operator === 'vic' && r.code === 'FORBIDDEN' && r.result === 'refused').map((r) => r.op);
   expect(refused.sort()).toEqual(ops.map(([, op]) => op).sort());
+});
+
+test('viewer: K in the real menu is refused and audited as the CLI’s kill is', async () => {
+  const s = await json<SessionJson>(`create --name vm-${tag} --agent agent-2`);
+  const before = (await audit()).length;
+  const conn = await terms.login('vic');
+  const ch = await new Promise<ClientChannel>((resolve, reject) =>
+    conn.shell({ cols: 160, rows: 40, height: 0, width: 0, term: 'xterm-256color' }, (err, c) => (err ? reject(err) : resolve(c))),
+  );
+  let out = '';
+  ch.on('data', (d: Buffer) => (out += d.toString('utf8')));
+  await until('the menu lists the session', async () => out, (o) => o.includes(`vm-${tag}`), 15_000, 50);
+  ch.write(`/vm-${tag}\r`); // filter down to it: it is the one selected
+  ch.write('k');
+  await until('the menu says why', async () => out, (o) => o.includes('vic is a viewer and may not kill'), 10_000, 50);
+  const added = await until('the refusal audited', async () => (await audit()).slice(before), (a) => a.length > 0, 10_000, 50);
+  expect(added).toEqual([
+    { ts: expect.any(String), operator: 'vic', op: 'kill', session: s.id, agent: 'agent-2', result: 'refused', code: 'FORBIDDEN', message: 'vic is a viewer and may not kill' },
+  ]);
+  ch.write('q');
+  expect((await find(s.id))?.state).toBe('stopped');
 });
 
 test('operator: every session op works, override is FORBIDDEN even on a locked session', async () => {
@@ -146,8 +158,7 @@ test('admin: override clears a hand-made lock and the session goes from locked t
   expect(await find(s.id)).toEqual(expect.objectContaining({ state: 'stopped', lock: null }));
   await expect(fs.stat(path.join(dir, 'session.lock'))).rejects.toThrow();
   await expect(fs.stat(path.join(dir, 'session.lock.owner.json'))).rejects.toThrow();
-  const audit = (await fs.readFile(cluster.auditFile, 'utf8')).split('\n').filter(Boolean).map((l) => JSON.parse(l) as Record<string, unknown>);
-  expect(audit.find((r) => r.op === 'override' && r.session === s.id)).toEqual(
+  expect((await audit()).find((r) => r.op === 'override' && r.session === s.id)).toEqual(
     expect.objectContaining({ operator: 'alice', agent: 'agent-1', result: 'ok', detail: { reason: 'ghost crashed' } }),
   );
 }, 60_000);

@@ -50,6 +50,7 @@ function fakeMenu(role: Role = 'admin', online = ['agent-1']) {
   const service = {
     view,
     check: (o: { name: string; role: Role }, action: Parameters<MenuService['check']>[1]) => assertMay(o, action),
+    refused: (_o: unknown, _action: unknown, _ref: unknown, err: Error) => err,
     create: async (_o: unknown, r: { agent?: string }) => (calls.push(['create', r]), { ...web(), agent: r.agent ?? 'agent-1' }),
     edit: async (_o: unknown, ref: string, r: unknown) => (calls.push(['edit', ref, r]), web({ restartNeeded: true })),
     clone: op('clone'),
