@@ -20,6 +20,10 @@ export interface AuditDetail {
   clone?: string;
   readOnly?: boolean;
   detached?: number;
+  /** The op's id: the records of one op (an unknown outcome, then the late one) share it. */
+  opId?: string;
+  /** The outcome of an op whose answer came after the shell had stopped waiting. */
+  late?: boolean;
 }
 
 export interface AuditRecord {
@@ -28,8 +32,12 @@ export interface AuditRecord {
   op: string;
   session?: string;
   agent?: string;
-  /** `refused`: not done (a role, a REF, an agent's refusal, no agent online…); `code` and `message` say why. */
-  result: 'ok' | 'refused';
+  /**
+   * `refused`: not done (a role, a REF, an agent's refusal, no agent online…); `code` and
+   * `message` say why. `unknown`: the agent did not answer in time; a later record with the same
+   * `detail.opId` and `detail.late` gives the outcome.
+   */
+  result: 'ok' | 'refused' | 'unknown';
   code?: ErrorCode;
   message?: string;
   detail?: AuditDetail;
@@ -117,6 +125,8 @@ export function auditLine(r: AuditRecord, at: Date): string {
       clone: optional(d.clone, id),
       readOnly: d.readOnly,
       detached: d.detached,
+      opId: optional(d.opId, id),
+      late: d.late,
     },
   };
   return `${JSON.stringify(out)}\n`; // fields left undefined are not written

@@ -3,11 +3,12 @@
  * cluster-wide DNS name check before anything reaches an agent, the audit record of every op,
  * refused ones too (a door that refuses before it asks, like the menu, records through here).
  */
+import { randomUUID } from 'node:crypto';
 import { BerthError, toBerthError } from '../common/errors';
 import { Logger } from '../common/logging';
 import { Mutex } from '../common/mutex';
 import { Protocol } from '../common/names';
-import { Limits, SessionEntry } from '../common/protocol';
+import { Limits, RpcOp, RpcParamsInput, RpcResult, SessionEntry } from '../common/protocol';
 import { AuditDetail, AuditLog, AuditRecord } from './audit';
 import { resolveRef } from './cluster/refs';
 import { ClusterSession, ClusterView } from './cluster/view';
@@ -18,6 +19,24 @@ import { AgentAttach, Agents } from './agents';
 export interface Operator {
   name: string;
   role: Role;
+  /**
+   * The op id this command carries (the CLI's --op-id), so that a retry after an unknown outcome
+   * gets the first attempt's; unset: each op gets a fresh one.
+   */
+  opId?: string;
+}
+
+/** How long the shell goes on waiting, after telling the operator the outcome is unknown. */
+const LATE_OUTCOME_WAIT_MS = 30 * 60 * 1000;
+
+/** The agent did not answer in time: the op may still be done. Carries the op's id. */
+export class OutcomeUnknown extends BerthError {
+  constructor(
+    message: string,
+    readonly opId: string,
+  ) {
+    super('TIMEOUT', message);
+  }
 }
 
 /** Where DNS records go: the shell's dnsmasq (shell/dns). */
@@ -73,7 +92,7 @@ export class ShellService {
       const agent = r.agent ?? this.pickAgent();
       if (!this.o.view.agent(agent)) throw new BerthError('NOT_FOUND', `no agent named ${agent}`);
       const params = { name: r.name, protocol: r.protocol, port: r.port, dns: r.dns, limits: r.limits };
-      const entry = await this.withDnsName(r.dns, null, () => this.o.agents.call(agent, 'create', params, op.name));
+      const entry = await this.withDnsName(r.dns, null, () => this.callAgent(op, agent, 'create', params));
       this.o.view.upsert(agent, entry);
       return { result: entry, agent, session: entryIdOf(entry) };
     });
@@ -83,7 +102,7 @@ export class ShellService {
     return this.audited(op, 'edit', { ref }, async (found) => {
       const s = mustFind(found);
       assertMay(op, 'edit');
-      const entry = await this.withDnsName(r.dns, s.id, () => this.o.agents.call(s.agent, 'edit', { session: s.id, ...r }, op.name));
+      const entry = await this.withDnsName(r.dns, s.id, () => this.callAgent(op, s.agent, 'edit', { session: s.id, ...r }));
       this.o.view.upsert(s.agent, entry);
       return { result: entry };
     });
@@ -93,7 +112,7 @@ export class ShellService {
     return this.audited(op, 'clone', { ref }, async (found) => {
       const s = mustFind(found);
       assertMay(op, 'clone');
-      const entry = await this.o.agents.call(s.agent, 'clone', { session: s.id, ...(name ? { name } : {}) }, op.name);
+      const entry = await this.callAgent(op, s.agent, 'clone', { session: s.id, ...(name ? { name } : {}) });
       this.o.view.upsert(s.agent, entry);
       return { result: entry, detail: { clone: entryIdOf(entry) } };
     });
@@ -106,8 +125,8 @@ export class ShellService {
       assertMay(op, action);
       const entry =
         action === 'override'
-          ? await this.o.agents.call(s.agent, 'override', { session: s.id, ...(reason ? { reason } : {}) }, op.name)
-          : await this.o.agents.call(s.agent, action, { session: s.id }, op.name);
+          ? await this.callAgent(op, s.agent, 'override', { session: s.id, ...(reason ? { reason } : {}) })
+          : await this.callAgent(op, s.agent, action, { session: s.id });
       this.o.view.upsert(s.agent, entry);
       return { result: entry, detail: reason ? { reason } : undefined };
     });
@@ -117,7 +136,7 @@ export class ShellService {
     return this.audited(op, 'background', { ref }, async (found) => {
       const s = mustFind(found);
       assertMay(op, 'background');
-      const r = await this.o.agents.call(s.agent, 'background', { session: s.id }, op.name);
+      const r = await this.callAgent(op, s.agent, 'background', { session: s.id });
       return { result: r.detached, detail: { detached: r.detached } };
     });
   }
@@ -126,7 +145,7 @@ export class ShellService {
     return this.audited(op, 'delete', { ref }, async (found) => {
       const s = mustFind(found);
       assertMay(op, 'delete');
-      await this.o.agents.call(s.agent, 'delete', { session: s.id }, op.name);
+      await this.callAgent(op, s.agent, 'delete', { session: s.id });
       this.o.view.forget(s.agent, s.id);
       return { result: s.id };
     });
@@ -209,9 +228,65 @@ export class ShellService {
       return r.result;
     } catch (err) {
       const e = toBerthError(err);
-      await this.o.audit.record(refusal(op, name, e, s, agent, 'ref' in target ? target.ref : undefined));
+      // An unknown outcome was recorded where it was found, before its late outcome can be.
+      if (!(err instanceof OutcomeUnknown)) await this.o.audit.record(refusal(op, name, e, s, agent, 'ref' in target ? target.ref : undefined));
       throw e;
     }
+  }
+
+  /**
+   * Calls a mutating op with an op id. When the agent does not answer in time, the operator is
+   * told the outcome is unknown (and how to get it), and the shell goes on waiting for it in the
+   * background: the outcome is then recorded in the audit log (same op id, `late`) and shown in
+   * the view. A retry with the same op id gets the same outcome; the op is done once.
+   */
+  private async callAgent<O extends RpcOp>(op: Operator, agent: string, name: O, params: RpcParamsInput<O>): Promise<RpcResult<O>> {
+    const opId = op.opId ?? randomUUID();
+    try {
+      return await this.o.agents.call(agent, name, params, op.name, { opId });
+    } catch (err) {
+      const e = toBerthError(err);
+      if (e.code !== 'TIMEOUT') throw e;
+      const unknown = new OutcomeUnknown(
+        `${e.message}: the outcome is unknown (the agent may still finish it); the shell records it in the audit log ` +
+          `when it comes, and the same command with --op-id ${opId} waits for it and shows it`,
+        opId,
+      );
+      // Recorded now, so that it comes before the late outcome in the audit log.
+      void this.o.audit.record({
+        operator: op.name,
+        op: name,
+        agent,
+        session: sessionOf(params),
+        result: 'unknown',
+        code: 'TIMEOUT',
+        message: unknown.message,
+        detail: { opId },
+      });
+      this.awaitLate(op, agent, name, params, opId);
+      throw unknown;
+    }
+  }
+
+  private awaitLate<O extends RpcOp>(op: Operator, agent: string, name: O, params: RpcParamsInput<O>, opId: string): void {
+    const session = sessionOf(params);
+    const record = (r: Partial<AuditRecord>): Promise<void> =>
+      this.o.audit.record({ operator: op.name, op: name, agent, session, result: 'ok', ...r, detail: { opId, late: true } });
+    void this.o.agents.call(agent, name, params, op.name, { opId, timeoutMs: LATE_OUTCOME_WAIT_MS }).then(
+      async (result) => {
+        if (result && typeof result === 'object' && 'kind' in result) {
+          const entry = result as SessionEntry;
+          this.o.view.upsert(agent, entry);
+          await record({ session: session ?? entryIdOf(entry) });
+        } else {
+          await record({});
+        }
+      },
+      async (err: unknown) => {
+        const e = toBerthError(err);
+        await record({ result: e.code === 'TIMEOUT' ? 'unknown' : 'refused', code: e.code, message: e.message });
+      },
+    );
   }
 
   /** The online agent with the fewest sessions. Throws AGENT_OFFLINE when none is online. */
@@ -289,6 +364,12 @@ function refusal(op: Operator, name: string, e: BerthError, s: ClusterSession | 
     message: e.message,
     ...(ref !== undefined && !s ? { detail: { ref } } : {}),
   };
+}
+
+/** The session an op's params name, if any. */
+function sessionOf(params: unknown): string | undefined {
+  const s = params && typeof params === 'object' ? (params as { session?: unknown }).session : undefined;
+  return typeof s === 'string' ? s : undefined;
 }
 
 /** The session `audited` resolved from a REF (it is always there when a REF was given). */

@@ -89,9 +89,10 @@ export class AgentLink extends EventEmitter {
 
   /**
    * Calls an op on the agent. Throws AGENT_OFFLINE when the link is down, TIMEOUT after
-   * `timeoutMs`, or the agent's own error (code and text as the agent sent them).
+   * `timeoutMs`, or the agent's own error (code and text as the agent sent them). With an op id
+   * the agent does the op once: a call with the same id gets the first one's outcome.
    */
-  call<O extends RpcOp>(op: O, params: RpcParamsInput<O>, operator: string, timeoutMs: number): Promise<RpcResult<O>> {
+  call<O extends RpcOp>(op: O, params: RpcParamsInput<O>, operator: string, timeoutMs: number, opId?: string): Promise<RpcResult<O>> {
     const ch = this.rpc;
     if (this.status !== 'online' || !ch) {
       return Promise.reject(new BerthError('AGENT_OFFLINE', `agent ${this.o.id} is offline${this.reason ? ` (${this.reason})` : ''}`));
@@ -109,7 +110,7 @@ export class AgentLink extends EventEmitter {
         else reject(new BerthError('INTERNAL', `agent ${this.o.id} sent a bad ${op} result: ${describeIssue(r.error)}`));
       };
       this.pending.set(id, { resolve: settle, reject, timer });
-      ch.write(encodeFrame({ v: PROTOCOL_VERSION, id, op, params, operator }));
+      ch.write(encodeFrame({ v: PROTOCOL_VERSION, id, op, params, operator, ...(opId ? { opId } : {}) }));
     });
   }
 

@@ -9,11 +9,19 @@ import { AgentAttach, AgentLink } from './link';
 
 /** What the shell's operations need from the agents. */
 export interface Agents {
-  /** Throws NOT_FOUND for an unknown agent, AGENT_OFFLINE, TIMEOUT or the agent's own error. */
-  call<O extends RpcOp>(agent: string, op: O, params: RpcParamsInput<O>, operator: string): Promise<RpcResult<O>>;
+  /**
+   * Throws NOT_FOUND for an unknown agent, AGENT_OFFLINE, TIMEOUT or the agent's own error.
+   * `opId` makes the op safe to retry (see OpJournal); `timeoutMs` replaces the usual bound.
+   */
+  call<O extends RpcOp>(agent: string, op: O, params: RpcParamsInput<O>, operator: string, opts?: CallOptions): Promise<RpcResult<O>>;
   attach(agent: string, header: AttachHeader): Promise<AgentAttach>;
   /** The IP address DNS names of the agent's sessions point to, or null if it has none. */
   addressOf(agent: string): string | null;
+}
+
+export interface CallOptions {
+  opId?: string;
+  timeoutMs?: number;
 }
 
 export class AgentPool implements Agents {
@@ -47,8 +55,8 @@ export class AgentPool implements Agents {
     for (const { link } of this.links.values()) link.stop();
   }
 
-  call<O extends RpcOp>(agent: string, op: O, params: RpcParamsInput<O>, operator: string): Promise<RpcResult<O>> {
-    return this.link(agent).call(op, params, operator, this.o.rpcTimeoutMs);
+  call<O extends RpcOp>(agent: string, op: O, params: RpcParamsInput<O>, operator: string, opts: CallOptions = {}): Promise<RpcResult<O>> {
+    return this.link(agent).call(op, params, operator, opts.timeoutMs ?? this.o.rpcTimeoutMs, opts.opId);
   }
 
   attach(agent: string, header: AttachHeader): Promise<AgentAttach> {

@@ -4,7 +4,7 @@
  * the terminal. Everything printed is inert on a terminal: text through format.ts or inertCell,
  * JSON through inertJson.
  */
-import { BERTH_VERSION, PROTOCOL_VERSION, SessionEntry, entryId } from '../../common/protocol';
+import { BERTH_VERSION, PROTOCOL_VERSION, SessionEntry, entryId, opIdSchema } from '../../common/protocol';
 import { PROTOCOLS, Protocol } from '../../common/names';
 import { toBerthError } from '../../common/errors';
 import { inertCell, inertJson } from '../../common/terminal-text';
@@ -30,6 +30,9 @@ REF: a session id, a unique id prefix (4+ characters) or a unique name.
 PORT: 0 none, -1 the lowest free from 1001, or a port number.
 LIMITS: --memory MB (or 512m, 4g) --cpus N (0.5, 2) --pids N; up to the agent's maximums,
   applied when the session next starts.
+--op-id ID (create, edit, clone, restart, kill, override, background, delete): the op is done
+  once per ID; when an agent does not answer in time the outcome is unknown, and the same
+  command with the same --op-id waits for it and shows it.
 Values: a flag takes the next word; a value starting with -- is written --flag=VALUE. An empty
   value is refused, but --dns '' (no DNS name). Numbers are whole numbers (-1, 0, 2200).
 `;
@@ -42,6 +45,16 @@ export interface CliIo {
 export type CliOutcome = { code: number } | { code: -1; attach: { ref: string; readOnly: boolean } };
 
 const JSON_FLAG: FlagSpec = { json: 'boolean' };
+/** The flags of every command that changes something. */
+const OP_FLAGS: FlagSpec = { ...JSON_FLAG, 'op-id': 'string' };
+
+/** The operator, with the op id the command gave (--op-id), checked. */
+function withOpId(op: Operator, flags: Record<string, string | boolean>): Operator {
+  const opId = strFlag(flags['op-id']);
+  if (opId === undefined) return op;
+  if (!opIdSchema.safeParse(opId).success) throw new UsageError('--op-id must be 8-64 letters, digits, - or _');
+  return { ...op, opId };
+}
 
 export async function runCommand(line: string, operator: Operator, service: ShellService, io: CliIo): Promise<CliOutcome> {
   try {
@@ -95,10 +108,10 @@ async function dispatch(cmd: string, rest: string[], op: Operator, svc: ShellSer
       return { code: 0 };
     }
     case 'create': {
-      const { flags } = parseFlags(rest, { ...JSON_FLAG, ...LIMIT_FLAGS, name: 'string', agent: 'string', protocol: 'string', port: 'string', dns: 'text' }, 0);
+      const { flags } = parseFlags(rest, { ...OP_FLAGS, ...LIMIT_FLAGS, name: 'string', agent: 'string', protocol: 'string', port: 'string', dns: 'text' }, 0);
       const name = strFlag(flags.name);
       if (name === undefined) throw new UsageError('create needs --name N');
-      const entry = await svc.create(op, {
+      const entry = await svc.create(withOpId(op, flags), {
         name,
         agent: strFlag(flags.agent),
         protocol: protocolFlag(flags.protocol),
@@ -110,7 +123,7 @@ async function dispatch(cmd: string, rest: string[], op: Operator, svc: ShellSer
       return { code: 0 };
     }
     case 'edit': {
-      const { flags, positionals } = parseFlags(rest, { ...JSON_FLAG, ...LIMIT_FLAGS, name: 'string', protocol: 'string', port: 'string', dns: 'text' }, 1);
+      const { flags, positionals } = parseFlags(rest, { ...OP_FLAGS, ...LIMIT_FLAGS, name: 'string', protocol: 'string', port: 'string', dns: 'text' }, 1);
       const ref = need(positionals[0], 'edit REF');
       const changes = {
         name: strFlag(flags.name),
@@ -122,39 +135,39 @@ async function dispatch(cmd: string, rest: string[], op: Operator, svc: ShellSer
       if (Object.values(changes).every((v) => v === undefined)) {
         throw new UsageError('edit needs at least one of --name, --protocol, --port, --dns, --memory, --cpus, --pids');
       }
-      printSession('edited', await svc.edit(op, ref, changes), flags.json === true);
+      printSession('edited', await svc.edit(withOpId(op, flags), ref, changes), flags.json === true);
       return { code: 0 };
     }
     case 'clone': {
-      const { flags, positionals } = parseFlags(rest, { ...JSON_FLAG, name: 'string' }, 1);
+      const { flags, positionals } = parseFlags(rest, { ...OP_FLAGS, name: 'string' }, 1);
       const ref = need(positionals[0], 'clone REF');
-      printSession('cloned into', await svc.clone(op, ref, strFlag(flags.name)), flags.json === true);
+      printSession('cloned into', await svc.clone(withOpId(op, flags), ref, strFlag(flags.name)), flags.json === true);
       return { code: 0 };
     }
     case 'restart':
     case 'kill': {
-      const { flags, positionals } = parseFlags(rest, JSON_FLAG, 1);
+      const { flags, positionals } = parseFlags(rest, OP_FLAGS, 1);
       const ref = need(positionals[0], `${cmd} REF`);
-      printSession(cmd === 'kill' ? 'killed' : 'restarted', await svc.simple(op, cmd, ref), flags.json === true);
+      printSession(cmd === 'kill' ? 'killed' : 'restarted', await svc.simple(withOpId(op, flags), cmd, ref), flags.json === true);
       return { code: 0 };
     }
     case 'override': {
-      const { flags, positionals } = parseFlags(rest, { ...JSON_FLAG, reason: 'string' }, 1);
+      const { flags, positionals } = parseFlags(rest, { ...OP_FLAGS, reason: 'string' }, 1);
       const ref = need(positionals[0], 'override REF');
-      printSession('unlocked', await svc.simple(op, 'override', ref, strFlag(flags.reason)), flags.json === true);
+      printSession('unlocked', await svc.simple(withOpId(op, flags), 'override', ref, strFlag(flags.reason)), flags.json === true);
       return { code: 0 };
     }
     case 'background': {
-      const { flags, positionals } = parseFlags(rest, JSON_FLAG, 1);
-      const n = await svc.background(op, need(positionals[0], 'background REF'));
+      const { flags, positionals } = parseFlags(rest, OP_FLAGS, 1);
+      const n = await svc.background(withOpId(op, flags), need(positionals[0], 'background REF'));
       io.out(flags.json ? `${inertJson({ detached: n })}\n` : `detached ${n} attach${n === 1 ? '' : 'es'} of ${inertCell(op.name)}\n`);
       return { code: 0 };
     }
     case 'delete': {
-      const { flags, positionals } = parseFlags(rest, { ...JSON_FLAG, yes: 'boolean' }, 1);
+      const { flags, positionals } = parseFlags(rest, { ...OP_FLAGS, yes: 'boolean' }, 1);
       const ref = need(positionals[0], 'delete REF --yes');
       if (flags.yes !== true) throw new UsageError('delete removes the session and its files: confirm with --yes');
-      const id = await svc.delete(op, ref);
+      const id = await svc.delete(withOpId(op, flags), ref);
       io.out(flags.json ? `${inertJson({ deleted: id })}\n` : `deleted ${inertCell(id)}\n`);
       return { code: 0 };
     }

@@ -16,6 +16,7 @@ import { ClusterView } from '../../shell/cluster/view';
 import { Operator, ShellService } from '../../shell/service';
 import { MenuContext } from '../../shell/ui/menu-actions';
 import { dispatch } from '../../shell/ui/menu-keys';
+import { viewEntry } from '../helpers/entries';
 import { rawChars, viewWithAgent } from '../helpers/raw-text';
 
 const ID = '3f2b8c1e-1c2d-4e5f-8a9b-0c1d2e3f4a5b';
@@ -25,16 +26,7 @@ const ALICE: Operator = { name: 'alice', role: 'admin' };
 const LINE_MAX = 4096;
 
 function web(state: SessionEntry['state'] = 'R'): SessionEntry {
-  return {
-    kind: 'session',
-    agent: 'agent-1',
-    meta: { version: 1, id: ID, name: 'web', protocol: 'tcp', port: 1001, dns: 'webdns', createdAt: '2026-01-01T00:00:00.000Z', lastAccessedAt: null, createdBy: 'alice' },
-    state,
-    attached: [],
-    lock: null,
-    container: null,
-    restartNeeded: false,
-  };
+  return viewEntry({ id: ID, name: 'web', port: 1001, dns: 'webdns', state });
 }
 
 let dir: string;
