@@ -36,7 +36,7 @@ export function buildEntry(
   const running = isRunning(container);
   const state = deriveState(running, attached.length, lock);
   const wireContainer = container
-    ? { id: container.id, status: container.status, running, applied: container.applied }
+    ? { id: container.id, status: container.status, running, paused: container.state === 'paused', applied: container.applied }
     : null;
   if (stored.kind === 'broken') {
     return { kind: 'broken', agent, id: stored.id, reason: stored.reason, state, lock, container: wireContainer };

@@ -72,6 +72,8 @@ export const containerInfoSchema = z.object({
   id: z.string(),
   status: z.string(),
   running: z.boolean(),
+  /** Frozen for a moment (a clone copying its home): its programs do not run. Older agents: absent. */
+  paused: z.boolean().optional(),
   applied: appliedConfigSchema.nullable(),
 });
 export type ContainerInfo = z.infer<typeof containerInfoSchema>;

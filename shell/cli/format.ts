@@ -37,6 +37,8 @@ export interface SessionJson extends SessionJsonBase {
   limits: { memoryMb?: number; cpus?: number; pids?: number };
   attached: string[];
   restartNeeded: boolean;
+  /** Running but frozen for a moment (a clone copying its home). */
+  paused: boolean;
 }
 
 /** The `--json` shape of a session whose session.json is unreadable. */
@@ -74,6 +76,7 @@ export function sessionJson(s: ClusterSession): SessionJson | BrokenSessionJson 
     limits: m.limits ?? {},
     attached: e.attached,
     restartNeeded: e.restartNeeded,
+    paused: e.container?.paused === true,
   };
 }
 
@@ -114,7 +117,7 @@ export function sessionRow(s: ClusterSession): string[] {
   const agent = inertCell(s.agent);
   if (e.kind === 'broken') return [id, `(broken: ${inertCell(e.reason, NOTE_MAX)})`, agent, s.state, '', '', '', '', ''];
   const m = e.meta;
-  const state = e.restartNeeded ? `${s.state}*` : s.state;
+  const state = `${s.state}${e.restartNeeded ? '*' : ''}${e.container?.paused ? ' (paused)' : ''}`;
   return [
     id,
     inertCell(m.name),
@@ -143,7 +146,8 @@ export function summary(verb: string, s: ClusterSession): string {
   const name = e.kind === 'session' ? inertCell(e.meta.name) : '(broken)';
   const port = e.kind === 'session' && e.meta.port > 0 ? `, port ${e.meta.port}/${e.meta.protocol}` : '';
   const dns = e.kind === 'session' && e.meta.dns ? `, dns ${inertCell(e.meta.dns)}` : '';
-  return `${verb} ${name} (${inertCell(s.id.slice(0, 8))}) on ${inertCell(s.agent)}: ${stateWord(s.state)}${port}${dns}\n`;
+  const paused = s.entry.container?.paused ? ', paused' : '';
+  return `${verb} ${name} (${inertCell(s.id.slice(0, 8))}) on ${inertCell(s.agent)}: ${stateWord(s.state)}${paused}${port}${dns}\n`;
 }
 
 /** The line a refused or failed command prints on stderr; the message may span lines. */

@@ -25,7 +25,7 @@ afterAll(() => agent?.dispose());
 
 test('detaching, attaching and cloning a running session at once never wedges its container', async () => {
   const src = view(await client.call('create', { name: 'busy' })).meta.id;
-  await fs.writeFile(path.join(agent.root, src, 'data.bin'), Buffer.alloc(64 * 1024 * 1024, 1));
+  await fs.writeFile(path.join(agent.root, src, 'home', 'data.bin'), Buffer.alloc(64 * 1024 * 1024, 1));
   expect(view(await client.call('restart', { session: src })).state).toBe('R');
 
   for (let round = 0; round < ROUNDS; round++) {

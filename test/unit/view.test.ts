@@ -2,6 +2,8 @@ import { buildEntry, clampLimits, deriveState, needsRestart } from '../../agent/
 import { cloneName } from '../../common/names';
 import { ContainerSummary } from '../../agent/docker/runtime';
 import { SessionMeta } from '../../common/protocol';
+import { sessionJson, sessionRow, summary } from '../../shell/cli/format';
+import type { ClusterSession } from '../../shell/cluster/view';
 
 const meta: SessionMeta = {
   version: 1,
@@ -46,6 +48,16 @@ describe('session state', () => {
     expect(on).toMatchObject({ kind: 'session', state: 'C', attached: ['alice', 'bob'], container: { running: true } });
     const off = buildEntry('a1', { kind: 'ok', meta }, null, ['alice'], null);
     expect(off).toMatchObject({ state: '-', attached: [], container: null });
+  });
+
+  it('says when a running container is paused (a clone copying it), and the shell shows it', () => {
+    const paused = buildEntry('a1', { kind: 'ok', meta }, { ...running(), state: 'paused', status: 'Up 1 minute (Paused)' }, [], null);
+    expect(paused).toMatchObject({ state: 'R', container: { running: true, paused: true } });
+    expect(buildEntry('a1', { kind: 'ok', meta }, running(), [], null)).toMatchObject({ container: { paused: false } });
+    const s = { id: meta.id, agent: 'a1', state: paused.state, entry: paused, offline: false } as unknown as ClusterSession;
+    expect(sessionRow(s)[3]).toBe('R (paused)');
+    expect(sessionJson(s)).toMatchObject({ state: 'running', paused: true });
+    expect(summary('cloned', s)).toContain(': running, paused');
   });
 
   it('lists a broken session with its reason', () => {
