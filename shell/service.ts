@@ -28,6 +28,8 @@ export interface Operator {
 
 /** How long the shell goes on waiting, after telling the operator the outcome is unknown. */
 const LATE_OUTCOME_WAIT_MS = 30 * 60 * 1000;
+/** How long a command that names its op id (--op-id, most often a retry) waits for the outcome. */
+const OWN_OP_ID_WAIT_MS = 2 * 60 * 1000;
 
 /** The agent did not answer in time: the op may still be done. Carries the op's id. */
 export class OutcomeUnknown extends BerthError {
@@ -243,13 +245,13 @@ export class ShellService {
   private async callAgent<O extends RpcOp>(op: Operator, agent: string, name: O, params: RpcParamsInput<O>): Promise<RpcResult<O>> {
     const opId = op.opId ?? randomUUID();
     try {
-      return await this.o.agents.call(agent, name, params, op.name, { opId });
+      return await this.o.agents.call(agent, name, params, op.name, op.opId ? { opId, timeoutMs: OWN_OP_ID_WAIT_MS } : { opId });
     } catch (err) {
       const e = toBerthError(err);
       if (e.code !== 'TIMEOUT') throw e;
       const unknown = new OutcomeUnknown(
         `${e.message}: the outcome is unknown (the agent may still finish it); the shell records it in the audit log ` +
-          `when it comes, and the same command with --op-id ${opId} waits for it and shows it`,
+          `when it comes, and the same command with --op-id ${opId} waits for it (up to 2 min) and shows it`,
         opId,
       );
       // Recorded now, so that it comes before the late outcome in the audit log.

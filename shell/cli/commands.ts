@@ -32,7 +32,7 @@ LIMITS: --memory MB (or 512m, 4g) --cpus N (0.5, 2) --pids N; up to the agent's 
   applied when the session next starts.
 --op-id ID (create, edit, clone, restart, kill, override, background, delete): the op is done
   once per ID; when an agent does not answer in time the outcome is unknown, and the same
-  command with the same --op-id waits for it and shows it.
+  command with the same --op-id waits for it (up to 2 min) and shows it.
 Values: a flag takes the next word; a value starting with -- is written --flag=VALUE. An empty
   value is refused, but --dns '' (no DNS name). Numbers are whole numbers (-1, 0, 2200).
 `;

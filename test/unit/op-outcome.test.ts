@@ -87,6 +87,8 @@ test('--op-id is sent with the op, so a retry gets the first outcome; a bad one 
   // The retry of an op whose first attempt timed out: the agent answers this id at once.
   await runCommand('clone src --op-id retry-0001', ALICE, service, io);
   expect(calls.map((c) => c.opts?.opId)).toEqual(['retry-0001', 'retry-0001']);
+  // A command that names its op id waits longer for the outcome than the usual bound.
+  expect(calls[0]?.opts?.timeoutMs).toBe(2 * 60 * 1000);
   let usage = '';
   expect(await runCommand('kill src --op-id no', ALICE, service, { out: () => undefined, err: (s) => (usage += s) })).toEqual({ code: 2 });
   expect(usage).toContain('--op-id must be 8-64 letters, digits, - or _');
