@@ -30,6 +30,8 @@ export const loginLimitsSchema = z
     maxPerSource: z.number().int().min(1).max(100_000).default(30),
     /** Connections not logged in yet, all addresses together; more are closed at once. */
     maxTotal: z.number().int().min(1).max(100_000).default(200),
+    /** Refused login attempts (keys offered, signatures) one connection may make before it is closed. */
+    maxAuthTries: z.number().int().min(1).max(1000).default(10),
   })
   .strict();
 
@@ -53,9 +55,10 @@ export interface Login {
    * for the line logged if the connection ends without a login. `key` is the public key blob
    * offered, if any. SSH's "none" method (every client's first probe) records only the user.
    * Each call is one more attempt (not idempotent); ignored once the connection logged in or
-   * ended. Never throws.
+   * ended. Never throws. True when this was the connection's last allowed attempt: the server
+   * should close it (as OpenSSH does past MaxAuthTries).
    */
-  refused(attempt: { user: string; method: string; key?: Buffer | null; why: string }): void;
+  refused(attempt: { user: string; method: string; key?: Buffer | null; why: string }): boolean;
   /** The peer logged in: the connection no longer counts against the caps and has no grace time. Idempotent. */
   loggedIn(): void;
 }
@@ -74,13 +77,16 @@ class Connection implements Login {
   constructor(
     readonly address: string,
     readonly port: number | undefined,
+    private readonly maxAuthTries: number,
     private readonly onLogin: (c: Connection) => void,
   ) {}
 
-  refused(a: { user: string; method: string; key?: Buffer | null; why: string }): void {
-    if (this.state !== 'pending') return;
+  refused(a: { user: string; method: string; key?: Buffer | null; why: string }): boolean {
+    if (this.state !== 'pending') return false;
     this.user = inertCell(a.user, MAX_USER);
-    if (a.method === 'none') return;
+    if (a.method === 'none') return false;
+    // Past the limit (the client sent more before it heard the close): not counted, refused.
+    if (this.attempts >= this.maxAuthTries) return true;
     this.attempts++;
     this.why = a.why;
     this.method = inertCell(a.method, MAX_METHOD);
@@ -88,6 +94,8 @@ class Connection implements Login {
       const fp = fingerprint(a.key);
       if (!this.keys.includes(fp)) this.keys.push(fp);
     }
+    if (this.attempts >= this.maxAuthTries) this.why = `${this.why ?? 'refused'}; too many attempts`;
+    return this.attempts >= this.maxAuthTries;
   }
 
   loggedIn(): void {
@@ -140,7 +148,7 @@ export class SshGuard {
       this.events.write('warn', address, 'connection refused', { address, port: sock.remotePort, ...over });
       return null;
     }
-    const conn = new Connection(address, sock.remotePort, (c) => this.leavePending(c));
+    const conn = new Connection(address, sock.remotePort, this.limits.maxAuthTries, (c) => this.leavePending(c));
     this.open.set(sock, conn);
     this.perSource.set(address, here + 1);
     this.pending++;

@@ -47,8 +47,9 @@ export function createAgentServer(opts: AgentServerOptions): AgentServer {
     clients.add(client);
     client.on('authentication', (ctx) => {
       const refuse = (why: string): void => {
-        login.refused({ user: ctx.username, method: ctx.method, key: ctx.method === 'publickey' ? ctx.key.data : null, why });
+        const last = login.refused({ user: ctx.username, method: ctx.method, key: ctx.method === 'publickey' ? ctx.key.data : null, why });
         ctx.reject(['publickey']);
+        if (last) client.end();
       };
       if (ctx.method !== 'publickey') return refuse('method not allowed');
       readTrustedKeys(opts.trustedKeysFile)

@@ -81,8 +81,9 @@ function serveClient(door: Door, client: Connection, login: Login, gone: () => v
     }
     operator = null;
     // A refused key query (no signature yet) counts too: the client goes on to its next key.
-    login.refused({ user: ctx.username, method: ctx.method, key: ctx.method === 'publickey' ? ctx.key.data : null, why: r.why });
+    const last = login.refused({ user: ctx.username, method: ctx.method, key: ctx.method === 'publickey' ? ctx.key.data : null, why: r.why });
     ctx.reject(['publickey']);
+    if (last) client.end();
   });
   client.on('ready', () => {
     const op = operator;

@@ -8,8 +8,8 @@ import { promises as fs } from 'node:fs';
 import path from 'node:path';
 import { promisify } from 'node:util';
 import { randomUUID } from 'node:crypto';
-import type { Client } from 'ssh2';
-import { fingerprint } from '../../common/ssh-keys';
+import { Client } from 'ssh2';
+import { fingerprint, generateEd25519 } from '../../common/ssh-keys';
 import { Cluster, SshResult, runSsh, startCluster, until } from '../helpers/cluster';
 import { IdlePeer, counts, dropPeers, idlePeers } from '../helpers/idle-peers';
 import { manyLogins, openLogin, records, tryLogin } from '../helpers/login-attempts';
@@ -122,6 +122,46 @@ describe('grace time and caps', () => {
 
 describe('failed logins and stop', () => {
   withShell();
+
+  test('one connection may offer at most 10 keys: then it is closed; fewer wrong keys before the right one still log in', async () => {
+    const offer = (wrong: number): Promise<{ outcome: string; offered: number }> =>
+      new Promise((resolve) => {
+        const keys = [...Array.from({ length: wrong }, () => generateEd25519('wrong').private), null];
+        let offered = 0;
+        let outcome = 'CLOSED';
+        const c = new Client();
+        c.on('ready', () => {
+          outcome = 'LOGGED IN';
+          c.end();
+        });
+        c.on('error', (err) => {
+          if (outcome === 'CLOSED') outcome = err.message;
+        });
+        c.on('close', () => resolve({ outcome, offered }));
+        void aliceKey().then((right) =>
+          c.connect({
+            host: '127.0.0.1',
+            port: cluster.shell.port,
+            localAddress: '127.0.2.9',
+            username: 'alice',
+            readyTimeout: 10_000,
+            authHandler: (_methods, _partial, next) => {
+              const key = keys.shift();
+              if (key === undefined) return next(false as never);
+              offered++;
+              next({ type: 'publickey', username: 'alice', key: key ?? right } as never);
+            },
+          }),
+        );
+      });
+    const flood = await offer(15);
+    expect(flood.outcome).not.toBe('LOGGED IN');
+    // The client may send one more before it hears the close; the server took 10, then closed.
+    expect(flood.offered).toBeLessThanOrEqual(11);
+    const [r] = await until('the closed connection logged', async () => loginFailed('127.0.2.9'), (x) => x.length === 1);
+    expect(r).toMatchObject({ attempts: 10, why: 'unknown key; too many attempts' });
+    expect((await offer(4)).outcome).toBe('LOGGED IN');
+  });
 
   test('an unknown key, an unknown user and a hostile user name are logged, capped and inert', async () => {
     const stranger = path.join(cluster.dir, 'key_stranger');

@@ -6,7 +6,7 @@ import net, { AddressInfo } from 'node:net';
 import { generateEd25519, fingerprint } from '../../common/ssh-keys';
 import { LogFields, Logger } from '../../common/logging';
 import { RateLimitedLog } from '../../common/rate-limited-log';
-import { Login, LoginLimits, SshGuard } from '../../common/ssh-guard';
+import { Login, LoginLimits, SshGuard, loginLimitsSchema } from '../../common/ssh-guard';
 import { counts, dropPeers, idlePeers } from '../helpers/idle-peers';
 import { until } from '../helpers/wait';
 
@@ -27,8 +27,8 @@ function captureLogger(lines: Line[]): Logger {
 }
 
 /** A TCP server whose sockets pass the guard, then get an SSH-like banner (so peers see "greeted"). */
-async function guarded(limits: LoginLimits, lines: Line[]): Promise<{ guard: SshGuard; port: number; logins: Login[]; close(): Promise<void> }> {
-  const guard = new SshGuard({ limits, logger: captureLogger(lines) });
+async function guarded(given: Partial<LoginLimits>, lines: Line[]): Promise<{ guard: SshGuard; port: number; logins: Login[]; close(): Promise<void> }> {
+  const guard = new SshGuard({ limits: loginLimitsSchema.parse(given), logger: captureLogger(lines) });
   const logins: Login[] = [];
   const server = net.createServer((sock) => {
     const login = guard.admit(sock);
@@ -207,6 +207,25 @@ describe('SshGuard', () => {
       await until('logged-in closed', async () => inside[0]?.closed, (c) => c === true, 5000, 20);
       // A stop is not a failed login.
       expect(lines.filter((l) => l.msg === 'login failed')).toEqual([]);
+    } finally {
+      await g.close();
+    }
+  });
+});
+
+describe('attempts per connection', () => {
+  it('says when a connection used up its login attempts, as OpenSSH does past MaxAuthTries', async () => {
+    const lines: Line[] = [];
+    const g = await guarded({ graceSeconds: 60, maxAuthTries: 3 }, lines);
+    try {
+      const sock = net.connect(g.port, '127.0.0.1');
+      await until('admitted', async () => g.logins.length, (n) => n === 1, 5000, 10);
+      const login = g.logins[0]!;
+      const attempt = { user: 'mallory', method: 'publickey', key: null, why: 'unknown key' };
+      // The "none" probe every client starts with is not an attempt.
+      expect(login.refused({ ...attempt, method: 'none' })).toBe(false);
+      expect([login.refused(attempt), login.refused(attempt), login.refused(attempt)]).toEqual([false, false, true]);
+      sock.destroy();
     } finally {
       await g.close();
     }
