@@ -31,6 +31,17 @@ const LATE_OUTCOME_WAIT_MS = 30 * 60 * 1000;
 /** How long a command that names its op id (--op-id, most often a retry) waits for the outcome. */
 const OWN_OP_ID_WAIT_MS = 2 * 60 * 1000;
 
+/** An op whose outcome is unknown (its agent did not answer in time) that the shell still waits for. */
+export interface PendingOp {
+  opId: string;
+  op: string;
+  operator: string;
+  agent: string;
+  session: string | null;
+  /** When the shell stopped waiting in the foreground (ISO). */
+  since: string;
+}
+
 /** The agent did not answer in time: the op may still be done. Carries the op's id. */
 export class OutcomeUnknown extends BerthError {
   constructor(
@@ -69,6 +80,8 @@ export class ShellService {
   private readonly dnsMutex = new Mutex();
   /** DNS names claimed by ops in flight: name → session id (or '' for a create). */
   private readonly claims = new Map<string, string>();
+  /** Ops whose outcome is unknown, still awaited in the background, by op id. */
+  private readonly waiting = new Map<string, PendingOp>();
   private lastDns = '';
   private dnsQueued = false;
   private readonly dnsQueue = new Mutex();
@@ -270,11 +283,17 @@ export class ShellService {
     }
   }
 
+  /** The ops whose outcome the shell still waits for, oldest first. */
+  pendingOps(): PendingOp[] {
+    return [...this.waiting.values()];
+  }
+
   private awaitLate<O extends RpcOp>(op: Operator, agent: string, name: O, params: RpcParamsInput<O>, opId: string): void {
     const session = sessionOf(params);
+    this.waiting.set(opId, { opId, op: name, operator: op.name, agent, session: session ?? null, since: new Date().toISOString() });
     const record = (r: Partial<AuditRecord>): Promise<void> =>
       this.o.audit.record({ operator: op.name, op: name, agent, session, result: 'ok', ...r, detail: { opId, late: true } });
-    void this.o.agents.call(agent, name, params, op.name, { opId, timeoutMs: LATE_OUTCOME_WAIT_MS }).then(
+    void this.o.agents.call(agent, name, params, op.name, { opId, timeoutMs: LATE_OUTCOME_WAIT_MS }).finally(() => this.waiting.delete(opId)).then(
       async (result) => {
         if (result && typeof result === 'object' && 'kind' in result) {
           const entry = result as SessionEntry;

@@ -9,7 +9,7 @@ import { PROTOCOLS, Protocol } from '../../common/names';
 import { toBerthError } from '../../common/errors';
 import { inertCell, inertJson } from '../../common/terminal-text';
 import { ClusterSession } from '../cluster/view';
-import { Operator, ShellService } from '../service';
+import { Operator, PendingOp, ShellService } from '../service';
 import { FlagSpec, LIMIT_FLAGS, UsageError, intFlag, limitsFromFlags, parseFlags, splitWords, strFlag } from './args';
 import { AGENT_HEAD, SESSION_HEAD, agentJson, agentRow, errorLine, sessionJson, sessionRow, summary, table } from './format';
 
@@ -21,6 +21,7 @@ export const USAGE = `usage: ssh -p PORT USER@SHELL <command> [--json]
   edit REF [--name N] [--protocol tcp|udp] [--port P] [--dns D] [LIMITS]
   clone REF [--name N]
   restart REF | kill REF | background REF
+  ops                                      ops whose outcome is not known yet (an agent was slow)
   delete REF --yes
   override REF [--reason TEXT]
   attach REF [--read-only]                 needs ssh -t
@@ -171,6 +172,14 @@ async function dispatch(cmd: string, rest: string[], op: Operator, svc: ShellSer
       io.out(flags.json ? `${inertJson({ deleted: id })}\n` : `deleted ${inertCell(id)}\n`);
       return { code: 0 };
     }
+    case 'ops': {
+      const { flags } = parseFlags(rest, JSON_FLAG, 0);
+      const ops = svc.pendingOps();
+      if (flags.json) io.out(`${inertJson(ops)}\n`);
+      else if (ops.length === 0) io.out('no op is waiting for its outcome\n');
+      else io.out(table(OPS_HEAD, ops.map(opRow)));
+      return { code: 0 };
+    }
     case 'attach': {
       const { flags, positionals } = parseFlags(rest, { 'read-only': 'boolean' }, 1);
       return { code: -1, attach: { ref: need(positionals[0], 'attach REF'), readOnly: flags['read-only'] === true } };
@@ -180,6 +189,12 @@ async function dispatch(cmd: string, rest: string[], op: Operator, svc: ShellSer
     default:
       throw new UsageError(`unknown command: ${cmd}`);
   }
+}
+
+const OPS_HEAD = ['OP-ID', 'OP', 'AGENT', 'SESSION', 'OPERATOR', 'WAITING SINCE'];
+
+function opRow(p: PendingOp): string[] {
+  return [p.opId, p.op, p.agent, p.session?.slice(0, 8) ?? '-', p.operator, p.since].map((v) => inertCell(v));
 }
 
 function need(v: string | undefined, usage: string): string {

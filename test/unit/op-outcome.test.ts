@@ -30,8 +30,11 @@ beforeAll(async () => {
 });
 afterAll(() => fs.rm(dir, { recursive: true, force: true }));
 
-/** An agent that times out the first clone call of each op id, then answers the same id late. */
-function setup() {
+/**
+ * An agent that times out the first clone call of each op id, then answers the same id late
+ * (once `late` settles, if given).
+ */
+function setup(late: Promise<void> = Promise.resolve()) {
   const file = path.join(dir, `${Math.random().toString(36).slice(2)}.jsonl`);
   const audit = new AuditLog(file, silentLogger);
   const view = viewWithAgent('1.0', 'host');
@@ -46,6 +49,7 @@ function setup() {
         seen.add(id);
         throw new BerthError('TIMEOUT', `agent agent-1 did not answer ${op} within 10000 ms`);
       }
+      await late;
       return entry(COPY, 'src-copy');
     }) as Agents['call'],
     attach: () => Promise.reject(new BerthError('CONFLICT', 'no')),
@@ -97,4 +101,24 @@ test('--op-id is sent with the op, so a retry gets the first outcome; a bad one 
   const ids = calls.slice(2).map((c) => c.opts?.opId);
   expect(new Set(ids).size).toBe(1);
   expect(ids[0]).not.toBe('retry-0001');
+});
+
+test('ops lists what the shell still waits for, until the late outcome comes', async () => {
+  let answer: () => void = () => undefined;
+  // The late answer is held until the test lets it go.
+  const { service, calls, lines } = setup(new Promise<void>((r) => (answer = r)));
+  await expect(service.clone(ALICE, SRC)).rejects.toMatchObject({ code: 'TIMEOUT' });
+  const opId = calls[0]?.opts?.opId ?? '';
+  let out = '';
+  const io = { out: (s: string) => (out += s), err: (_s: string) => undefined };
+  expect(await runCommand('ops --json', ALICE, service, io)).toEqual({ code: 0 });
+  expect(JSON.parse(out)).toEqual([{ opId, op: 'clone', operator: 'alice', agent: 'agent-1', session: SRC, since: expect.any(String) }]);
+  out = '';
+  await runCommand('ops', { name: 'vic', role: 'viewer' }, service, io);
+  expect(out).toContain(opId);
+  answer();
+  await until('the late outcome is recorded', lines, (l) => l.length === 2, 5000, 20);
+  out = '';
+  await runCommand('ops', ALICE, service, io);
+  expect(out).toBe('no op is waiting for its outcome\n');
 });
