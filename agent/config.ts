@@ -60,6 +60,11 @@ export const agentConfigSchema = z
     /** A lock nobody refreshed for this long is stale. */
     lockStaleSeconds: z.number().int().min(2).max(3600).default(10),
     maxSessions: z.number().int().min(1).nullable().default(null),
+    /**
+     * A folder shared by the agents of one host that publish on the same address: each claims its
+     * sessions' ports there, so none hands out a port another reserved. Null: this agent only.
+     */
+    portClaims: z.string().min(1).nullable().default(null),
     /** Shells' logins: grace time, and caps on connections not logged in yet (per address, in all). */
     login: loginLimitsSchema.prefault({}),
     /** Extra labels on every container (tests mark theirs with one). */
@@ -91,6 +96,7 @@ export function loadAgentConfig(file: string): AgentConfig {
     ...cfg,
     root: resolveFrom(file, cfg.root),
     stateDir: resolveFrom(file, cfg.stateDir),
+    portClaims: cfg.portClaims === null ? null : resolveFrom(file, cfg.portClaims),
     log: { ...cfg.log, file: cfg.log.file ? resolveFrom(file, cfg.log.file) : undefined },
   };
 }

@@ -17,6 +17,7 @@ import { ensureHostKey, publicKeyOf } from './rpc/keys';
 import { Clock, Sessions } from './sessions';
 import { SessionLocks } from './store/locks';
 import { limitPolicy } from './limits';
+import { PortClaims } from './ports/claims';
 import { SessionStore } from './store/session-store';
 
 export interface AgentOptions {
@@ -73,6 +74,7 @@ export async function startAgent(o: AgentOptions): Promise<RunningAgent> {
       locks: new SessionLocks({ staleMs: cfg.lockStaleSeconds * 1000, instance: randomUUID(), now: () => clock.now(), logger }),
       runtime,
       probe: o.probe ?? bindProbe(cfg.publishAddress),
+      claims: cfg.portClaims ? new PortClaims(cfg.portClaims, { agent: cfg.id, root: path.resolve(cfg.root) }) : undefined,
       clock,
       logger,
     },

@@ -3,6 +3,7 @@ import { Logger } from '../common/logging';
 import { Limits } from '../common/protocol';
 import { ContainerRuntime } from './docker/runtime';
 import { PortProbe } from './ports/ports';
+import { PortClaims } from './ports/claims';
 import { SessionLocks } from './store/locks';
 import { SessionStore } from './store/session-store';
 
@@ -18,6 +19,8 @@ export interface SessionsDeps {
   probe: PortProbe;
   clock: Clock;
   logger: Logger;
+  /** Host-wide port claims shared with other agents on this host (agent config `portClaims`). */
+  claims?: PortClaims;
 }
 
 /** How this agent runs its sessions' containers. */

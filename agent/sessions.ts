@@ -9,7 +9,7 @@ import { EventEmitter } from 'node:events';
 import { randomUUID } from 'node:crypto';
 import { BerthError, messageOf } from '../common/errors';
 import { Logger } from '../common/logging';
-import { cloneName } from '../common/names';
+import { Protocol, cloneName } from '../common/names';
 import { HostStats, RpcParams, SessionEntry, SessionMeta, SESSION_FILE_VERSION } from '../common/protocol';
 import { LiveAttaches } from './attaches';
 import { SessionCatalog } from './catalog';
@@ -17,7 +17,7 @@ import { ContainerWatch } from './container-watch';
 import { ContainerTracker } from './containers';
 import { AttachHandle } from './docker/runtime';
 import { SessionFeed } from './feed';
-import { resolvePort } from './ports/ports';
+import { PortProbe, PortTable, portKey, resolvePort } from './ports/ports';
 import { checkRequestedLimits } from './limits';
 import { Reconciler } from './reconcile';
 import { StoredSession } from './store/session-store';
@@ -88,6 +88,10 @@ export class Sessions extends EventEmitter {
       const s = await this.d.store.read(id);
       if (s) this.catalog.set(id, s);
       if (s?.kind === 'broken') this.log.warn('broken session', { session: id, reason: s.reason });
+    }
+    if (this.d.claims) {
+      const own = this.catalog.metas().filter((m) => m.port > 0).map((m) => ({ port: m.port, protocol: m.protocol, session: m.id }));
+      for (const c of await this.d.claims.sync(own)) this.log.warn('port claimed by another agent on this host', { conflict: c });
     }
     await this.watch.start();
     await this.endLeakedAttaches();
@@ -172,10 +176,11 @@ export class Sessions extends EventEmitter {
       this.assertRoom();
       checkRequestedLimits(p.limits, this.steps.limitPolicy);
       this.catalog.assertDnsFree(p.dns, null);
-      const port = await resolvePort(p.port, p.protocol, this.catalog.portTable(null), this.d.probe);
+      const id = randomUUID();
+      const port = await this.resolveAndClaim(p.port, p.protocol, this.catalog.portTable(null), id);
       const m: SessionMeta = {
         version: SESSION_FILE_VERSION,
-        id: randomUUID(),
+        id,
         name: p.name,
         protocol: p.protocol,
         port,
@@ -185,7 +190,12 @@ export class Sessions extends EventEmitter {
         createdBy: operator,
         ...(p.limits ? { limits: p.limits } : {}),
       };
-      await this.d.store.create(m);
+      try {
+        await this.d.store.create(m);
+      } catch (err) {
+        await this.releaseClaim(port, p.protocol, id);
+        throw err;
+      }
       this.catalog.set(m.id, { kind: 'ok', meta: m });
       return m;
     });
@@ -205,13 +215,18 @@ export class Sessions extends EventEmitter {
         this.catalog.assertDnsFree(dns, meta.id);
         let port = meta.port;
         const wanted = p.port ?? meta.port;
-        if (wanted !== meta.port || protocol !== meta.protocol) {
-          port = await resolvePort(wanted, protocol, this.catalog.portTable(meta.id), this.d.probe);
-        }
+        const moved = wanted !== meta.port || protocol !== meta.protocol;
+        if (moved) port = await this.resolveAndClaim(wanted, protocol, this.catalog.portTable(meta.id), meta.id);
         const limits = p.limits ? { ...meta.limits, ...p.limits } : meta.limits;
         const next: SessionMeta = { ...meta, name: p.name ?? meta.name, protocol, port, dns, ...(limits ? { limits } : {}) };
-        await this.d.store.write(next);
+        try {
+          await this.d.store.write(next);
+        } catch (err) {
+          if (moved) await this.releaseClaim(port, protocol, meta.id);
+          throw err;
+        }
         this.catalog.set(meta.id, { kind: 'ok', meta: next });
+        if (moved) await this.releaseClaim(meta.port, meta.protocol, meta.id);
       });
     });
     this.log.info('edited session', { session: p.session, operator });
@@ -289,8 +304,10 @@ export class Sessions extends EventEmitter {
       for (const c of await this.d.runtime.listSession(id)) await this.d.runtime.stopAndRemove(c.id, this.settings.stopTimeoutSec ?? 10);
       this.containers.delete(id);
       await this.catalog.reserve(async () => {
+        const held = this.catalog.get(id);
         await this.d.store.remove(id);
         this.catalog.delete(id);
+        if (held?.kind === 'ok') await this.releaseClaim(held.meta.port, held.meta.protocol, id);
       });
     }, { allowBroken: true });
     this.log.info('deleted session', { session: id, operator });
@@ -333,6 +350,32 @@ export class Sessions extends EventEmitter {
       await this.watch.refresh(id);
       if (isRunning(this.containers.get(id))) return;
     }
+  }
+
+  /**
+   * Resolves a requested port (see resolvePort) and, where agents share a claims folder, claims
+   * it host-wide: a port another agent claimed is skipped (auto) or refused (exact). Call it under
+   * the catalog's reservation; a later failure must release what it claimed.
+   */
+  private async resolveAndClaim(requested: number, protocol: Protocol, used: PortTable, session: string): Promise<number> {
+    const claims = this.d.claims;
+    if (!claims) return resolvePort(requested, protocol, used, this.d.probe);
+    const probe: PortProbe = { check: async (port, proto) => (await claims.heldByOther(port, proto)) ?? this.d.probe.check(port, proto) };
+    // Another agent may claim the same port between the check and the claim: then the next one.
+    for (let tries = 0; tries < 20; tries++) {
+      const port = await resolvePort(requested, protocol, used, probe);
+      if (port === 0) return 0;
+      const other = await claims.take(port, protocol, session);
+      if (other === null) return port;
+      if (requested > 0) throw new BerthError('PORT_UNAVAILABLE', `port ${port}/${protocol} is ${other}`);
+      used.set(portKey(port, protocol), other);
+    }
+    throw new BerthError('PORT_UNAVAILABLE', `no ${protocol} port could be claimed: other agents keep taking them`);
+  }
+
+  private async releaseClaim(port: number, protocol: Protocol, session: string): Promise<void> {
+    if (port <= 0 || !this.d.claims) return;
+    await this.d.claims.release(port, protocol, session).catch((err: unknown) => this.log.warn('release port claim', { port, protocol, session, err: messageOf(err) }));
   }
 
   /** Throws CONFLICT when the agent already holds `maxSessions` sessions. */
