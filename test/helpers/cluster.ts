@@ -8,6 +8,7 @@ import { promises as fs } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { promisify } from 'node:util';
+import { until } from './wait';
 import { AgentProcess, BERTH_BIN, startAgentProcess } from './agent-process';
 
 const run = promisify(execFile);
@@ -34,6 +35,8 @@ export interface Cluster {
   auditFile: string;
   /** Runs `ssh -p PORT USER@127.0.0.1 ARGS…` non-interactively; resolves with code and output. */
   ssh(user: string, args: string[], opts?: { input?: string; timeoutMs?: number }): Promise<SshResult>;
+  /** Waits (bounded) until the shell has every agent online: its links connect after it starts. */
+  agentsOnline(): Promise<void>;
   /** The argument list for ssh as an operator (for tmux-driven tests). */
   sshArgs(user: string, extra?: string[]): string[];
   startShell(): Promise<void>;
@@ -90,6 +93,13 @@ export async function startCluster(o: ClusterOptions): Promise<Cluster> {
     ssh(user, args, opts = {}) {
       return runSsh([...sshArgs(user), ...args], opts);
     },
+    async agentsOnline() {
+      const online = async (): Promise<number> => {
+        const r = await runSsh([...sshArgs('alice'), 'agents', '--json']);
+        return (JSON.parse(r.out || '[]') as Array<{ status: string }>).filter((a) => a.status === 'online').length;
+      };
+      await until('every agent online', online, (n) => n === agents.length, 20_000);
+    },
     async startShell() {
       const proc = spawn(process.execPath, [BERTH_BIN, 'shell', 'serve', '--config', configFile], { stdio: ['ignore', 'pipe', 'pipe'] });
       cluster.shell.proc = proc;
@@ -128,7 +138,7 @@ export async function startCluster(o: ClusterOptions): Promise<Cluster> {
   return cluster;
 }
 
-export { until } from './wait';
+export { until };
 
 /** OpenSSH's client with these arguments (killed after `timeoutMs`, 20 s by default); resolves with its exit code and output. */
 export function runSsh(args: string[], opts: { input?: string; timeoutMs?: number } = {}): Promise<SshResult> {

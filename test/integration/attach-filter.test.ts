@@ -33,6 +33,7 @@ const b64 = (s: string): string => Buffer.from(s).toString('base64');
 
 beforeAll(async () => {
   cluster = await startCluster({ runLabel, agents: 1 });
+  await cluster.agentsOnline();
   const a = cluster.agents[0];
   if (!a) throw new Error('no agent');
   agent = await a.connect();

@@ -66,6 +66,7 @@ async function closeTerm(t: ShellTerm): Promise<void> {
 
 beforeAll(async () => {
   cluster = await startCluster({ runLabel, agents: 1 });
+  await cluster.agentsOnline();
   const a = cluster.agents[0];
   if (!a) throw new Error('no agent');
   agent = await a.connect();

@@ -62,6 +62,9 @@ function nonceOf(pid: number): string | null {
   return arg ? arg.slice(`--txt-record=${PROBE},`.length) : null;
 }
 
+/** The nonce, once the freshly forked child runs its own command (before that, /proc shows the shell's). */
+const nonceSoon = (pid: number): Promise<string | null> => until('its command line', async () => nonceOf(pid), (n) => n !== null, 5000, 10);
+
 /** Field 22 of /proc/PID/stat: the process's start time. */
 function startTimeOf(pid: number): string {
   const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
@@ -250,13 +253,13 @@ it('is ready only when its own probe answers: the nonce of the current child, a 
   await dns.apply([{ name: 'web', address: '127.0.0.40' }]);
   expect(await until('the name answers', () => lookup(port, `web.${DOMAIN}`), (v) => Array.isArray(v), 5000, 50)).toEqual(['127.0.0.40']);
   const pid = dns.pid!;
-  const nonce = nonceOf(pid);
+  const nonce = await nonceSoon(pid);
   expect(nonce).toMatch(/^[0-9a-f]{32}$/);
   expect(await txt(port, PROBE)).toEqual([nonce]);
 
   process.kill(pid, 'SIGKILL');
   const restarted = await until('a new dnsmasq runs', async () => dns.pid, (p) => p !== undefined && p !== pid, 10_000, 20);
-  const fresh = nonceOf(restarted!);
+  const fresh = await nonceSoon(restarted!);
   expect(fresh).toMatch(/^[0-9a-f]{32}$/);
   expect(fresh).not.toBe(nonce);
   expect(await until('the new one answers', () => txt(port, PROBE), (v) => Array.isArray(v), 5000, 20)).toEqual([fresh]);
