@@ -4,6 +4,7 @@
  */
 import net from 'node:net';
 import { Client } from 'ssh2';
+import { generateEd25519 } from '../../common/ssh-keys';
 
 export interface LoginOptions {
   port: number;
@@ -80,4 +81,38 @@ export function records(lines: string[], message: string): LogRecord[] {
     }
   }
   return out;
+}
+
+/**
+ * One connection that offers `wrong` unknown keys, then the right one: resolves with 'LOGGED IN'
+ * or how it ended, and how many keys the client offered.
+ */
+export function offerKeys(o: LoginOptions & { wrong: number }): Promise<{ outcome: string; offered: number }> {
+  return new Promise((resolve) => {
+    const keys: Array<string | Buffer> = [...Array.from({ length: o.wrong }, () => generateEd25519('wrong').private), o.privateKey];
+    let offered = 0;
+    let outcome = 'CLOSED';
+    const c = new Client();
+    c.on('ready', () => {
+      outcome = 'LOGGED IN';
+      c.end();
+    });
+    c.on('error', (err) => {
+      if (outcome === 'CLOSED') outcome = err.message;
+    });
+    c.on('close', () => resolve({ outcome, offered }));
+    c.connect({
+      host: '127.0.0.1',
+      port: o.port,
+      localAddress: o.from,
+      username: o.username,
+      readyTimeout: 10_000,
+      authHandler: (_methods, _partial, next) => {
+        const key = keys.shift();
+        if (key === undefined) return next(false as never);
+        offered++;
+        next({ type: 'publickey', username: o.username, key } as never);
+      },
+    });
+  });
 }

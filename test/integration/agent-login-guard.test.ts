@@ -9,7 +9,7 @@ import { SUBSYSTEMS } from '../../common/protocol';
 import { AgentClient } from '../helpers/agent-client';
 import { AgentProcess, startAgentProcess } from '../helpers/agent-process';
 import { IdlePeer, counts, dropPeers, idlePeers } from '../helpers/idle-peers';
-import { manyLogins, openLogin, records, tryLogin } from '../helpers/login-attempts';
+import { manyLogins, offerKeys, openLogin, records, tryLogin } from '../helpers/login-attempts';
 import { until, within } from '../helpers/wait';
 
 const runLabel = `aguard-${randomUUID().slice(0, 8)}`;
@@ -80,6 +80,17 @@ describe('grace time and caps', () => {
 
 describe('failed logins and stop', () => {
   withAgent();
+
+  test('one connection may offer at most 10 keys, then it is closed; fewer wrong keys before the right one still log in', async () => {
+    const flood = await offerKeys({ port: agent.port, from: '127.0.1.9', username: 'shell', privateKey: agent.shellKey.private, wrong: 15 });
+    expect(flood.outcome).not.toBe('LOGGED IN');
+    // The client may send one more before it hears the close; the agent took 10, then closed.
+    expect(flood.offered).toBeLessThanOrEqual(11);
+    const [r] = await until('the closed connection logged', async () => loginFailed('127.0.1.9'), (x) => x.length === 1);
+    expect(r).toMatchObject({ attempts: 10, why: 'unknown key; too many attempts' });
+    const fine = await offerKeys({ port: agent.port, from: '127.0.1.9', username: 'shell', privateKey: agent.shellKey.private, wrong: 4 });
+    expect(fine.outcome).toBe('LOGGED IN');
+  });
 
   test('a failed login is logged with address, user and key fingerprint, capped and inert', async () => {
     const stranger = generateEd25519('stranger');

@@ -8,11 +8,11 @@ import { promises as fs } from 'node:fs';
 import path from 'node:path';
 import { promisify } from 'node:util';
 import { randomUUID } from 'node:crypto';
-import { Client } from 'ssh2';
-import { fingerprint, generateEd25519 } from '../../common/ssh-keys';
+import type { Client } from 'ssh2';
+import { fingerprint } from '../../common/ssh-keys';
 import { Cluster, SshResult, runSsh, startCluster, until } from '../helpers/cluster';
 import { IdlePeer, counts, dropPeers, idlePeers } from '../helpers/idle-peers';
-import { manyLogins, openLogin, records, tryLogin } from '../helpers/login-attempts';
+import { manyLogins, offerKeys, openLogin, records, tryLogin } from '../helpers/login-attempts';
 import { within } from '../helpers/wait';
 
 const run = promisify(execFile);
@@ -124,36 +124,7 @@ describe('failed logins and stop', () => {
   withShell();
 
   test('one connection may offer at most 10 keys: then it is closed; fewer wrong keys before the right one still log in', async () => {
-    const offer = (wrong: number): Promise<{ outcome: string; offered: number }> =>
-      new Promise((resolve) => {
-        const keys = [...Array.from({ length: wrong }, () => generateEd25519('wrong').private), null];
-        let offered = 0;
-        let outcome = 'CLOSED';
-        const c = new Client();
-        c.on('ready', () => {
-          outcome = 'LOGGED IN';
-          c.end();
-        });
-        c.on('error', (err) => {
-          if (outcome === 'CLOSED') outcome = err.message;
-        });
-        c.on('close', () => resolve({ outcome, offered }));
-        void aliceKey().then((right) =>
-          c.connect({
-            host: '127.0.0.1',
-            port: cluster.shell.port,
-            localAddress: '127.0.2.9',
-            username: 'alice',
-            readyTimeout: 10_000,
-            authHandler: (_methods, _partial, next) => {
-              const key = keys.shift();
-              if (key === undefined) return next(false as never);
-              offered++;
-              next({ type: 'publickey', username: 'alice', key: key ?? right } as never);
-            },
-          }),
-        );
-      });
+    const offer = async (wrong: number) => offerKeys({ port: cluster.shell.port, from: '127.0.2.9', username: 'alice', privateKey: await aliceKey(), wrong });
     const flood = await offer(15);
     expect(flood.outcome).not.toBe('LOGGED IN');
     // The client may send one more before it hears the close; the server took 10, then closed.
