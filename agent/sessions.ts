@@ -17,7 +17,8 @@ import { ContainerWatch } from './container-watch';
 import { ContainerTracker } from './containers';
 import { AttachHandle } from './docker/runtime';
 import { SessionFeed } from './feed';
-import { PortProbe, PortTable, portKey, resolvePort } from './ports/ports';
+import { PortTable } from './ports/ports';
+import { resolveAndClaim } from './ports/claims';
 import { checkRequestedLimits } from './limits';
 import { Reconciler } from './reconcile';
 import { StoredSession } from './store/session-store';
@@ -352,25 +353,9 @@ export class Sessions extends EventEmitter {
     }
   }
 
-  /**
-   * Resolves a requested port (see resolvePort) and, where agents share a claims folder, claims
-   * it host-wide: a port another agent claimed is skipped (auto) or refused (exact). Call it under
-   * the catalog's reservation; a later failure must release what it claimed.
-   */
-  private async resolveAndClaim(requested: number, protocol: Protocol, used: PortTable, session: string): Promise<number> {
-    const claims = this.d.claims;
-    if (!claims) return resolvePort(requested, protocol, used, this.d.probe);
-    const probe: PortProbe = { check: async (port, proto) => (await claims.heldByOther(port, proto)) ?? this.d.probe.check(port, proto) };
-    // Another agent may claim the same port between the check and the claim: then the next one.
-    for (let tries = 0; tries < 20; tries++) {
-      const port = await resolvePort(requested, protocol, used, probe);
-      if (port === 0) return 0;
-      const other = await claims.take(port, protocol, session);
-      if (other === null) return port;
-      if (requested > 0) throw new BerthError('PORT_UNAVAILABLE', `port ${port}/${protocol} is ${other}`);
-      used.set(portKey(port, protocol), other);
-    }
-    throw new BerthError('PORT_UNAVAILABLE', `no ${protocol} port could be claimed: other agents keep taking them`);
+  /** A port for the session (see resolveAndClaim), claimed host-wide where agents share a claims folder. */
+  private resolveAndClaim(requested: number, protocol: Protocol, used: PortTable, session: string): Promise<number> {
+    return resolveAndClaim({ requested, protocol, used, session, probe: this.d.probe, claims: this.d.claims });
   }
 
   private async releaseClaim(port: number, protocol: Protocol, session: string): Promise<void> {

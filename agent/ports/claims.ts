@@ -13,6 +13,8 @@ import { z } from 'zod';
 import { parseJson } from '../../common/json';
 import { Protocol } from '../../common/names';
 import { writeFileAtomic } from '../../common/atomic-file';
+import { BerthError } from '../../common/errors';
+import { PortProbe, PortTable, portKey, resolvePort } from './ports';
 
 const claimSchema = z.object({ agent: z.string(), root: z.string(), session: z.string() });
 type Claim = z.infer<typeof claimSchema>;
@@ -108,4 +110,32 @@ export class PortClaims {
       await release();
     }
   }
+}
+
+/**
+ * Resolves a requested port (see resolvePort) and, with `claims`, claims it host-wide: a port
+ * another agent claimed is skipped (auto) or refused (exact). Call it under the agent's
+ * reservation; a later failure must release what it claimed.
+ */
+export async function resolveAndClaim(o: {
+  requested: number;
+  protocol: Protocol;
+  used: PortTable;
+  session: string;
+  probe: PortProbe;
+  claims?: PortClaims;
+}): Promise<number> {
+  const { requested, protocol, used, claims } = o;
+  if (!claims) return resolvePort(requested, protocol, used, o.probe);
+  const probe: PortProbe = { check: async (port, proto) => (await claims.heldByOther(port, proto)) ?? o.probe.check(port, proto) };
+  // Another agent may claim the same port between the check and the claim: then the next one.
+  for (let tries = 0; tries < 20; tries++) {
+    const port = await resolvePort(requested, protocol, used, probe);
+    if (port === 0) return 0;
+    const other = await claims.take(port, protocol, o.session);
+    if (other === null) return port;
+    if (requested > 0) throw new BerthError('PORT_UNAVAILABLE', `port ${port}/${protocol} is ${other}`);
+    used.set(portKey(port, protocol), other);
+  }
+  throw new BerthError('PORT_UNAVAILABLE', `no ${protocol} port could be claimed: other agents keep taking them`);
 }

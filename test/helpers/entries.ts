@@ -1,10 +1,10 @@
 /** Session entries as an agent would send them, for tests of the shell that fake the agents. */
 import { SessionEntry } from '../../common/protocol';
 
-export function viewEntry(o: { id: string; name: string; port?: number; dns?: string; state?: SessionEntry['state'] }): SessionEntry {
+export function viewEntry(o: { id: string; name: string; agent?: string; port?: number; dns?: string; state?: SessionEntry['state'] }): SessionEntry {
   return {
     kind: 'session',
-    agent: 'agent-1',
+    agent: o.agent ?? 'agent-1',
     meta: {
       version: 1,
       id: o.id,

@@ -19,6 +19,7 @@ import {
   tableHeight,
   tick,
 } from '../../shell/ui/menu-state';
+import { viewEntry } from '../helpers/entries';
 import { SPINNER, plain, settingsText, statusLine, tableLines, titleLine } from '../../shell/ui/menu-view';
 
 const uuid = (i: number): string => `${String(i).padStart(8, '0')}-aaaa-4bbb-8ccc-${String(i).padStart(12, '0')}`;
@@ -26,26 +27,7 @@ const uuid = (i: number): string => `${String(i).padStart(8, '0')}-aaaa-4bbb-8cc
 function session(i: number, name: string, o: { agent?: string; status?: AgentStatus; state?: SessionEntry['state'] } = {}): ClusterSession {
   const agent = o.agent ?? 'agent-1';
   const status = o.status ?? 'online';
-  const entry: SessionEntry = {
-    kind: 'session',
-    agent,
-    meta: {
-      version: 1,
-      id: uuid(i),
-      name,
-      protocol: 'tcp',
-      port: 1000 + i,
-      dns: `${name}dns`,
-      createdAt: '2026-01-01T00:00:00.000Z',
-      lastAccessedAt: null,
-      createdBy: 'alice',
-    },
-    state: o.state ?? '-',
-    attached: [],
-    lock: null,
-    container: null,
-    restartNeeded: false,
-  };
+  const entry = viewEntry({ id: uuid(i), name, agent, port: 1000 + i, dns: `${name}dns`, state: o.state });
   return { entry, id: uuid(i), agent, agentStatus: status, state: status === 'online' ? entry.state : '?' };
 }
 
