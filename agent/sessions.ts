@@ -12,6 +12,7 @@ import { Logger } from '../common/logging';
 import { Protocol, cloneName } from '../common/names';
 import { HostStats, RpcParams, SessionEntry, SessionMeta, SESSION_FILE_VERSION } from '../common/protocol';
 import { LiveAttaches } from './attaches';
+import { JobBoard } from './jobs';
 import { SessionCatalog } from './catalog';
 import { ContainerWatch } from './container-watch';
 import { ContainerTracker } from './containers';
@@ -47,6 +48,8 @@ export class Sessions extends EventEmitter {
   private readonly feed: SessionFeed;
   private readonly watch: ContainerWatch;
   private readonly steps: SessionSteps;
+  /** Long ops (clones) as they run, for the events subscribers. */
+  readonly jobs = new JobBoard();
 
   constructor(
     private readonly d: SessionsDeps,
@@ -234,35 +237,47 @@ export class Sessions extends EventEmitter {
     return this.feed.mustEntry(p.session);
   }
 
-  /** Copies a session's home to a new session (port 0, no DNS); a running source is paused meanwhile. */
-  async clone(p: RpcParams<'clone'>, operator: string): Promise<SessionEntry> {
-    const id = await this.steps.withLock(p.session, operator, 'clone', async (s) => {
-      const src = okMeta(s);
-      const meta: SessionMeta = {
-        ...src,
-        id: randomUUID(),
-        name: p.name ?? cloneName(src.name),
-        port: 0,
-        dns: '',
-        createdAt: this.steps.nowIso(),
-        lastAccessedAt: null,
-        createdBy: operator,
-      };
-      this.assertRoom();
-      const c = this.containers.get(src.id);
-      const pause = c && c.state === 'running';
-      if (pause) await this.d.runtime.pause(c.id);
-      try {
-        await this.d.store.clone(src.id, meta);
-      } finally {
-        if (pause) await this.d.runtime.unpause(c.id);
-      }
-      this.catalog.set(meta.id, { kind: 'ok', meta });
-      return meta.id;
-    });
-    this.log.info('cloned session', { session: p.session, clone: id, operator });
-    this.feed.notify(id);
-    return this.feed.mustEntry(id);
+  /**
+   * Copies a session's home to a new session (port 0, no DNS); a running source is paused
+   * meanwhile. Runs as a job under `opId`: its progress is pushed while it copies.
+   */
+  async clone(p: RpcParams<'clone'>, operator: string, opId: string = randomUUID()): Promise<SessionEntry> {
+    const job = this.jobs.begin({ opId, op: 'clone', operator, session: p.session });
+    try {
+      const id = await this.steps.withLock(p.session, operator, 'clone', async (s) => {
+        const src = okMeta(s);
+        const meta: SessionMeta = {
+          ...src,
+          id: randomUUID(),
+          name: p.name ?? cloneName(src.name),
+          port: 0,
+          dns: '',
+          createdAt: this.steps.nowIso(),
+          lastAccessedAt: null,
+          createdBy: operator,
+        };
+        this.assertRoom();
+        job.progress({ target: { id: meta.id, name: meta.name } });
+        const c = this.containers.get(src.id);
+        const pause = c && c.state === 'running';
+        if (pause) await this.d.runtime.pause(c.id);
+        try {
+          await this.d.store.clone(src.id, meta, (progress) => job.progress(progress));
+        } finally {
+          if (pause) await this.d.runtime.unpause(c.id);
+        }
+        this.catalog.set(meta.id, { kind: 'ok', meta });
+        return meta.id;
+      });
+      this.log.info('cloned session', { session: p.session, clone: id, operator });
+      this.feed.notify(id);
+      const entry = await this.feed.mustEntry(id);
+      job.end();
+      return entry;
+    } catch (err) {
+      job.end(err);
+      throw err;
+    }
   }
 
   /** Starts a stopped session detached. Throws CONFLICT if it is already running. */

@@ -3,15 +3,17 @@
  * cluster-wide DNS name check before anything reaches an agent, the audit record of every op,
  * refused ones too (a door that refuses before it asks, like the menu, records through here).
  */
-import { randomUUID } from 'node:crypto';
 import { BerthError, toBerthError } from '../common/errors';
 import { Logger } from '../common/logging';
 import { Mutex } from '../common/mutex';
 import { Protocol } from '../common/names';
 import { Limits, RpcOp, RpcParamsInput, RpcResult, SessionEntry } from '../common/protocol';
+import { AgentCalls, OutcomeUnknown, PendingOp } from './agent-calls';
 import { AuditDetail, AuditLog, AuditRecord } from './audit';
+
+export type { PendingOp } from './agent-calls';
 import { resolveRef } from './cluster/refs';
-import { ClusterSession, ClusterView } from './cluster/view';
+import { ClusterJob, ClusterSession, ClusterView } from './cluster/view';
 import { Role } from './config';
 import { Action, assertMay, forbidden, may } from './roles';
 import { AgentAttach, Agents } from './agents';
@@ -24,32 +26,6 @@ export interface Operator {
    * gets the first attempt's; unset: each op gets a fresh one.
    */
   opId?: string;
-}
-
-/** How long the shell goes on waiting, after telling the operator the outcome is unknown. */
-const LATE_OUTCOME_WAIT_MS = 30 * 60 * 1000;
-/** How long a command that names its op id (--op-id, most often a retry) waits for the outcome. */
-const OWN_OP_ID_WAIT_MS = 2 * 60 * 1000;
-
-/** An op whose outcome is unknown (its agent did not answer in time) that the shell still waits for. */
-export interface PendingOp {
-  opId: string;
-  op: string;
-  operator: string;
-  agent: string;
-  session: string | null;
-  /** When the shell stopped waiting in the foreground (ISO). */
-  since: string;
-}
-
-/** The agent did not answer in time: the op may still be done. Carries the op's id. */
-export class OutcomeUnknown extends BerthError {
-  constructor(
-    message: string,
-    readonly opId: string,
-  ) {
-    super('TIMEOUT', message);
-  }
 }
 
 /** Where DNS records go: the shell's dnsmasq (shell/dns). */
@@ -80,15 +56,15 @@ export class ShellService {
   private readonly dnsMutex = new Mutex();
   /** DNS names claimed by ops in flight: name → session id (or '' for a create). */
   private readonly claims = new Map<string, string>();
-  /** Ops whose outcome is unknown, still awaited in the background, by op id. */
-  private readonly waiting = new Map<string, PendingOp>();
   private lastDns = '';
   private dnsQueued = false;
   private readonly dnsQueue = new Mutex();
+  private readonly calls: AgentCalls;
 
   constructor(
     private readonly o: { view: ClusterView; agents: Agents; audit: AuditLog; dns: DnsSink | null; logger: Logger },
   ) {
+    this.calls = new AgentCalls(o);
     o.view.on('change', () => this.scheduleDns());
   }
 
@@ -123,13 +99,27 @@ export class ShellService {
     });
   }
 
-  async clone(op: Operator, ref: string, name?: string): Promise<SessionEntry> {
+  /**
+   * Clones a session. The agent runs it as a job: `progress` hears each push of it (phase and
+   * bytes copied), and the shell waits as long as the job reports.
+   */
+  async clone(op: Operator, ref: string, name?: string, progress?: (j: ClusterJob) => void): Promise<SessionEntry> {
     return this.audited(op, 'clone', { ref }, async (found) => {
       const s = mustFind(found);
       assertMay(op, 'clone');
-      const entry = await this.callAgent(op, s.agent, 'clone', { session: s.id, ...(name ? { name } : {}) });
-      this.o.view.upsert(s.agent, entry);
-      return { result: entry, detail: { clone: entryIdOf(entry) } };
+      const opId = this.calls.opIdOf(op);
+      const onJobs = (): void => {
+        const j = this.o.view.jobs().find((x) => x.job.opId === opId && x.agent === s.agent);
+        if (j) progress?.(j);
+      };
+      if (progress) this.o.view.on('jobs', onJobs);
+      try {
+        const entry = await this.callAgent(op, s.agent, 'clone', { session: s.id, ...(name ? { name } : {}) }, opId);
+        this.o.view.upsert(s.agent, entry);
+        return { result: entry, detail: { clone: entryIdOf(entry) } };
+      } finally {
+        this.o.view.off('jobs', onJobs);
+      }
     });
   }
 
@@ -249,65 +239,14 @@ export class ShellService {
     }
   }
 
-  /**
-   * Calls a mutating op with an op id. When the agent does not answer in time, the operator is
-   * told the outcome is unknown (and how to get it), and the shell goes on waiting for it in the
-   * background: the outcome is then recorded in the audit log (same op id, `late`) and shown in
-   * the view. A retry with the same op id gets the same outcome; the op is done once.
-   */
-  private async callAgent<O extends RpcOp>(op: Operator, agent: string, name: O, params: RpcParamsInput<O>): Promise<RpcResult<O>> {
-    const opId = op.opId ?? randomUUID();
-    try {
-      return await this.o.agents.call(agent, name, params, op.name, op.opId ? { opId, timeoutMs: OWN_OP_ID_WAIT_MS } : { opId });
-    } catch (err) {
-      const e = toBerthError(err);
-      if (e.code !== 'TIMEOUT') throw e;
-      const unknown = new OutcomeUnknown(
-        `${e.message}: the outcome is unknown (the agent may still finish it); the shell records it in the audit log ` +
-          `when it comes, and the same command with --op-id ${opId} waits for it (up to 2 min) and shows it`,
-        opId,
-      );
-      // Recorded now, so that it comes before the late outcome in the audit log.
-      void this.o.audit.record({
-        operator: op.name,
-        op: name,
-        agent,
-        session: sessionOf(params),
-        result: 'unknown',
-        code: 'TIMEOUT',
-        message: unknown.message,
-        detail: { opId },
-      });
-      this.awaitLate(op, agent, name, params, opId);
-      throw unknown;
-    }
+  /** Calls a mutating op under the operator's op id (or a fresh one); see AgentCalls. */
+  private callAgent<O extends RpcOp>(op: Operator, agent: string, name: O, params: RpcParamsInput<O>, opId = this.calls.opIdOf(op)): Promise<RpcResult<O>> {
+    return this.calls.call(op, agent, name, params, opId);
   }
 
   /** The ops whose outcome the shell still waits for, oldest first. */
   pendingOps(): PendingOp[] {
-    return [...this.waiting.values()];
-  }
-
-  private awaitLate<O extends RpcOp>(op: Operator, agent: string, name: O, params: RpcParamsInput<O>, opId: string): void {
-    const session = sessionOf(params);
-    this.waiting.set(opId, { opId, op: name, operator: op.name, agent, session: session ?? null, since: new Date().toISOString() });
-    const record = (r: Partial<AuditRecord>): Promise<void> =>
-      this.o.audit.record({ operator: op.name, op: name, agent, session, result: 'ok', ...r, detail: { opId, late: true } });
-    void this.o.agents.call(agent, name, params, op.name, { opId, timeoutMs: LATE_OUTCOME_WAIT_MS }).finally(() => this.waiting.delete(opId)).then(
-      async (result) => {
-        if (result && typeof result === 'object' && 'kind' in result) {
-          const entry = result as SessionEntry;
-          this.o.view.upsert(agent, entry);
-          await record({ session: session ?? entryIdOf(entry) });
-        } else {
-          await record({});
-        }
-      },
-      async (err: unknown) => {
-        const e = toBerthError(err);
-        await record({ result: e.code === 'TIMEOUT' ? 'unknown' : 'refused', code: e.code, message: e.message });
-      },
-    );
+    return this.calls.pending();
   }
 
   /** The online agent with the fewest sessions. Throws AGENT_OFFLINE when none is online. */
@@ -385,12 +324,6 @@ function refusal(op: Operator, name: string, e: BerthError, s: ClusterSession | 
     message: e.message,
     ...(ref !== undefined && !s ? { detail: { ref } } : {}),
   };
-}
-
-/** The session an op's params name, if any. */
-function sessionOf(params: unknown): string | undefined {
-  const s = params && typeof params === 'object' ? (params as { session?: unknown }).session : undefined;
-  return typeof s === 'string' ? s : undefined;
 }
 
 /** The session `audited` resolved from a REF (it is always there when a REF was given). */

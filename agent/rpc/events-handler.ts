@@ -1,7 +1,7 @@
-/** berth-events: hello, the full set of sessions, `synced`, then every change and periodic stats. */
+/** berth-events: hello, the full set of sessions, `synced`, the running jobs, then every change, job push and periodic stats. */
 import { Duplex } from 'node:stream';
 import { Logger } from '../../common/logging';
-import { AgentEvent, HelloEvent, SessionEntry, encodeFrame } from '../../common/protocol';
+import { AgentEvent, HelloEvent, Job, SessionEntry, encodeFrame } from '../../common/protocol';
 import { Sessions } from '../sessions';
 
 export function serveEvents(
@@ -20,15 +20,18 @@ export function serveEvents(
   const push = (e: AgentEvent): void => (held ? void held.push(e) : send(e));
   const onSession = (session: SessionEntry): void => push({ type: 'session', session });
   const onRemoved = (id: string): void => push({ type: 'session-removed', id });
+  const onJob = (job: Job): void => push({ type: 'job', job });
   // Subscribe before taking the snapshot, so no change falls between the two.
   sessions.on('session', onSession);
   sessions.on('removed', onRemoved);
+  sessions.jobs.on('job', onJob);
   const timer = setInterval(() => send({ type: 'stats', stats: sessions.stats() }), statsIntervalMs);
   timer.unref();
   const stop = (): void => {
     clearInterval(timer);
     sessions.off('session', onSession);
     sessions.off('removed', onRemoved);
+    sessions.jobs.off('job', onJob);
   };
   channel.on('close', stop);
   channel.on('error', (err: Error) => log.debug('events channel error', { err: err.message }));
@@ -39,6 +42,8 @@ export function serveEvents(
     .then((all) => {
       for (const session of all) send({ type: 'session', session });
       send({ type: 'synced', count: all.length });
+      // The jobs running now; their later pushes are held with the other changes.
+      for (const job of sessions.jobs.list()) send({ type: 'job', job });
       send({ type: 'stats', stats: sessions.stats() });
       const later = held ?? [];
       held = null;

@@ -27,7 +27,7 @@ function handlers(s: Sessions): RpcHandlers {
     get: (p) => s.get(p.session),
     create: (p, op) => s.create(p, op),
     edit: (p, op) => s.edit(p, op),
-    clone: (p, op) => s.clone(p, op),
+    clone: (p, op, opId) => s.clone(p, op, opId),
     restart: (p, op) => s.restart(p.session, op),
     kill: (p, op) => s.kill(p.session, op),
     background: async (p, op) => ({ detached: await s.background(p.session, op) }),
@@ -41,11 +41,11 @@ function handlers(s: Sessions): RpcHandlers {
 }
 
 /** Checks the params of `op` and runs its handler; BAD_REQUEST names the field that is wrong. */
-async function dispatch<O extends RpcOp>(ops: RpcHandlers, op: O, params: unknown, operator: string): Promise<RpcResult<O>> {
+async function dispatch<O extends RpcOp>(ops: RpcHandlers, op: O, params: unknown, operator: string, opId: string | undefined): Promise<RpcResult<O>> {
   const parsed = rpcParamsSchemas[op].safeParse(params ?? {});
   if (!parsed.success) throw new BerthError('BAD_REQUEST', describeIssue(parsed.error));
   const handler: RpcHandlers[O] = ops[op];
-  return handler(parsed.data, operator);
+  return handler(parsed.data, operator, opId);
 }
 
 /** A channel; SSH channels can also report an exit status, which OpenSSH's `ssh -s` exits with. */
@@ -89,7 +89,7 @@ export function serveRpc(channel: RpcChannel, sessions: Sessions, logger: Logger
       return;
     }
     try {
-      const run = (): Promise<unknown> => dispatch(ops, req.op, req.params, req.operator);
+      const run = (): Promise<unknown> => dispatch(ops, req.op, req.params, req.operator, req.opId);
       const result = req.opId && MUTATING_OPS.has(req.op) ? await journal.once(req.operator, req.opId, req.op, req.params, run) : await run();
       send({ id: req.id, ok: true, result });
     } catch (err) {

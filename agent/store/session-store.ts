@@ -18,7 +18,7 @@ import { UUID_RE } from '../../common/names';
 import { parseJson } from '../../common/json';
 import { SessionMeta, sessionMetaSchema } from '../../common/protocol';
 import { fsyncDir, writeFileAtomic } from '../../common/atomic-file';
-import { chownTree, copyEntries, removeTree } from './trees';
+import { CopyProgress, chownTree, copyEntriesWithProgress, removeTree } from './trees';
 import { readUntrustedFile, UntrustedFileError } from './untrusted-files';
 import { migrateLayout, MigrationReport } from './migrate';
 
@@ -185,13 +185,17 @@ export class SessionStore {
     });
   }
 
-  /** Copies a session's home (never its metadata or lock) to a new session, all at once. */
-  async clone(srcId: string, meta: SessionMeta): Promise<void> {
+  /**
+   * Copies a session's home (never its metadata or lock) to a new session, all at once; tells
+   * `progress` how far the copy got as it goes (then `finishing` while it is put in place).
+   */
+  async clone(srcId: string, meta: SessionMeta, progress: (p: CopyProgress | { phase: 'finishing' }) => void = () => undefined): Promise<void> {
     const src = this.home(srcId);
     const final = this.dir(meta.id);
     await this.inStaging(`${STAGING}${meta.id}`, 'copy session folder', async (staging) => {
       const home = await this.makeFolders(staging);
-      await copyEntries(src, await fs.readdir(src), home, this.treeTimeoutMs);
+      await copyEntriesWithProgress(src, await fs.readdir(src), home, this.treeTimeoutMs, progress);
+      progress({ phase: 'finishing' });
       // A source not yet handed to the current user (see claimHome): the copy is, at once.
       const from = (await fs.lstat(src)).uid;
       if (this.owner && from !== this.owner.uid && from !== 0) await chownTree(home, from, this.owner, this.treeTimeoutMs);

@@ -54,3 +54,64 @@ export async function chownTree(
 ): Promise<void> {
   await runTied(['chown', '-R', '-h', '-P', `--from=${fromUid}`, `${to.uid}:${to.gid}`, '--', dir], timeoutMs);
 }
+
+/** How long one measure of a tree may take before it is given up (progress only waits for it). */
+const MEASURE_TIMEOUT_MS = 60_000;
+
+/**
+ * The bytes of the files below `dir` (apparent sizes, links not followed, one file system), or
+ * null when they cannot be measured in time. `du` reports what it could read even when some
+ * entry is unreadable; that partial total is still a fair measure of progress.
+ */
+export async function treeBytes(dir: string, timeoutMs = MEASURE_TIMEOUT_MS): Promise<number | null> {
+  const [file, ...args] = tiedArgv(['du', '-s', '-b', '-x', '-P', '--', dir]);
+  const out = await run(file, args, { maxBuffer: 64 * 1024, timeout: timeoutMs, killSignal: 'SIGKILL' }).then(
+    (r) => r.stdout,
+    (err: { stdout?: unknown; killed?: boolean }) => (err.killed ? '' : String(err.stdout ?? '')),
+  );
+  const bytes = Number.parseInt(out.trim().split(/\s/)[0] ?? '', 10);
+  return Number.isSafeInteger(bytes) && bytes >= 0 ? bytes : null;
+}
+
+/** What a copy reports while it runs. */
+export interface CopyProgress {
+  phase: 'measuring' | 'copying';
+  bytesDone: number | null;
+  bytesTotal: number | null;
+}
+
+/**
+ * Copies the entries `names` of `src` into `dst` (as copyEntries), measuring `src` first and
+ * `dst` every `sampleMs` meanwhile, one measure at a time, so `progress` learns how far it got.
+ * The copy's outcome is its own: a failed measure only leaves the figures unknown.
+ */
+export async function copyEntriesWithProgress(
+  src: string,
+  names: string[],
+  dst: string,
+  timeoutMs: number,
+  progress: (p: CopyProgress) => void,
+  sampleMs = 1000,
+): Promise<void> {
+  progress({ phase: 'measuring', bytesDone: null, bytesTotal: null });
+  const total = await treeBytes(src);
+  progress({ phase: 'copying', bytesDone: 0, bytesTotal: total });
+  let copying = true;
+  const sampler = (async () => {
+    // Ends with the copy, whose own timeout bounds it.
+    while (copying) {
+      await new Promise((r) => setTimeout(r, sampleMs).unref());
+      if (!copying) break;
+      const done = await treeBytes(dst);
+      if (copying && done !== null) progress({ phase: 'copying', bytesDone: done, bytesTotal: total });
+    }
+  })();
+  try {
+    await copyEntries(src, names, dst, timeoutMs);
+  } finally {
+    copying = false;
+  }
+  await sampler;
+  const done = await treeBytes(dst);
+  progress({ phase: 'copying', bytesDone: done ?? total, bytesTotal: total });
+}

@@ -4,8 +4,8 @@
  * happen, and `stats` now and then.
  */
 import { z } from 'zod';
-import { sessionIdSchema } from '../names';
-import { hostStatsSchema } from './rpc';
+import { operatorNameSchema, sessionIdSchema } from '../names';
+import { hostStatsSchema, opIdSchema, wireErrorSchema } from './rpc';
 import { limitsSchema, sessionEntrySchema } from './session';
 
 export const helloEventSchema = z.object({
@@ -24,12 +24,36 @@ export const helloEventSchema = z.object({
   }),
 });
 
+/**
+ * A long op (a clone) while it runs: pushed when it starts, when its phase changes, every second
+ * meanwhile (with its progress so far), and once when it ends (`done` or `failed`, then it is
+ * gone). A shell that subscribes gets the running ones after `synced`.
+ */
+export const jobSchema = z.object({
+  opId: opIdSchema,
+  op: z.literal('clone'),
+  operator: operatorNameSchema,
+  /** The session it works on (a clone's source). */
+  session: sessionIdSchema,
+  /** The session it makes (a clone's copy), with its name. */
+  target: z.object({ id: sessionIdSchema, name: z.string().max(200) }).optional(),
+  phase: z.enum(['measuring', 'copying', 'finishing', 'done', 'failed']),
+  /** Bytes copied so far and in all, once known (null before). */
+  bytesDone: z.number().int().nonnegative().nullable(),
+  bytesTotal: z.number().int().nonnegative().nullable(),
+  startedAt: z.string(),
+  error: wireErrorSchema.optional(),
+});
+export type Job = z.infer<typeof jobSchema>;
+export type JobPhase = Job['phase'];
+
 export const eventSchema = z.discriminatedUnion('type', [
   helloEventSchema,
   z.object({ type: z.literal('session'), session: sessionEntrySchema }),
   z.object({ type: z.literal('session-removed'), id: sessionIdSchema }),
   z.object({ type: z.literal('synced'), count: z.number().int() }),
   z.object({ type: z.literal('stats'), stats: hostStatsSchema }),
+  z.object({ type: z.literal('job'), job: jobSchema }),
   z.object({ type: z.literal('error'), error: z.object({ code: z.string(), message: z.string() }) }),
 ]);
 export type AgentEvent = z.infer<typeof eventSchema>;

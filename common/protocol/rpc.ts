@@ -112,7 +112,8 @@ export type RpcResult<O extends RpcOp> = z.infer<(typeof resultSchemas)[O]>;
 export const rpcResultSchemas: { [O in RpcOp]: z.ZodType<RpcResult<O>> } = resultSchemas;
 
 /** The agent's side of every op: params already checked, result checked again by the shell. */
-export type RpcHandlers = { [O in RpcOp]: (params: RpcParams<O>, operator: string) => Promise<RpcResult<O>> };
+/** `opId` is the request's op id, if it carried one. */
+export type RpcHandlers = { [O in RpcOp]: (params: RpcParams<O>, operator: string, opId: string | undefined) => Promise<RpcResult<O>> };
 
 export const wireErrorSchema = z.object({ code: z.enum(ERROR_CODES), message: z.string() });
 export type WireError = z.infer<typeof wireErrorSchema>;

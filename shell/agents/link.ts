@@ -54,6 +54,16 @@ export interface AgentAttach {
   close(): void;
 }
 
+/** An RPC call waiting for its reply. */
+interface PendingCall {
+  resolve(v: unknown): void;
+  reject(e: BerthError): void;
+  opId: string | undefined;
+  timer: NodeJS.Timeout;
+  /** Starts the call's timeout over (its job is alive). */
+  rearm(): void;
+}
+
 /** Events: 'status' (LinkStatus, reason), 'event' (AgentEvent). */
 export class AgentLink extends EventEmitter {
   status: LinkStatus = 'connecting';
@@ -61,7 +71,7 @@ export class AgentLink extends EventEmitter {
   reason = '';
   private conn: Client | null = null;
   private rpc: ClientChannel | null = null;
-  private readonly pending = new Map<number, { resolve(v: unknown): void; reject(e: BerthError): void; timer: NodeJS.Timeout }>();
+  private readonly pending = new Map<number, PendingCall>();
   private nextId = 1;
   private stopped = false;
   private backoff = 500;
@@ -90,7 +100,9 @@ export class AgentLink extends EventEmitter {
   /**
    * Calls an op on the agent. Throws AGENT_OFFLINE when the link is down, TIMEOUT after
    * `timeoutMs`, or the agent's own error (code and text as the agent sent them). With an op id
-   * the agent does the op once: a call with the same id gets the first one's outcome.
+   * the agent does the op once: a call with the same id gets the first one's outcome. An op the
+   * agent runs as a job (a clone) is waited for as long as the job reports progress: each push of
+   * the job with this op id starts the `timeoutMs` over, so TIMEOUT means the job fell silent.
    */
   call<O extends RpcOp>(op: O, params: RpcParamsInput<O>, operator: string, timeoutMs: number, opId?: string): Promise<RpcResult<O>> {
     const ch = this.rpc;
@@ -99,17 +111,27 @@ export class AgentLink extends EventEmitter {
     }
     const id = this.nextId++;
     return new Promise<RpcResult<O>>((resolve, reject) => {
-      const timer = setTimeout(() => {
+      const expire = (): void => {
         this.pending.delete(id);
         reject(new BerthError('TIMEOUT', `agent ${this.o.id} did not answer ${op} within ${timeoutMs} ms`));
-      }, timeoutMs);
+      };
       // Every result is parsed with its op's schema here, at the boundary, as events are.
       const settle = (result: unknown): void => {
         const r = rpcResultSchemas[op].safeParse(result);
         if (r.success) resolve(r.data);
         else reject(new BerthError('INTERNAL', `agent ${this.o.id} sent a bad ${op} result: ${describeIssue(r.error)}`));
       };
-      this.pending.set(id, { resolve: settle, reject, timer });
+      const call: PendingCall = {
+        resolve: settle,
+        reject,
+        opId,
+        timer: setTimeout(expire, timeoutMs),
+        rearm: () => {
+          clearTimeout(call.timer);
+          call.timer = setTimeout(expire, timeoutMs);
+        },
+      };
+      this.pending.set(id, call);
       ch.write(encodeFrame({ v: PROTOCOL_VERSION, id, op, params, operator, ...(opId ? { opId } : {}) }));
     });
   }
@@ -214,6 +236,7 @@ export class AgentLink extends EventEmitter {
           this.backoff = 500;
           this.setStatus('online', '');
         }
+        if (parsed.type === 'job') this.jobAlive(parsed.job.opId);
         this.emit('event', parsed);
       }
     });
@@ -232,6 +255,11 @@ export class AgentLink extends EventEmitter {
       }
     });
     this.rpc = rpc;
+  }
+
+  /** A job pushed: the calls waiting on its op id wait on (see call). */
+  private jobAlive(opId: string): void {
+    for (const w of this.pending.values()) if (w.opId === opId) w.rearm();
   }
 
   private lost(conn: Client, reason: string): void {

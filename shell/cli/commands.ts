@@ -8,7 +8,8 @@ import { BERTH_VERSION, PROTOCOL_VERSION, SessionEntry, entryId, opIdSchema } fr
 import { PROTOCOLS, Protocol } from '../../common/names';
 import { toBerthError } from '../../common/errors';
 import { inertCell, inertJson } from '../../common/terminal-text';
-import { ClusterSession } from '../cluster/view';
+import { ClusterJob, ClusterSession } from '../cluster/view';
+import { JOB_HEAD, jobLine, jobRow } from '../jobs-text';
 import { Operator, PendingOp, ShellService } from '../service';
 import { FlagSpec, LIMIT_FLAGS, UsageError, intFlag, limitsFromFlags, parseFlags, splitWords, strFlag } from './args';
 import { AGENT_HEAD, SESSION_HEAD, agentJson, agentRow, errorLine, sessionJson, sessionRow, summary, table } from './format';
@@ -21,7 +22,8 @@ export const USAGE = `usage: ssh -p PORT USER@SHELL <command> [--json]
   edit REF [--name N] [--protocol tcp|udp] [--port P] [--dns D] [LIMITS]
   clone REF [--name N]
   restart REF | kill REF | background REF
-  ops                                      ops whose outcome is not known yet (an agent was slow)
+  ops                                      long ops running (clones, with progress) and ops whose
+                                           outcome is not known yet (an agent was slow)
   delete REF --yes
   override REF [--reason TEXT]
   attach REF [--read-only]                 needs ssh -t
@@ -142,7 +144,15 @@ async function dispatch(cmd: string, rest: string[], op: Operator, svc: ShellSer
     case 'clone': {
       const { flags, positionals } = parseFlags(rest, { ...OP_FLAGS, name: 'string' }, 1);
       const ref = need(positionals[0], 'clone REF');
-      printSession('cloned into', await svc.clone(withOpId(op, flags), ref, strFlag(flags.name)), flags.json === true);
+      // Progress goes to stderr (stdout keeps the result alone): a new phase at once, else every 2 s.
+      let last = { phase: '', at: 0 };
+      const progress = (j: ClusterJob): void => {
+        const now = Date.now();
+        if (j.job.phase === last.phase && now - last.at < PROGRESS_EVERY_MS) return;
+        last = { phase: j.job.phase, at: now };
+        io.err(`${jobLine(j, nameOfRef(svc, ref), new Date(now))}\n`);
+      };
+      printSession('cloned into', await svc.clone(withOpId(op, flags), ref, strFlag(flags.name), progress), flags.json === true);
       return { code: 0 };
     }
     case 'restart':
@@ -174,10 +184,16 @@ async function dispatch(cmd: string, rest: string[], op: Operator, svc: ShellSer
     }
     case 'ops': {
       const { flags } = parseFlags(rest, JSON_FLAG, 0);
-      const ops = svc.pendingOps();
-      if (flags.json) io.out(`${inertJson(ops)}\n`);
-      else if (ops.length === 0) io.out('no op is waiting for its outcome\n');
-      else io.out(table(OPS_HEAD, ops.map(opRow)));
+      const running = svc.view.jobs();
+      const waiting = svc.pendingOps();
+      const now = new Date();
+      if (flags.json) io.out(`${inertJson({ running: running.map((j) => ({ agent: j.agent, ...j.job })), waiting })}\n`);
+      else if (running.length === 0 && waiting.length === 0) io.out('no op is running or waiting for its outcome\n');
+      else {
+        if (running.length > 0) io.out(`running:\n${table(JOB_HEAD, running.map((j) => jobRow(j, now)))}`);
+        if (running.length > 0 && waiting.length > 0) io.out('\n');
+        if (waiting.length > 0) io.out(`waiting for their outcome:\n${table(OPS_HEAD, waiting.map(opRow))}`);
+      }
       return { code: 0 };
     }
     case 'attach': {
@@ -188,6 +204,19 @@ async function dispatch(cmd: string, rest: string[], op: Operator, svc: ShellSer
       throw new UsageError('missing command');
     default:
       throw new UsageError(`unknown command: ${cmd}`);
+  }
+}
+
+/** How often a long op's progress is printed, at most (a new phase is, at once). */
+const PROGRESS_EVERY_MS = 2000;
+
+/** The name of the session REF means, as typed if it means none. */
+function nameOfRef(svc: ShellService, ref: string): string {
+  try {
+    const s = svc.resolve(ref);
+    return s.entry.kind === 'session' ? s.entry.meta.name : s.id;
+  } catch {
+    return ref;
   }
 }
 

@@ -2,10 +2,11 @@
  * The cluster as the shell knows it, fed only by the agents' event streams: every menu and every
  * listing reads from here and never waits on the network. Pure: no I/O.
  * Emits 'change' after every update that can change the session table, and 'stats' when only an
- * agent's host figures changed (every few seconds per agent: no reason to redraw every menu).
+ * agent's host figures changed (every few seconds per agent: no reason to redraw every menu), and
+ * 'jobs' when a running job (a clone) started, moved on or ended.
  */
 import { EventEmitter } from 'node:events';
-import { AgentEvent, HelloEvent, HostStats, SessionEntry, entryId } from '../../common/protocol';
+import { AgentEvent, HelloEvent, HostStats, Job, SessionEntry, entryId } from '../../common/protocol';
 
 export type AgentStatus = 'connecting' | 'online' | 'offline';
 
@@ -27,8 +28,16 @@ export interface ClusterSession {
   state: SessionEntry['state'] | '?';
 }
 
+/** A job running on an agent, as its last push told. */
+export interface ClusterJob {
+  agent: string;
+  job: Job;
+}
+
 export class ClusterView extends EventEmitter {
   private readonly agents = new Map<string, AgentView>();
+  /** Running jobs by agent, then op id. */
+  private readonly running = new Map<string, Map<string, Job>>();
   /** Sessions received since a hello, until `synced` makes them the agent's whole set. */
   private readonly staging = new Map<string, Map<string, SessionEntry>>();
 
@@ -39,6 +48,7 @@ export class ClusterView extends EventEmitter {
   }
 
   removeAgent(id: string): void {
+    this.dropJobs(id);
     if (this.agents.delete(id)) this.emit('change');
   }
 
@@ -47,7 +57,10 @@ export class ClusterView extends EventEmitter {
     if (!a) return;
     a.status = status;
     a.reason = reason;
-    if (status !== 'online') this.staging.delete(id);
+    if (status !== 'online') {
+      this.staging.delete(id);
+      this.dropJobs(id);
+    }
     this.emit('change');
   }
 
@@ -59,6 +72,8 @@ export class ClusterView extends EventEmitter {
       case 'hello':
         a.hello = e;
         this.staging.set(id, new Map());
+        // The agent tells its running jobs again after `synced`.
+        this.dropJobs(id);
         break;
       case 'session': {
         const staged = this.staging.get(id);
@@ -80,6 +95,14 @@ export class ClusterView extends EventEmitter {
         a.stats = e.stats;
         this.emit('stats', id);
         return;
+      case 'job': {
+        const jobs = this.running.get(id) ?? new Map<string, Job>();
+        this.running.set(id, jobs);
+        if (e.job.phase === 'done' || e.job.phase === 'failed') jobs.delete(e.job.opId);
+        else jobs.set(e.job.opId, e.job);
+        this.emit('jobs');
+        return;
+      }
       case 'error':
         a.reason = e.error.message;
         break;
@@ -95,8 +118,22 @@ export class ClusterView extends EventEmitter {
     this.emit('change');
   }
 
+  private dropJobs(agent: string): void {
+    if (this.running.get(agent)?.size) {
+      this.running.delete(agent);
+      this.emit('jobs');
+    }
+  }
+
   forget(agent: string, id: string): void {
     if (this.agents.get(agent)?.sessions.delete(id)) this.emit('change');
+  }
+
+  /** The jobs running on online agents, oldest first. */
+  jobs(): ClusterJob[] {
+    const out: ClusterJob[] = [];
+    for (const [agent, jobs] of this.running) for (const job of jobs.values()) out.push({ agent, job });
+    return out.sort((x, y) => x.job.startedAt.localeCompare(y.job.startedAt));
   }
 
   agentList(): AgentView[] {

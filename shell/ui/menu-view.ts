@@ -64,11 +64,20 @@ export function tableLines(shown: ClusterSession[], st: MenuState, height: numbe
 /** Longest the status line's text is (the screen cuts it at its edge anyway). */
 const STATUS_MAX = 500;
 
-/** The status line: the op in flight with its spinner, else the message (red if an error), on one line. */
-export function statusLine(st: MenuState): Line {
-  if (st.busy) return [span(`${SPINNER[st.spin % SPINNER.length]} ${inertCell(st.busy, STATUS_MAX)}`, 'warn')];
+/**
+ * The status line: the op in flight with its spinner, else the message (red if an error), else
+ * the long ops running in the cluster (`jobs`, one line each: the first, and how many more), which
+ * also follow the op in flight.
+ */
+export function statusLine(st: MenuState, jobs: string[] = []): Line {
+  const [first] = jobs;
+  const running = first === undefined ? '' : `${first}${jobs.length > 1 ? ` (and ${jobs.length - 1} more)` : ''}`;
+  if (st.busy) {
+    const text = running ? `${st.busy} · ${running}` : st.busy;
+    return [span(`${SPINNER[st.spin % SPINNER.length]} ${inertCell(text, STATUS_MAX)}`, 'warn')];
+  }
   if (st.message) return [span(inertCell(st.message, STATUS_MAX), st.messageIsError ? 'error' : 'plain')];
-  return [];
+  return running ? [span(inertCell(running, STATUS_MAX), 'dim')] : [];
 }
 
 /** The settings page (S): versions, the operator, and each agent's state. */

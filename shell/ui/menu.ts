@@ -16,6 +16,7 @@ import { MenuContext } from './menu-actions';
 import { dispatch, hintText } from './menu-keys';
 import { MenuScreen, openMenuScreen } from './menu-screen';
 import * as S from './menu-state';
+import { jobLine } from '../jobs-text';
 import { statusLine, tableLines, titleLine } from './menu-view';
 
 export interface MenuOptions {
@@ -79,6 +80,7 @@ class MenuController implements Menu, MenuContext {
       },
     );
     this.service.view.on('change', this.redraw);
+    this.service.view.on('jobs', this.redraw);
     this.spinner = setInterval(() => {
       if (this.state.busy) this.set(S.tick(this.state));
     }, SPINNER_MS);
@@ -97,9 +99,19 @@ class MenuController implements Menu, MenuContext {
     this.screen.paint({
       title: titleLine(this.operator, this.service.view.agentList(), shown.length, this.state),
       table: tableLines(shown, this.state, height),
-      status: statusLine(this.state),
+      status: statusLine(this.state, this.jobLines()),
     });
   };
+
+  /** The long ops running in the cluster, for the status line. */
+  private jobLines(): string[] {
+    const view = this.service.view;
+    const jobs = view.jobs();
+    if (jobs.length === 0) return [];
+    const names = new Map(view.sessions().map((s) => [s.id, s.entry.kind === 'session' ? s.entry.meta.name : s.id]));
+    const now = new Date();
+    return jobs.map((j) => jobLine(j, names.get(j.job.session) ?? j.job.session.slice(0, 8), now));
+  }
 
   resize(cols: number, rows: number): void {
     this.screen.setSize(cols, rows);
@@ -113,6 +125,7 @@ class MenuController implements Menu, MenuContext {
     this.destroyed = true;
     clearInterval(this.spinner);
     this.service.view.off('change', this.redraw);
+    this.service.view.off('jobs', this.redraw);
     this.screen.destroy();
   }
 

@@ -20,6 +20,8 @@ export interface ClusterOptions {
   agents: number;
   operators?: Array<{ name: string; role: Role }>;
   shellConfig?: Record<string, unknown>;
+  /** A command every agent runs under (see AgentProcessOptions.wrap). */
+  agentWrap?: string[];
 }
 
 export interface SshResult {
@@ -53,7 +55,7 @@ const DEFAULT_OPERATORS: Array<{ name: string; role: Role }> = [
 export async function startCluster(o: ClusterOptions): Promise<Cluster> {
   const dir = await fs.mkdtemp(path.join(os.tmpdir(), 'berth-cluster-'));
   const agents: AgentProcess[] = [];
-  for (let i = 0; i < o.agents; i++) agents.push(await startAgentProcess({ runLabel: o.runLabel, id: `agent-${i + 1}` }));
+  for (let i = 0; i < o.agents; i++) agents.push(await startAgentProcess({ runLabel: o.runLabel, id: `agent-${i + 1}`, wrap: o.agentWrap }));
   const operators = o.operators ?? DEFAULT_OPERATORS;
   const opConfig = [];
   for (const op of operators) {

@@ -112,7 +112,7 @@ test('ops lists what the shell still waits for, until the late outcome comes', a
   let out = '';
   const io = { out: (s: string) => (out += s), err: (_s: string) => undefined };
   expect(await runCommand('ops --json', ALICE, service, io)).toEqual({ code: 0 });
-  expect(JSON.parse(out)).toEqual([{ opId, op: 'clone', operator: 'alice', agent: 'agent-1', session: SRC, since: expect.any(String) }]);
+  expect(JSON.parse(out)).toEqual({ running: [], waiting: [{ opId, op: 'clone', operator: 'alice', agent: 'agent-1', session: SRC, since: expect.any(String) }] });
   out = '';
   await runCommand('ops', { name: 'vic', role: 'viewer' }, service, io);
   expect(out).toContain(opId);
@@ -120,5 +120,5 @@ test('ops lists what the shell still waits for, until the late outcome comes', a
   await until('the late outcome is recorded', lines, (l) => l.length === 2, 5000, 20);
   out = '';
   await runCommand('ops', ALICE, service, io);
-  expect(out).toBe('no op is waiting for its outcome\n');
+  expect(out).toBe('no op is running or waiting for its outcome\n');
 });

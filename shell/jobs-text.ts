@@ -1,0 +1,48 @@
+/** Pure: running jobs (clones) as the CLI's `ops` and the menu's status line show them. */
+import { Job } from '../common/protocol';
+import { inertCell } from '../common/terminal-text';
+import { ClusterJob } from './cluster/view';
+
+const UNITS = ['B', 'KB', 'MB', 'GB', 'TB'];
+
+/** "512 B", "1.5 MB", "5.8 GB" (binary units, one decimal from KB on). */
+export function byteSize(n: number): string {
+  let v = n;
+  let u = 0;
+  while (v >= 1024 && u < UNITS.length - 1) {
+    v /= 1024;
+    u++;
+  }
+  return u === 0 ? `${v} B` : `${v.toFixed(1)} ${UNITS[u]}`;
+}
+
+/** How far a job got: "measuring", "1.2 GB of 5.8 GB (21%)", "finishing". */
+export function jobProgress(job: Job): string {
+  if (job.phase !== 'copying') return job.phase;
+  if (job.bytesDone === null) return 'copying';
+  if (job.bytesTotal === null || job.bytesTotal === 0) return `${byteSize(job.bytesDone)} copied`;
+  const pct = Math.min(100, Math.floor((job.bytesDone / job.bytesTotal) * 100));
+  return `${byteSize(job.bytesDone)} of ${byteSize(job.bytesTotal)} (${pct}%)`;
+}
+
+/** Whole seconds from `startedAt` to `now`. */
+export function jobAge(job: Job, now: Date): string {
+  const s = Math.max(0, Math.round((now.getTime() - Date.parse(job.startedAt)) / 1000));
+  return s < 120 ? `${s} s` : `${Math.round(s / 60)} min`;
+}
+
+/** One line for a job: "cloning web → web-copy: 1.2 GB of 5.8 GB (21%), 12 s", inert. */
+export function jobLine(j: ClusterJob, sourceName: string, now: Date): string {
+  const target = j.job.target ? ` → ${inertCell(j.job.target.name)}` : '';
+  return `cloning ${inertCell(sourceName)}${target}: ${jobProgress(j.job)}, ${jobAge(j.job, now)}`;
+}
+
+export const JOB_HEAD = ['OP-ID', 'OP', 'AGENT', 'SESSION', 'TO', 'OPERATOR', 'PROGRESS', 'SINCE'];
+
+/** A job's row in `ops`. */
+export function jobRow(j: ClusterJob, now: Date): string[] {
+  const job = j.job;
+  return [job.opId, job.op, j.agent, job.session.slice(0, 8), job.target?.name ?? '-', job.operator, jobProgress(job), jobAge(job, now)].map((c) =>
+    inertCell(c),
+  );
+}

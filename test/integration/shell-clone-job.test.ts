@@ -1,0 +1,91 @@
+/**
+ * A clone runs as a job, end to end (OpenSSH client, real shell, real agent): a clone that takes
+ * several times the shell's RPC timeout completes, because the agent pushes its progress every
+ * second and the shell waits as long as the job reports. Meanwhile `ops` shows the running job
+ * with its progress, the CLI prints progress on stderr, and the audit has one `ok` and no
+ * `unknown`. The copy is made slow the way a big home would be: the agent's `cp` (found on its
+ * PATH) waits before it copies.
+ */
+import { execFileSync } from 'node:child_process';
+import { promises as fs } from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import { randomUUID } from 'node:crypto';
+import { Cluster, SshResult, startCluster, until } from '../helpers/cluster';
+import type { SessionJson } from '../../shell/cli/format';
+
+const runLabel = `clonejob-${randomUUID().slice(0, 8)}`;
+const RPC_TIMEOUT_MS = 2000;
+const COPY_DELAY_S = 7;
+let cluster: Cluster;
+let slowBin: string;
+
+beforeAll(async () => {
+  slowBin = await fs.mkdtemp(path.join(os.tmpdir(), 'berth-slowcp-'));
+  const realCp = execFileSync('sh', ['-c', 'command -v cp']).toString().trim();
+  await fs.writeFile(path.join(slowBin, 'cp'), `#!/bin/sh\nsleep ${COPY_DELAY_S}\nexec ${realCp} "$@"\n`, { mode: 0o755 });
+  cluster = await startCluster({
+    runLabel,
+    agents: 1,
+    shellConfig: { rpcTimeoutMs: RPC_TIMEOUT_MS },
+    agentWrap: ['env', `PATH=${slowBin}:${process.env.PATH ?? '/usr/bin:/bin'}`],
+  });
+  await cluster.agentsOnline();
+}, 60_000);
+
+afterAll(async () => {
+  await cluster?.dispose();
+  await fs.rm(slowBin, { recursive: true, force: true });
+});
+
+async function cli(line: string): Promise<SshResult> {
+  const r = await cluster.ssh('alice', [line], { timeoutMs: 60_000 });
+  return { ...r, err: r.err.replace(/^Warning: Permanently added .*\r?\n/m, '') };
+}
+
+interface OpsJson {
+  running: Array<{ agent: string; opId: string; op: string; phase: string; bytesDone: number | null; bytesTotal: number | null; target?: { name: string } }>;
+  waiting: unknown[];
+}
+
+test('a clone longer than the RPC timeout completes as a job, with progress in ops and on stderr', async () => {
+  const created = await cli('create --name big-src --json');
+  expect(created.code).toBe(0);
+  const src = JSON.parse(created.out) as SessionJson;
+  const home = path.join(cluster.agents[0]!.root, src.id, 'home');
+  await fs.writeFile(path.join(home, 'data.bin'), Buffer.alloc(8 * 1024 * 1024, 7));
+
+  const started = Date.now();
+  const cloning = cli('clone big-src --name big-copy --json');
+  const seen = await until(
+    'ops shows the clone copying',
+    async () => JSON.parse((await cli('ops --json')).out) as OpsJson,
+    (o) => o.running.some((j) => j.phase === 'copying'),
+    20_000,
+    200,
+  );
+  const job = seen.running[0]!;
+  expect(job).toMatchObject({ agent: 'agent-1', op: 'clone', target: { name: 'big-copy' }, bytesDone: 0 });
+  expect(job.bytesTotal).toBeGreaterThanOrEqual(8 * 1024 * 1024);
+  const text = await cli('ops');
+  expect(text.out).toContain('running:');
+  expect(text.out).toContain(job.opId);
+  expect(text.out).toMatch(/0 B of 8\.\d MB \(0%\)/);
+
+  const r = await cloning;
+  const took = Date.now() - started;
+  expect({ code: r.code, err: r.err.split('\n').filter((l) => !l.startsWith('cloning')) }).toEqual({ code: 0, err: [''] });
+  expect(took).toBeGreaterThan(2 * RPC_TIMEOUT_MS);
+  const copy = JSON.parse(r.out) as SessionJson;
+  expect(copy.name).toBe('big-copy');
+  expect(r.err).toContain('cloning big-src → big-copy: 0 B of 8.');
+  expect((await fs.readFile(path.join(cluster.agents[0]!.root, copy.id, 'home', 'data.bin'))).length).toBe(8 * 1024 * 1024);
+
+  // Done: no job left, and one plain `ok` in the audit under the job's op id.
+  expect(JSON.parse((await cli('ops --json')).out)).toEqual({ running: [], waiting: [] });
+  const audit = (await fs.readFile(cluster.auditFile, 'utf8'))
+    .split('\n')
+    .filter(Boolean)
+    .map((l) => JSON.parse(l) as { op: string; result: string });
+  expect(audit.filter((a) => a.op === 'clone').map((a) => a.result)).toEqual(['ok']);
+}, 90_000);
