@@ -123,3 +123,9 @@ export class SessionSteps {
     for (const name of swept) this.unsweptWarned.delete(name);
   }
 }
+
+/** The metadata of a session that has it; CONFLICT for a broken one. */
+export function okMeta(s: StoredSession): SessionMeta {
+  if (s.kind === 'broken') throw new BerthError('CONFLICT', `session is broken: ${s.reason}`);
+  return s.meta;
+}

@@ -13,31 +13,21 @@ import { Protocol, cloneName } from '../common/names';
 import { HostStats, RpcParams, SessionEntry, SessionMeta, SESSION_FILE_VERSION } from '../common/protocol';
 import { LiveAttaches } from './attaches';
 import { JobBoard } from './jobs';
+import { OpenAttach, SessionAttacher } from './session-attach';
 import { SessionCatalog } from './catalog';
 import { ContainerWatch } from './container-watch';
 import { ContainerTracker } from './containers';
-import { AttachHandle } from './docker/runtime';
 import { SessionFeed } from './feed';
 import { PortTable } from './ports/ports';
 import { resolveAndClaim } from './ports/claims';
 import { checkRequestedLimits } from './limits';
 import { Reconciler } from './reconcile';
-import { StoredSession } from './store/session-store';
-import { SessionSteps } from './session-steps';
+import { SessionSteps, okMeta } from './session-steps';
 import { ContainerSettings, SessionsDeps, SessionsPolicy } from './sessions-options';
 import { hostStats, isRunning } from './view';
 
 export type { Clock, ContainerSettings, SessionsDeps, SessionsPolicy } from './sessions-options';
-
-/** How long an attach waits for another attach that is starting the session (container starts take under 10 s). */
-const ATTACH_START_WAIT_MS = 15_000;
-
-export interface OpenAttach {
-  handle: AttachHandle;
-  entry: SessionEntry;
-  /** Ends this attach and forgets it. Idempotent. */
-  close(): Promise<void>;
-}
+export type { OpenAttach } from './session-attach';
 
 /** Events: `session` (a full SessionEntry) and `removed` (an id), on every change. */
 export class Sessions extends EventEmitter {
@@ -48,6 +38,7 @@ export class Sessions extends EventEmitter {
   private readonly feed: SessionFeed;
   private readonly watch: ContainerWatch;
   private readonly steps: SessionSteps;
+  private readonly attacher: SessionAttacher;
   /** Long ops (clones) as they run, for the events subscribers. */
   readonly jobs = new JobBoard();
 
@@ -80,6 +71,7 @@ export class Sessions extends EventEmitter {
       stopped: (id) => void this.steps.closeAttaches(id, null),
       everyRound: () => void this.sweep(),
     });
+    this.attacher = new SessionAttacher({ d, settings, steps: this.steps, watch: this.watch, containers: this.containers, attaches: this.attaches, feed: this.feed, log: this.log });
   }
 
   /** Sweeps crash leftovers, loads every session, adopts the containers Docker has, follows events. */
@@ -98,26 +90,16 @@ export class Sessions extends EventEmitter {
       for (const c of await this.d.claims.sync(own)) this.log.warn('port claimed by another agent on this host', { conflict: c });
     }
     await this.watch.start();
-    await this.endLeakedAttaches();
+    await this.attacher.endLeaked();
     this.log.info('sessions loaded', { sessions: this.catalog.size, containers: this.containers.size });
   }
 
   /**
-   * Ends the attach clients an earlier agent left in running containers: killed with kill -9, it
-   * could not HUP them, and a read-write tmux client nobody holds would stay for ever while berth
-   * shows nobody attached. Runs before the agent serves, so it holds no attach of its own yet.
+   * Attaches an operator to the session's tmux, starting the container first if it is stopped.
+   * Many may attach at once; each close ends only its own tmux client.
    */
-  private async endLeakedAttaches(): Promise<void> {
-    await Promise.all(
-      this.containers.running().map(async (c) => {
-        try {
-          const n = await this.d.runtime.endAttaches(c.id, this.settings.user);
-          if (n > 0) this.log.warn('ended attach clients left by an earlier agent', { session: c.sessionId, clients: n });
-        } catch (err) {
-          this.log.warn('could not end attach clients left by an earlier agent', { session: c.sessionId, err: messageOf(err) });
-        }
-      }),
-    );
+  openAttach(id: string, operator: string, readOnly: boolean, cols: number, rows: number): Promise<OpenAttach> {
+    return this.attacher.open(id, operator, readOnly, cols, rows);
   }
 
   /** Stops following Docker and ends every attach (their tmux clients are HUP'd). Idempotent. */
@@ -342,32 +324,6 @@ export class Sessions extends EventEmitter {
     return this.feed.mustEntry(id);
   }
 
-  /**
-   * Starts a stopped session for an attach. Two operators attaching at once for pair work: the
-   * second waits out the first one's start (another attach's lock) instead of being refused; a
-   * read-only viewer never starts a session, but waits the same way for one that is starting.
-   */
-  private async startForAttach(meta: SessionMeta, operator: string, readOnly: boolean): Promise<void> {
-    const id = meta.id;
-    const end = Date.now() + ATTACH_START_WAIT_MS;
-    for (;;) {
-      try {
-        if (readOnly) throw new BerthError('CONFLICT', 'session is not running (a read-only attach does not start it)');
-        await this.steps.withLock(id, operator, 'attach', async () => {
-          await this.watch.refresh(id);
-          if (!isRunning(this.containers.get(id))) await this.steps.startContainer(meta);
-        });
-        return;
-      } catch (err) {
-        const lock = await this.d.locks.inspect(this.d.store.dir(id));
-        if (lock?.op !== 'attach' || lock.stale || Date.now() > end) throw err;
-      }
-      await new Promise((r) => setTimeout(r, 100));
-      await this.watch.refresh(id);
-      if (isRunning(this.containers.get(id))) return;
-    }
-  }
-
   /** A port for the session (see resolveAndClaim), claimed host-wide where agents share a claims folder. */
   private resolveAndClaim(requested: number, protocol: Protocol, used: PortTable, session: string): Promise<number> {
     return resolveAndClaim({ requested, protocol, used, session, probe: this.d.probe, claims: this.d.claims });
@@ -385,41 +341,4 @@ export class Sessions extends EventEmitter {
     }
   }
 
-  /**
-   * Attaches an operator to the session's tmux, starting the container first if it is stopped.
-   * Many may attach at once; each close ends only its own tmux client.
-   */
-  async openAttach(id: string, operator: string, readOnly: boolean, cols: number, rows: number): Promise<OpenAttach> {
-    const s = await this.steps.load(id);
-    const meta = okMeta(s);
-    await this.watch.refresh(id);
-    if (!isRunning(this.containers.get(id))) await this.startForAttach(meta, operator, readOnly);
-    const c = this.containers.get(id);
-    if (!c) throw new BerthError('CONFLICT', 'session stopped while attaching');
-    if (c.state === 'paused') {
-      const lock = await this.d.locks.inspect(this.d.store.dir(id));
-      if (lock && !lock.stale) throw new BerthError('LOCKED', 'session is paused for a clone; try again in a moment');
-      // The clone that paused it is gone (its lock is stale or removed): let the session run again.
-      this.log.warn('unpaused container left paused', { session: id });
-      await this.d.runtime.unpause(c.id);
-      await this.watch.refresh(id);
-    }
-    const handle = await this.d.runtime.attach(c.id, { readOnly, cols, rows, user: this.settings.user });
-    const attachId = this.attaches.add(id, operator, readOnly, handle);
-    await this.steps.touch(meta.id);
-    this.log.info('attached', { session: id, operator, readOnly });
-    this.feed.notify(id);
-    const close = async (): Promise<void> => {
-      if (!this.attaches.remove(id, attachId)) return;
-      await handle.close();
-      this.log.info('detached', { session: id, operator });
-      this.feed.notify(id);
-    };
-    return { handle, entry: await this.feed.mustEntry(id), close };
-  }
-}
-
-function okMeta(s: StoredSession): SessionMeta {
-  if (s.kind === 'broken') throw new BerthError('CONFLICT', `session is broken: ${s.reason}`);
-  return s.meta;
 }
