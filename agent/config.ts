@@ -4,6 +4,7 @@ import { z } from 'zod';
 import { loadConfigFile, resolveFrom } from '../common/config';
 import { agentIdSchema } from '../common/names';
 import { limitsSchema } from '../common/protocol';
+import { envNameSchema, envValueSchema } from '../common/session-setup';
 import { loginLimitsSchema } from '../common/ssh-guard';
 
 /**
@@ -12,6 +13,15 @@ import { loginLimitsSchema } from '../common/ssh-guard';
  * (61184 on), and under 65536, so an engine that remaps user namespaces can still map it.
  */
 export const DEFAULT_SESSION_USER = { uid: 61000, gid: 61000 } as const;
+
+/** A container path a mount may take: absolute, not the home, not /, /proc, /sys, /dev or /run/berth. */
+const mountTarget = z
+  .string()
+  .regex(/^\/[A-Za-z0-9._/-]+$/, { error: 'must be an absolute path of letters, digits, ".", "_", "-" and "/"' })
+  .refine((t) => !/^\/(proc|sys|dev|run\/berth)(\/|$)/.test(t) && t !== '/' && !/\/\.\.?(\/|$)/.test(t) && t.replace(/\/+$/, '') !== '/home/claude', {
+    error: 'must not be /, the home (/home/claude), /proc, /sys, /dev or /run/berth',
+  });
+const mountSchema = z.object({ source: z.string().min(1), target: mountTarget }).strict();
 
 const labelKey = z.string().regex(/^[a-z0-9][a-z0-9._-]{0,62}$/, { error: 'must be a lowercase label key' });
 
@@ -35,6 +45,28 @@ export const agentConfigSchema = z
     image: z.string().min(1).default('berth-session:latest'),
     /** What tmux runs in each session; a login shell where the image lacks it. */
     command: z.string().min(1).max(1000).default('claude'),
+    /**
+     * Variables every session gets (credentials: ANTHROPIC_API_KEY, CLAUDE_CODE_OAUTH_TOKEN,
+     * GH_TOKEN…): a literal, or `{ "file": PATH }` read at each container start. Never stored with
+     * a session, never logged.
+     */
+    env: z.record(envNameSchema, z.union([envValueSchema, z.object({ file: z.string().min(1) }).strict()])).default({}),
+    /** Host paths every session sees read-only (a shared credentials folder, a CA bundle). */
+    mounts: z.array(mountSchema).max(32).default([]),
+    /** Where projects come from: bare mirrors kept on the host, one per repository URL. */
+    repos: z
+      .object({
+        /** Where the mirrors live; default <stateDir>/mirrors. */
+        mirrorDir: z.string().min(1).optional(),
+        /** Folders whose repositories may be named by path (file:///… or /…); none by default. */
+        allowLocal: z.array(z.string().min(1)).default([]),
+        /** A mirror fetched this recently is used as it is by the next create. */
+        refreshSeconds: z.number().int().min(0).max(86400).default(300),
+        /** The variable (of `env`) whose value is the token for https repositories, if any. */
+        tokenEnv: envNameSchema.nullable().default(null),
+      })
+      .strict()
+      .prefault({}),
     /** Resolvers handed to containers (`--dns`): the cluster's dnsmasq. */
     dnsServers: z.array(z.union([z.ipv4(), z.ipv6()])).default([]),
     /** What each session gets unless an operator asked for other limits. */
@@ -79,6 +111,9 @@ export const agentConfigSchema = z
   })
   .strict()
   .superRefine((c, ctx) => {
+    if (c.repos.tokenEnv !== null && !(c.repos.tokenEnv in c.env)) {
+      ctx.addIssue({ code: 'custom', path: ['repos', 'tokenEnv'], message: `names ${c.repos.tokenEnv}, which env does not set` });
+    }
     for (const k of ['memoryMb', 'cpus', 'pids'] as const) {
       const [given, max] = [c.limits[k], c.maxLimits?.[k]];
       if (given !== undefined && max !== undefined && given > max) {
@@ -97,6 +132,13 @@ export function loadAgentConfig(file: string): AgentConfig {
     root: resolveFrom(file, cfg.root),
     stateDir: resolveFrom(file, cfg.stateDir),
     portClaims: cfg.portClaims === null ? null : resolveFrom(file, cfg.portClaims),
+    env: Object.fromEntries(Object.entries(cfg.env).map(([k, v]) => [k, typeof v === 'string' ? v : { file: resolveFrom(file, v.file) }])),
+    mounts: cfg.mounts.map((m) => ({ ...m, source: resolveFrom(file, m.source) })),
+    repos: {
+      ...cfg.repos,
+      mirrorDir: resolveFrom(file, cfg.repos.mirrorDir ?? path.join(cfg.stateDir, 'mirrors')),
+      allowLocal: cfg.repos.allowLocal.map((d) => resolveFrom(file, d)),
+    },
     log: { ...cfg.log, file: cfg.log.file ? resolveFrom(file, cfg.log.file) : undefined },
   };
 }

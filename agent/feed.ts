@@ -16,6 +16,8 @@ import { buildEntry } from './view';
 
 export interface FeedParts {
   agent: string;
+  /** The agent's command, for sessions that name none. */
+  defaultCommand: string;
   catalog: SessionCatalog;
   containers: ContainerTracker;
   attaches: LiveAttaches;
@@ -36,7 +38,7 @@ export class SessionFeed {
     const s = this.o.catalog.get(id);
     if (!s) return null;
     const lock = await this.o.locks.inspect(this.o.store.dir(id));
-    return buildEntry(this.o.agent, s, this.o.containers.get(id) ?? null, this.o.attaches.operators(id), lock);
+    return buildEntry(this.o.agent, s, this.o.containers.get(id) ?? null, this.o.attaches.operators(id), lock, this.o.defaultCommand);
   }
 
   /** The entry; throws NOT_FOUND if the session is gone. */

@@ -19,6 +19,8 @@ import { SessionLocks } from './store/locks';
 import { limitPolicy } from './limits';
 import { PortClaims } from './ports/claims';
 import { SessionStore } from './store/session-store';
+import { RepoMirrors } from './repos/mirrors';
+import { containerEnv } from './session-env';
 
 export interface AgentOptions {
   config: AgentConfig;
@@ -75,6 +77,13 @@ export async function startAgent(o: AgentOptions): Promise<RunningAgent> {
       runtime,
       probe: o.probe ?? bindProbe(cfg.publishAddress),
       claims: cfg.portClaims ? new PortClaims(cfg.portClaims, { agent: cfg.id, root: path.resolve(cfg.root) }) : undefined,
+      repos: new RepoMirrors({
+        mirrorDir: cfg.repos.mirrorDir ?? path.join(cfg.stateDir, 'mirrors'),
+        allowLocal: cfg.repos.allowLocal,
+        refreshSeconds: cfg.repos.refreshSeconds,
+        token: repoToken(cfg),
+        logger,
+      }),
       clock,
       logger,
     },
@@ -82,6 +91,9 @@ export async function startAgent(o: AgentOptions): Promise<RunningAgent> {
       agent: cfg.id,
       image: cfg.image,
       command: cfg.command,
+      env: cfg.env,
+      mounts: cfg.mounts,
+      repoTokenEnv: cfg.repos.tokenEnv,
       publishAddress: cfg.publishAddress,
       dnsServers: cfg.dnsServers,
       limits: cfg.limits,
@@ -239,4 +251,11 @@ function processStart(pid: number): string | null {
   } catch {
     return null;
   }
+}
+
+/** The token for https projects: the value of the variable `repos.tokenEnv` names, read when needed. */
+function repoToken(cfg: AgentConfig): (() => Promise<string | null>) | null {
+  const name = cfg.repos.tokenEnv;
+  if (name === null) return null;
+  return async () => (await containerEnv({ [name]: cfg.env[name] ?? '' }, {}))[name] ?? null;
 }

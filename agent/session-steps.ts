@@ -8,6 +8,7 @@ import { Logger } from '../common/logging';
 import { SessionMeta } from '../common/protocol';
 import { LiveAttaches } from './attaches';
 import { SessionCatalog } from './catalog';
+import { containerEnv } from './session-env';
 import { ContainerTracker } from './containers';
 import { SessionFeed } from './feed';
 import { ContainerSettings, SessionsDeps } from './sessions-options';
@@ -80,7 +81,9 @@ export class SessionSteps {
   async startContainer(meta: SessionMeta): Promise<void> {
     await this.d.store.claimHome(meta.id);
     const limits = effectiveLimits(meta.limits, this.limitPolicy);
-    const summary = await this.d.runtime.start(containerSpec(meta, this.d.store.home(meta.id), this.settings, limits));
+    const env = await containerEnv(this.settings.env ?? {}, meta.env ?? {});
+    const mirror = meta.repo && this.d.repos ? await this.d.repos.ensure(meta.repo.url) : null;
+    const summary = await this.d.runtime.start(containerSpec(meta, this.d.store.home(meta.id), this.settings, limits, env, mirror));
     this.parts.containers.set(summary);
     this.log.info('started container', { session: meta.id, container: summary.id.slice(0, 12) });
   }

@@ -6,6 +6,8 @@ import { PortProbe } from './ports/ports';
 import { PortClaims } from './ports/claims';
 import { SessionLocks } from './store/locks';
 import { SessionStore } from './store/session-store';
+import { EnvSource } from './session-env';
+import { RepoMirrors } from './repos/mirrors';
 
 export interface Clock {
   now(): number;
@@ -19,6 +21,8 @@ export interface SessionsDeps {
   probe: PortProbe;
   clock: Clock;
   logger: Logger;
+  /** Project mirrors (agent config `repos`); absent: sessions take no project. */
+  repos?: RepoMirrors;
   /** Host-wide port claims shared with other agents on this host (agent config `portClaims`). */
   claims?: PortClaims;
 }
@@ -28,7 +32,14 @@ export interface ContainerSettings {
   /** The agent's id (the berth.agent label). */
   agent: string;
   image: string;
+  /** What tmux runs in a session that names no command of its own. */
   command: string;
+  /** Variables every session gets (see session-env.ts). */
+  env?: Record<string, EnvSource>;
+  /** Host paths every session sees read-only. */
+  mounts?: Array<{ source: string; target: string }>;
+  /** The variable (of `env`) holding the token a project's https remote is pushed with. */
+  repoTokenEnv?: string | null;
   publishAddress: string;
   dnsServers: string[];
   /** Defaults for sessions that asked for no limits of their own. */

@@ -10,9 +10,12 @@ import { randomUUID } from 'node:crypto';
 import { BerthError, messageOf } from '../common/errors';
 import { Logger } from '../common/logging';
 import { Protocol, cloneName } from '../common/names';
+import { EnvChanges, MAX_SESSION_ENV, SessionEnv, defaultBranch } from '../common/session-setup';
 import { HostStats, RpcParams, SessionEntry, SessionMeta, SESSION_FILE_VERSION } from '../common/protocol';
 import { LiveAttaches } from './attaches';
 import { JobBoard } from './jobs';
+import { RepoMirrors } from './repos/mirrors';
+import { EnvSource, checkSessionEnv } from './session-env';
 import { OpenAttach, SessionAttacher } from './session-attach';
 import { SessionCatalog } from './catalog';
 import { ContainerWatch } from './container-watch';
@@ -52,6 +55,7 @@ export class Sessions extends EventEmitter {
     this.containers = new ContainerTracker(d.runtime);
     this.feed = new SessionFeed({
       agent: settings.agent,
+      defaultCommand: settings.command,
       catalog: this.catalog,
       containers: this.containers,
       attaches: this.attaches,
@@ -156,8 +160,14 @@ export class Sessions extends EventEmitter {
     return this.feed.mustEntry(id);
   }
 
-  /** Creates the folder and metadata; no container yet. Throws PORT_UNAVAILABLE, NAME_TAKEN, CONFLICT. */
+  /**
+   * Creates the folder and metadata; no container yet. A project's mirror is made (or fetched)
+   * first, so a repository that cannot be read fails the create. Throws PORT_UNAVAILABLE,
+   * NAME_TAKEN, CONFLICT, BAD_REQUEST.
+   */
   async create(p: RpcParams<'create'>, operator: string): Promise<SessionEntry> {
+    const setup = sessionSetup(p, this.settings.env ?? {});
+    if (setup.repo) await mirrorsOf(this.d).prepare(setup.repo.url);
     const meta = await this.catalog.reserve(async () => {
       this.assertRoom();
       checkRequestedLimits(p.limits, this.steps.limitPolicy);
@@ -175,6 +185,7 @@ export class Sessions extends EventEmitter {
         lastAccessedAt: null,
         createdBy: operator,
         ...(p.limits ? { limits: p.limits } : {}),
+        ...setup,
       };
       try {
         await this.d.store.create(m);
@@ -190,9 +201,13 @@ export class Sessions extends EventEmitter {
     return this.feed.mustEntry(meta.id);
   }
 
-  /** Changes name, protocol, port, DNS or limits; a running container keeps its flags until restart. */
+  /**
+   * Changes name, protocol, port, DNS, limits, command or variables; a running container keeps
+   * what it started with until its restart.
+   */
   async edit(p: RpcParams<'edit'>, operator: string): Promise<SessionEntry> {
     checkRequestedLimits(p.limits, this.steps.limitPolicy);
+    if (p.env) checkSessionEnv(this.settings.env ?? {}, p.env);
     await this.steps.withLock(p.session, operator, 'edit', async (s) => {
       const meta = okMeta(s);
       await this.catalog.reserve(async () => {
@@ -205,6 +220,13 @@ export class Sessions extends EventEmitter {
         if (moved) port = await this.resolveAndClaim(wanted, protocol, this.catalog.portTable(meta.id), meta.id);
         const limits = p.limits ? { ...meta.limits, ...p.limits } : meta.limits;
         const next: SessionMeta = { ...meta, name: p.name ?? meta.name, protocol, port, dns, ...(limits ? { limits } : {}) };
+        if (p.command === null) delete next.command;
+        else if (p.command !== undefined) next.command = p.command;
+        if (p.env) {
+          const env = mergeEnv(meta.env ?? {}, p.env);
+          if (Object.keys(env).length > 0) next.env = env;
+          else delete next.env;
+        }
         try {
           await this.d.store.write(next);
         } catch (err) {
@@ -215,7 +237,7 @@ export class Sessions extends EventEmitter {
         if (moved) await this.releaseClaim(meta.port, meta.protocol, meta.id);
       });
     });
-    this.log.info('edited session', { session: p.session, operator });
+    this.log.info('edited session', { session: p.session, operator, fields: Object.keys(p).filter((k) => k !== 'session') });
     return this.feed.mustEntry(p.session);
   }
 
@@ -341,4 +363,32 @@ export class Sessions extends EventEmitter {
     }
   }
 
+}
+
+/** The agent's project mirrors; BAD_REQUEST when it keeps none. */
+function mirrorsOf(d: SessionsDeps): RepoMirrors {
+  if (!d.repos) throw new BerthError('BAD_REQUEST', 'repo: this agent takes no projects');
+  return d.repos;
+}
+
+/** A new session's command, variables and project from its create params (BAD_REQUEST when they do not fit). */
+function sessionSetup(p: RpcParams<'create'>, agentEnv: Record<string, EnvSource>): Pick<SessionMeta, 'command' | 'env' | 'repo'> {
+  if (p.branch !== undefined && p.repo === undefined) throw new BerthError('BAD_REQUEST', 'branch: needs repo');
+  if (p.env) checkSessionEnv(agentEnv, p.env);
+  return {
+    ...(p.command !== undefined ? { command: p.command } : {}),
+    ...(p.env && Object.keys(p.env).length > 0 ? { env: p.env } : {}),
+    ...(p.repo !== undefined ? { repo: { url: p.repo, branch: p.branch ?? defaultBranch(p.name) } } : {}),
+  };
+}
+
+/** Variables after an edit: a value sets one, null removes it; at most MAX_SESSION_ENV. */
+function mergeEnv(env: SessionEnv, changes: EnvChanges): SessionEnv {
+  const out: SessionEnv = { ...env };
+  for (const [k, v] of Object.entries(changes)) {
+    if (v === null) delete out[k];
+    else out[k] = v;
+  }
+  if (Object.keys(out).length > MAX_SESSION_ENV) throw new BerthError('BAD_REQUEST', `env: a session has at most ${MAX_SESSION_ENV} variables`);
+  return out;
 }

@@ -1,6 +1,7 @@
 /** Pure: what an operator sees of a session, derived from metadata, Docker, attaches and the lock. */
 import os from 'node:os';
 import { HostStats, Limits, LockInfo, SessionEntry, SessionMeta, SessionState } from '../common/protocol';
+import { projectDir, setupHash } from '../common/session-setup';
 import { ContainerSpec, ContainerSummary } from './docker/runtime';
 import { StoredSession } from './store/session-store';
 
@@ -16,10 +17,16 @@ export function deriveState(running: boolean, attachCount: number, lock: LockInf
 }
 
 /** True when the running container was started with other protocol, port, DNS or limits than the metadata says. */
-export function needsRestart(meta: SessionMeta, c: ContainerSummary | null | undefined): boolean {
+export function needsRestart(meta: SessionMeta, c: ContainerSummary | null | undefined, defaultCommand: string): boolean {
   if (!c || !isRunning(c) || !c.applied) return false;
   if (c.applied.port !== meta.port || c.applied.protocol !== meta.protocol || c.applied.dns !== meta.dns) return true;
-  return c.applied.limits !== undefined && !sameLimits(c.applied.limits, meta.limits ?? {});
+  if (c.applied.limits !== undefined && !sameLimits(c.applied.limits, meta.limits ?? {})) return true;
+  return c.applied.setup !== undefined && c.applied.setup !== setupOf(meta, defaultCommand);
+}
+
+/** The setup hash a container of this session gets (see setupHash). */
+export function setupOf(meta: SessionMeta, defaultCommand: string): string {
+  return setupHash({ command: meta.command ?? defaultCommand, env: meta.env ?? {}, repo: meta.repo ?? null });
 }
 
 function sameLimits(a: Limits, b: Limits): boolean {
@@ -32,6 +39,8 @@ export function buildEntry(
   container: ContainerSummary | null,
   attached: string[],
   lock: LockInfo | null,
+  /** The agent's command, for sessions that name none (see needsRestart). */
+  defaultCommand: string,
 ): SessionEntry {
   const running = isRunning(container);
   const state = deriveState(running, attached.length, lock);
@@ -49,9 +58,12 @@ export function buildEntry(
     attached: running ? attached : [],
     lock,
     container: wireContainer,
-    restartNeeded: needsRestart(stored.meta, container),
+    restartNeeded: needsRestart(stored.meta, container, defaultCommand),
   };
 }
+
+/** Where a container sees its project's mirror (read-only), to clone it at its first start. */
+export const PROJECT_MIRROR = '/run/berth/repo';
 
 /** The container a session runs in, from its metadata and the agent's settings. */
 export function containerSpec(
@@ -61,6 +73,8 @@ export function containerSpec(
     agent: string;
     image: string;
     command: string;
+    mounts?: Array<{ source: string; target: string }>;
+    repoTokenEnv?: string | null;
     user: { uid: number; gid: number };
     publishAddress: string;
     dnsServers: string[];
@@ -71,12 +85,31 @@ export function containerSpec(
   },
   /** What it runs with: the session's limits over the agent's defaults, within its maximums. */
   limits: Limits,
+  /** Its environment (containerEnv): the agent's variables and the session's. */
+  env: Record<string, string>,
+  /** Its project's mirror on the host, when it has a project. */
+  mirror: string | null = null,
 ): ContainerSpec {
+  const project: { env: Record<string, string>; mounts: Array<{ source: string; target: string }> } =
+    meta.repo && mirror
+      ? {
+          env: {
+            BERTH_REPO_URL: meta.repo.url,
+            BERTH_REPO_BRANCH: meta.repo.branch,
+            BERTH_REPO_DIR: `/home/claude/${projectDir(meta.repo.url)}`,
+            ...(agent.repoTokenEnv ? { BERTH_REPO_TOKEN_ENV: agent.repoTokenEnv } : {}),
+          },
+          mounts: [{ source: mirror, target: PROJECT_MIRROR }],
+        }
+      : { env: {}, mounts: [] };
   return {
     sessionId: meta.id,
     agent: agent.agent,
     image: agent.image,
-    command: agent.command,
+    command: meta.command ?? agent.command,
+    env: { ...env, ...project.env },
+    mounts: [...(agent.mounts ?? []), ...project.mounts],
+    setup: setupOf(meta, agent.command),
     user: agent.user,
     homeDir,
     hostname: meta.dns || `berth-${meta.id.slice(0, 8)}`,

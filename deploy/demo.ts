@@ -1,8 +1,9 @@
 /**
  * `berth demo`: a whole cluster on this machine in one foreground process: two agents (each with
  * its own root) and a shell with its own dnsmasq, all on loopback, with keys made and exchanged.
- * State lives in one folder, so the next run finds the same sessions. Ctrl-C stops the processes
- * and leaves the sessions' containers and folders as they are.
+ * State lives in one folder, so the next run finds the same sessions. Sessions run Claude Code,
+ * with the credentials found in the demo's environment and a project to start on (demo-setup.ts).
+ * Ctrl-C stops the processes and leaves the sessions' containers and folders as they are.
  */
 import { promises as fs } from 'node:fs';
 import os from 'node:os';
@@ -18,6 +19,7 @@ import { RunningAgent, startAgent } from '../agent/main';
 import { upsertAgent } from '../shell/agents';
 import { loadShellConfig, shellPaths } from '../shell/config';
 import { startShell } from '../shell/main';
+import { prepareDemoSetup } from './demo-setup';
 
 export interface DemoOptions {
   dir: string;
@@ -41,6 +43,7 @@ export async function runDemo(o: DemoOptions): Promise<{ stop(): Promise<void> }
   await writeShellConfig(shellConfigFile, o, operatorKey.public);
   const shellCfg = loadShellConfig(shellConfigFile);
   const shellKey = await ensureKeyFile(shellPaths(shellCfg.stateDir).agentKey, 'berth-demo-shell');
+  const setup = await prepareDemoSetup(dir);
   for (const [id, publishAddress] of DEMO_AGENTS) {
     const agentDir = path.join(dir, id);
     const cfg = agentConfigSchema.parse({
@@ -50,6 +53,8 @@ export async function runDemo(o: DemoOptions): Promise<{ stop(): Promise<void> }
       stateDir: path.join(agentDir, 'state'),
       publishAddress,
       dnsServers: [],
+      env: setup.env,
+      repos: { allowLocal: [setup.reposDir], tokenEnv: 'GH_TOKEN' in setup.env ? 'GH_TOKEN' : null },
       extraLabels: demoLabels(),
       log: { level: 'info', file: logFile },
     });
@@ -72,6 +77,12 @@ export async function runDemo(o: DemoOptions): Promise<{ stop(): Promise<void> }
   o.out('berth demo: one shell and two agents on this machine (logs in ' + logFile + ')');
   o.out(`  sessions: ${agents.map((_a, i) => `agent-${i + 1} ${path.join(dir, `agent-${i + 1}`, 'sessions')}`).join(', ')}`);
   o.out(`  dns: <name>.berth answers at 127.0.0.1:${shell.dns?.port ?? o.dnsPort}`);
+  o.out(
+    setup.found.length > 0
+      ? `  credentials for every session: ${setup.found.join(', ')} (files in ${setup.secretsDir})`
+      : `  no credentials: export ANTHROPIC_API_KEY (or CLAUDE_CODE_OAUTH_TOKEN) before the demo, or put it in ${path.join(setup.secretsDir, 'ANTHROPIC_API_KEY')}`,
+  );
+  o.out(`  a project to start on: create --name try --repo ${setup.project}`);
   o.out('The menu (add -t to use it), or any command after it, e.g. `list`:');
   o.out(ssh);
   o.out('Ctrl-C stops the demo; sessions and their containers stay for the next run.');

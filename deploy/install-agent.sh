@@ -99,12 +99,15 @@ if [ "$with_image" = 1 ]; then
   image=$("$node_bin" -e 'console.log(JSON.parse(require("fs").readFileSync(process.argv[1], "utf8")).image || "berth-session:latest")' "$config")
   command -v docker >/dev/null || die "docker is not installed (apt-get install docker.io), or pass --no-image"
   docker version >/dev/null 2>&1 || die "the Docker engine does not answer (systemctl start docker), or pass --no-image"
-  if ! docker image inspect "$image" >/dev/null 2>&1; then
-    command -v debootstrap >/dev/null || [ -x /usr/sbin/debootstrap ] || die "the image build needs debootstrap (apt-get install debootstrap), or pass --no-image"
-    PATH="$PATH:/usr/sbin" /usr/local/bin/berth image build --tag "$image" --if-missing
-    changed "built the session image $image"
-  fi
+  # Built when missing, and rebuilt when it was made from another recipe (an upgrade that pins
+  # another Claude Code version, say); an image that is up to date is left alone.
+  command -v debootstrap >/dev/null || [ -x /usr/sbin/debootstrap ] || docker image inspect "$image" >/dev/null 2>&1 \
+    || die "the image build needs debootstrap (apt-get install debootstrap), or pass --no-image"
+  built=$(PATH="$PATH:/usr/sbin" /usr/local/bin/berth image build --tag "$image" --if-missing) || die "berth image build failed (above)"
+  printf '%s\n' "$built"
+  case "$built" in *"up to date"*) ;; *) changed "built the session image $image" ;; esac
 fi
+command -v git >/dev/null || say "warning: git is not installed: sessions cannot take a project (--repo) until it is (apt-get install git)"
 
 install_unit berth-agent
 finish

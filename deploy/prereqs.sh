@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # What berth needs on a Debian machine, installed if missing: Debian's Docker engine (started if it
-# does not answer), dnsmasq, tmux, the OpenSSH client and debootstrap. Used by `npm run demo` and
+# does not answer), dnsmasq, tmux, the OpenSSH client, debootstrap and git (projects' mirrors). Used by `npm run demo` and
 # by CI. Needs root to install or start anything; says what is missing otherwise.
 set -euo pipefail
 export DEBIAN_FRONTEND=noninteractive
@@ -12,6 +12,7 @@ command -v dnsmasq >/dev/null || [ -x /usr/sbin/dnsmasq ] || need+=(dnsmasq-base
 command -v tmux >/dev/null || need+=(tmux)
 command -v ssh >/dev/null || need+=(openssh-client)
 command -v debootstrap >/dev/null || [ -x /usr/sbin/debootstrap ] || need+=(debootstrap)
+command -v git >/dev/null || need+=(git)
 if [ ${#need[@]} -gt 0 ]; then
   if [ "$(id -u)" != 0 ]; then
     echo "berth needs these Debian packages: ${need[*]} (run as root: apt-get install ${need[*]})" >&2

@@ -4,9 +4,16 @@ import { z } from 'zod';
 import { loadConfigFile, resolveFrom } from '../common/config';
 import { operatorNameSchema } from '../common/names';
 import { loginLimitsSchema } from '../common/ssh-guard';
+import { upstreamProblem } from './dns';
 
 export const ROLES = ['viewer', 'operator', 'admin'] as const;
 export type Role = (typeof ROLES)[number];
+
+/** An upstream resolver of the managed dnsmasq: "IP" or "IP#PORT"; the error names the entry. */
+const upstreamSchema = z.string().superRefine((entry, ctx) => {
+  const problem = upstreamProblem(entry);
+  if (problem) ctx.addIssue({ code: 'custom', message: `${JSON.stringify(entry)} ${problem}` });
+});
 
 const operatorSchema = z
   .object({
@@ -31,8 +38,16 @@ export const shellConfigSchema = z
         domain: z.string().regex(/^[a-z0-9]([a-z0-9.-]*[a-z0-9])?$/, { error: 'must be a lowercase domain' }).default('berth'),
         /** Default: <stateDir>/dns.hosts. */
         hostsFile: z.string().optional(),
-        /** Run and supervise an own dnsmasq answering on this loopback address and port. */
-        manage: z.object({ listenAddress: z.string().min(1), port: z.number().int().min(1).max(65535) }).strict().nullable().default(null),
+        /**
+         * Run and supervise an own dnsmasq answering on this address and port. It answers the
+         * domain itself and forwards other names to `upstream`, by default the nameservers of the
+         * host's /etc/resolv.conf; [] forwards nothing.
+         */
+        manage: z
+          .object({ listenAddress: z.string().min(1), port: z.number().int().min(1).max(65535), upstream: z.array(upstreamSchema).optional() })
+          .strict()
+          .nullable()
+          .default(null),
         /** An unmanaged dnsmasq's pid file: it is sent SIGHUP after each change. */
         pidFile: z.string().optional(),
       })

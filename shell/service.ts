@@ -41,6 +41,13 @@ export interface CreateRequest {
   dns?: string;
   /** Memory, CPUs, pids: checked by the agent against its maximums. */
   limits?: Limits;
+  /** What tmux runs; default the agent's. */
+  command?: string;
+  /** The session's own variables (not secret). */
+  env?: Record<string, string>;
+  /** A repository to start in, on branch `branch` (default berth/<name>). */
+  repo?: string;
+  branch?: string;
 }
 
 export interface EditRequest {
@@ -50,6 +57,10 @@ export interface EditRequest {
   dns?: string;
   /** Merged over the session's own limits; applied at the next start. */
   limits?: Limits;
+  /** A command of its own; null: back to the agent's. Applied at the next start. */
+  command?: string | null;
+  /** Variables to set (a value) or remove (null). Applied at the next start. */
+  env?: Record<string, string | null>;
 }
 
 export class ShellService {
@@ -82,7 +93,7 @@ export class ShellService {
       assertMay(op, 'create');
       const agent = r.agent ?? this.pickAgent();
       if (!this.o.view.agent(agent)) throw new BerthError('NOT_FOUND', `no agent named ${agent}`);
-      const params = { name: r.name, protocol: r.protocol, port: r.port, dns: r.dns, limits: r.limits };
+      const params = { name: r.name, protocol: r.protocol, port: r.port, dns: r.dns, limits: r.limits, command: r.command, env: r.env, repo: r.repo, branch: r.branch };
       const entry = await this.withDnsName(r.dns, null, () => this.callAgent(op, agent, 'create', params));
       this.o.view.upsert(agent, entry);
       return { result: entry, agent, session: entryIdOf(entry) };

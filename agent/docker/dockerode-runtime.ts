@@ -13,6 +13,7 @@ import {
   LABEL_AGENT,
   LABEL_DNS,
   LABEL_LIMITS,
+  LABEL_SETUP,
   LABEL_PORT,
   LABEL_PROTOCOL,
   LABEL_ROOT,
@@ -141,10 +142,12 @@ export class DockerodeRuntime implements ContainerRuntime {
       [LABEL_PORT]: String(spec.port),
       [LABEL_DNS]: spec.dns,
       [LABEL_LIMITS]: JSON.stringify(spec.sessionLimits),
+      [LABEL_SETUP]: spec.setup,
     };
     // CgroupnsMode is in API 1.41 but not in dockerode's types.
     const hostConfig: Docker.HostConfig & { CgroupnsMode: string } = {
       Binds: [`${spec.homeDir}:/home/claude`],
+      Mounts: spec.mounts.map((m) => ({ Type: 'bind' as const, Source: m.source, Target: m.target, ReadOnly: true })),
       NetworkMode: networkId,
       PortBindings:
         spec.port > 0 ? { [portKey]: [{ HostIp: spec.publishAddress, HostPort: String(spec.port) }] } : undefined,
@@ -172,6 +175,7 @@ export class DockerodeRuntime implements ContainerRuntime {
         'HOME=/home/claude',
         `BERTH_SESSION=${spec.sessionId}`,
         `BERTH_COMMAND=${spec.command}`,
+        ...Object.entries(spec.env).map(([k, v]) => `${k}=${v}`),
       ],
       User: `${spec.user.uid}:${spec.user.gid}`,
       WorkingDir: '/home/claude',

@@ -16,6 +16,8 @@ export const LABEL_PORT = 'berth.port';
 export const LABEL_DNS = 'berth.dns';
 /** The session's own limits (JSON) it was started with: an edit of them shows "restart to apply". */
 export const LABEL_LIMITS = 'berth.limits';
+/** The hash of its command, variables and project (setupHash): an edit of them shows "restart to apply". */
+export const LABEL_SETUP = 'berth.setup';
 /** On the sessions' network: marks it as berth's (several agents on one engine share it). */
 export const LABEL_NETWORK = 'berth.network';
 
@@ -25,6 +27,12 @@ export interface ContainerSpec {
   image: string;
   /** What tmux runs inside. */
   command: string;
+  /** Its environment besides berth's own variables (secrets among them: never logged or labelled). */
+  env: Record<string, string>;
+  /** Host paths it sees read-only. */
+  mounts: Array<{ source: string; target: string }>;
+  /** setupHash of its command, the session's variables and project. */
+  setup: string;
   user: { uid: number; gid: number };
   homeDir: string;
   hostname: string;
@@ -127,6 +135,7 @@ export function appliedFromLabels(labels: Record<string, string>): AppliedConfig
     port: Number(labels[LABEL_PORT]),
     dns: labels[LABEL_DNS] ?? '',
     ...(limits?.ok ? { limits: limits.value } : {}),
+    ...(labels[LABEL_SETUP] ? { setup: labels[LABEL_SETUP] } : {}),
   });
   return r.success ? r.data : null;
 }

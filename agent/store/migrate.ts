@@ -174,8 +174,9 @@ async function migrateOne(root: string, e: JournalEntry, hook: StepHook): Promis
 }
 
 /**
- * The old session.json, checked like any session.json. The session could write it, so its limits
- * (which only an operator may choose) are dropped: the agent's defaults apply until an edit.
+ * The old session.json, checked like any session.json. The session could write it, so what only
+ * an operator may choose is dropped: its limits, command, variables and project (the older layout
+ * had none of these). The agent's defaults apply until an edit.
  */
 async function readOldMeta(home: string, id: string): Promise<{ value: unknown } | { problem: string }> {
   let text: string;
@@ -189,5 +190,8 @@ async function readOldMeta(home: string, id: string): Promise<{ value: unknown }
   if (r.value.id !== id) return { problem: `old session.json: id ${r.value.id} does not match its folder` };
   const meta: Partial<SessionMeta> = { ...r.value };
   delete meta.limits;
+  delete meta.command;
+  delete meta.env;
+  delete meta.repo;
   return { value: meta };
 }

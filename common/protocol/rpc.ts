@@ -2,6 +2,7 @@
 import { z } from 'zod';
 import { ERROR_CODES } from '../errors';
 import { dnsNameSchema, operatorNameSchema, portRequestSchema, protocolSchema, sessionIdSchema, sessionNameSchema } from '../names';
+import { branchSchema, commandSchema, envChangesSchema, repoUrlSchema, sessionEnvSchema } from '../session-setup';
 import { limitsSchema, sessionEntrySchema } from './session';
 
 export const RPC_OPS = [
@@ -54,6 +55,11 @@ const paramsSchemas = {
       port: portRequestSchema.default(0),
       dns: dnsNameSchema.default(''),
       limits: limitsSchema.optional(),
+      command: commandSchema.optional(),
+      env: sessionEnvSchema.optional(),
+      /** A repository to check out at the first start, on `branch` (default berth/<name>). */
+      repo: repoUrlSchema.optional(),
+      branch: branchSchema.optional(),
     })
     .strict(),
   edit: z
@@ -65,6 +71,10 @@ const paramsSchemas = {
       dns: dnsNameSchema.optional(),
       /** Merged over the session's own limits. */
       limits: limitsSchema.optional(),
+      /** A command of its own; null: back to the agent's default. */
+      command: commandSchema.nullable().optional(),
+      /** Variables to set (a value) or remove (null). */
+      env: envChangesSchema.optional(),
     })
     .strict(),
   clone: z.object({ session: sessionIdSchema, name: sessionNameSchema.optional() }).strict(),

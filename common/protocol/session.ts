@@ -1,6 +1,7 @@
 /** A session as stored on its agent (session.json) and as seen on the wire. */
 import { z } from 'zod';
 import { dnsNameSchema, operatorNameSchema, protocolSchema, sessionIdSchema, sessionNameSchema } from '../names';
+import { commandSchema, repoSchema, sessionEnvSchema } from '../session-setup';
 
 export const SESSION_FILE_VERSION = 1;
 
@@ -29,6 +30,12 @@ export const sessionMetaSchema = z
     lastAccessedAt: isoDate.nullable(),
     createdBy: z.string().min(1).max(64),
     limits: limitsSchema.optional(),
+    /** What tmux runs; absent: the agent's default command. */
+    command: commandSchema.optional(),
+    /** The session's own variables (not secret), over the agent's. */
+    env: sessionEnvSchema.optional(),
+    /** The project: checked out at the session's first start, on its own branch. */
+    repo: repoSchema.optional(),
   })
   .strict();
 export type SessionMeta = z.infer<typeof sessionMetaSchema>;
@@ -65,6 +72,8 @@ export const appliedConfigSchema = z.object({
   dns: z.string(),
   /** The session's own limits then (absent on containers of older agents). */
   limits: limitsSchema.optional(),
+  /** The hash of its command, variables and project then (see setupHash; absent on older containers). */
+  setup: z.string().optional(),
 });
 export type AppliedConfig = z.infer<typeof appliedConfigSchema>;
 

@@ -1,8 +1,9 @@
 /**
- * `berth image build`: the session image without any registry. debootstrap makes a minimal
- * Debian with tmux, a `claude` user (the agent's default container user) and berth-session, with
- * no setuid or setgid file left; `docker import` turns it into an image. Same result as
- * deploy/image/Dockerfile, minus Node and Claude Code.
+ * `berth image build`: the session image without any container registry. debootstrap makes a
+ * minimal Debian with tmux, git, ripgrep, the OpenSSH client and CA certificates, a `claude` user
+ * (the agent's default container user), berth-session and Claude Code at the version package.json
+ * pins (fetched from the npm registry), with no setuid or setgid file left; `docker import` turns
+ * it into an image. Same result as deploy/image/Dockerfile.
  */
 import { execFile, spawn } from 'node:child_process';
 import { createHash } from 'node:crypto';
@@ -11,14 +12,17 @@ import os from 'node:os';
 import path from 'node:path';
 import { BerthError } from '../../common/errors';
 import { DEFAULT_SESSION_USER } from '../../agent/config';
+import { claudeCodeVersion, installClaudeCode, platformPackage } from './claude-code';
 
 export const DEFAULT_IMAGE = 'berth-session:latest';
-const PACKAGES = ['tmux', 'bash', 'procps', 'ncurses-base', 'libnss-wrapper'];
+/** The Debian packages; deploy/image/Dockerfile installs the same. */
+export const PACKAGES = ['tmux', 'bash', 'procps', 'ncurses-base', 'libnss-wrapper', 'git', 'ca-certificates', 'openssh-client', 'ripgrep'];
 /**
- * The steps below that shape the image besides the packages and berth-session; part of the
- * recipe hash, so changing one rebuilds images made the old way.
+ * The steps below that shape the image besides the packages, Claude Code and berth-session; part
+ * of the recipe hash, so changing one rebuilds images made the old way. DISABLE_AUTOUPDATER keeps
+ * Claude Code at the pinned version.
  */
-const STEPS = { user: DEFAULT_SESSION_USER, setid: 'stripped' };
+const STEPS = { user: DEFAULT_SESSION_USER, env: ['LANG=C.UTF-8', 'DISABLE_AUTOUPDATER=1'], setid: 'stripped' };
 /** Images carry the hash of what they were built from, so an outdated one is rebuilt. */
 export const RECIPE_LABEL = 'berth.image.recipe';
 
@@ -32,7 +36,8 @@ export interface ImageBuildOptions {
 }
 
 export async function buildImage(o: ImageBuildOptions): Promise<'built' | 'present'> {
-  const recipe = await recipeHash(o.suite);
+  const claude = await claudeCodeVersion(path.join(sourceDir(), '../../package.json'));
+  const recipe = await recipeHash(o.suite, claude);
   if (o.ifMissing) {
     const have = await output('docker', ['image', 'inspect', '-f', `{{index .Config.Labels "${RECIPE_LABEL}"}}`, o.tag]).catch(() => null);
     if (have?.trim() === recipe) {
@@ -44,6 +49,8 @@ export async function buildImage(o: ImageBuildOptions): Promise<'built' | 'prese
   if (process.getuid?.() !== 0) throw new BerthError('FORBIDDEN', 'image build: debootstrap needs root');
   const dir = await fs.mkdtemp(path.join(os.tmpdir(), 'berth-rootfs-'));
   try {
+    // The image's `/`, which users other than root must be able to enter (as Docker makes it).
+    await fs.chmod(dir, 0o755);
     o.log(`debootstrap ${o.suite} into ${dir}`);
     const args = ['--variant=minbase', `--include=${PACKAGES.join(',')}`, o.suite, dir];
     if (o.mirror) args.push(o.mirror);
@@ -51,9 +58,7 @@ export async function buildImage(o: ImageBuildOptions): Promise<'built' | 'prese
     const { uid, gid } = STEPS.user;
     await run('chroot', [dir, 'groupadd', '--gid', String(gid), 'claude']);
     await run('chroot', [dir, 'useradd', '--create-home', '--uid', String(uid), '--gid', String(gid), '--shell', '/bin/bash', 'claude']);
-    // A session is untrusted code: no file may raise its privileges (su, mount, passwd, …), and
-    // no setgid folder is needed either.
-    await run('find', [dir, '-xdev', '-perm', '/6000', '-exec', 'chmod', 'ug-s', '{}', '+']);
+    await installClaudeCode(dir, claude, o.log);
     const entry = path.join(dir, 'usr/local/bin/berth-session');
     await fs.copyFile(path.join(sourceDir(), 'berth-session'), entry);
     await fs.chmod(entry, 0o755);
@@ -61,6 +66,9 @@ export async function buildImage(o: ImageBuildOptions): Promise<'built' | 'prese
     for (const p of ['var/cache/apt', 'var/lib/apt/lists', 'usr/share/doc', 'usr/share/man']) {
       await fs.rm(path.join(dir, p), { recursive: true, force: true });
     }
+    // Last, so nothing added above escapes it. A session is untrusted code: no file may raise its
+    // privileges (su, mount, passwd, ssh-keysign, …), and no setgid folder is needed either.
+    await run('find', [dir, '-xdev', '-perm', '/6000', '-exec', 'chmod', 'ug-s', '{}', '+']);
     o.log(`importing as ${o.tag}`);
     await importDir(dir, o.tag, recipe);
     o.log(`built ${o.tag}`);
@@ -77,10 +85,14 @@ function sourceDir(): string {
   return here.split(path.sep).includes('dist') ? fromDist : here;
 }
 
-/** What the image is made from: the package list, the suite, the steps and berth-session, hashed. */
-async function recipeHash(suite: string): Promise<string> {
+/**
+ * What the image is made from: the package list, the suite, the steps, Claude Code's package and
+ * version, and berth-session, hashed.
+ */
+async function recipeHash(suite: string, claudeCode: string): Promise<string> {
   const entry = await fs.readFile(path.join(sourceDir(), 'berth-session'));
-  return createHash('sha256').update(JSON.stringify({ suite, packages: PACKAGES, steps: STEPS })).update(entry).digest('hex').slice(0, 16);
+  const recipe = { suite, packages: PACKAGES, steps: STEPS, claudeCode: `${platformPackage()}@${claudeCode}` };
+  return createHash('sha256').update(JSON.stringify(recipe)).update(entry).digest('hex').slice(0, 16);
 }
 
 function importDir(dir: string, tag: string, recipe: string): Promise<void> {
@@ -88,10 +100,12 @@ function importDir(dir: string, tag: string, recipe: string): Promise<void> {
     const tar = spawn('tar', ['-C', dir, '-c', '.'], { stdio: ['ignore', 'pipe', 'inherit'] });
     const imp = spawn(
       'docker',
-      ['import', '-c', 'ENV LANG=C.UTF-8', '-c', `LABEL ${RECIPE_LABEL}=${recipe}`, '-c', 'USER claude', '-c', 'WORKDIR /home/claude', '-c', 'CMD ["/usr/local/bin/berth-session"]', '-', tag],
+      ['import', ...STEPS.env.flatMap((e) => ['-c', `ENV ${e}`]), '-c', `LABEL ${RECIPE_LABEL}=${recipe}`, '-c', 'USER claude', '-c', 'WORKDIR /home/claude', '-c', 'CMD ["/usr/local/bin/berth-session"]', '-', tag],
       { stdio: ['pipe', 'ignore', 'inherit'] },
     );
     tar.stdout.pipe(imp.stdin);
+    // docker import ending early (no engine) closes its stdin: its exit says why, not an EPIPE.
+    imp.stdin.on('error', () => undefined);
     let failed = false;
     const fail = (what: string) => (code: number | null) => {
       if (code !== 0 && !failed) {

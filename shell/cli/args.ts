@@ -56,11 +56,14 @@ export function splitWords(line: string): string[] {
   return words;
 }
 
-/** `string`: a value, never empty; `text`: a value that may be empty (`--dns ''` clears); `boolean`: none. */
-export type FlagSpec = Record<string, 'string' | 'text' | 'boolean'>;
+/**
+ * `string`: a value, never empty; `text`: a value that may be empty (`--dns ''` clears);
+ * `boolean`: none; `list`: a value, never empty, that may be given again (`--env A=1 --env B=2`).
+ */
+export type FlagSpec = Record<string, 'string' | 'text' | 'boolean' | 'list'>;
 
 export interface Parsed {
-  flags: Record<string, string | boolean>;
+  flags: Record<string, string | boolean | string[]>;
   positionals: string[];
 }
 
@@ -71,7 +74,7 @@ export interface Parsed {
  * or empty flag (where its kind refuses empty), or a surplus argument.
  */
 export function parseFlags(words: string[], spec: FlagSpec, maxPositionals: number): Parsed {
-  const flags: Record<string, string | boolean> = {};
+  const flags: Record<string, string | boolean | string[]> = {};
   const positionals: string[] = [];
   for (let i = 0; i < words.length; i++) {
     const w = words[i] ?? '';
@@ -98,28 +101,58 @@ export function parseFlags(words: string[], spec: FlagSpec, maxPositionals: numb
       value = next;
       i++;
     }
-    if (value === '' && kind === 'string') throw new UsageError(`--${name} must not be empty`);
-    flags[name] = value;
+    if (value === '' && (kind === 'string' || kind === 'list')) throw new UsageError(`--${name} must not be empty`);
+    if (kind === 'list') {
+      const prior = flags[name];
+      flags[name] = Array.isArray(prior) ? [...prior, value] : [value];
+    } else {
+      flags[name] = value;
+    }
   }
   if (positionals.length > maxPositionals) throw new UsageError(`unexpected argument: ${positionals[maxPositionals]}`);
   return { flags, positionals };
 }
 
+type FlagValue = string | boolean | string[] | undefined;
+
+/** The values of a `list` flag ([] when not given). */
+export function listFlag(v: FlagValue): string[] {
+  return Array.isArray(v) ? v : [];
+}
+
+/**
+ * Variables from `--env NAME=VALUE` flags (the value may hold `=` and be empty); undefined when
+ * none. Throws UsageError for a word without `=`, or a name given twice.
+ */
+export function envFlags(v: FlagValue): Record<string, string> | undefined {
+  const words = listFlag(v);
+  if (words.length === 0) return undefined;
+  const env: Record<string, string> = {};
+  for (const w of words) {
+    const eq = w.indexOf('=');
+    if (eq <= 0) throw new UsageError(`--env must be NAME=VALUE, got: ${w}`);
+    const name = w.slice(0, eq);
+    if (name in env) throw new UsageError(`--env ${name} is given twice`);
+    env[name] = w.slice(eq + 1);
+  }
+  return env;
+}
+
 /** A whole number from a flag. Throws UsageError naming the flag. */
-export function intFlag(v: string | boolean | undefined, name: string): number | undefined {
+export function intFlag(v: FlagValue, name: string): number | undefined {
   if (v === undefined) return undefined;
   if (typeof v !== 'string' || !/^-?\d+$/.test(v) || !Number.isSafeInteger(Number(v))) throw new UsageError(`--${name} must be a whole number`);
   return Number(v);
 }
 
-export function strFlag(v: string | boolean | undefined): string | undefined {
+export function strFlag(v: FlagValue): string | undefined {
   return typeof v === 'string' ? v : undefined;
 }
 
 /** The flags that set a session's limits, shared by create and edit. */
 export const LIMIT_FLAGS: FlagSpec = { memory: 'string', cpus: 'string', pids: 'string' };
 
-function limitFlag(v: string | boolean | undefined, flag: string, key: keyof typeof LIMIT_HINTS, parse: (t: string) => number | null): number | undefined {
+function limitFlag(v: FlagValue, flag: string, key: keyof typeof LIMIT_HINTS, parse: (t: string) => number | null): number | undefined {
   if (v === undefined) return undefined;
   const n = typeof v === 'string' ? parse(v) : null;
   if (n === null) throw new UsageError(`--${flag} must be ${LIMIT_HINTS[key]}`);
@@ -127,17 +160,17 @@ function limitFlag(v: string | boolean | undefined, flag: string, key: keyof typ
 }
 
 /** A memory size in MB: `512`, `512m` or `4g`. Throws UsageError naming the flag. */
-export function memoryFlag(v: string | boolean | undefined): number | undefined {
+export function memoryFlag(v: FlagValue): number | undefined {
   return limitFlag(v, 'memory', 'memoryMb', parseMemory);
 }
 
 /** A CPU count (`0.5`, `2`). Throws UsageError naming the flag. */
-export function cpusFlag(v: string | boolean | undefined): number | undefined {
+export function cpusFlag(v: FlagValue): number | undefined {
   return limitFlag(v, 'cpus', 'cpus', parseCpus);
 }
 
 /** The limits an operator asked for with --memory, --cpus and --pids; undefined when none. */
-export function limitsFromFlags(flags: Record<string, string | boolean>): Limits | undefined {
+export function limitsFromFlags(flags: Parsed['flags']): Limits | undefined {
   const limits = { memoryMb: memoryFlag(flags.memory), cpus: cpusFlag(flags.cpus), pids: limitFlag(flags.pids, 'pids', 'pids', parsePids) };
   const given = Object.fromEntries(Object.entries(limits).filter(([, v]) => v !== undefined));
   return Object.keys(given).length > 0 ? given : undefined;

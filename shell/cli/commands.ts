@@ -11,15 +11,16 @@ import { inertCell, inertJson } from '../../common/terminal-text';
 import { ClusterJob, ClusterSession } from '../cluster/view';
 import { JOB_HEAD, jobLine, jobRow } from '../jobs-text';
 import { Operator, PendingOp, ShellService } from '../service';
-import { FlagSpec, LIMIT_FLAGS, UsageError, intFlag, limitsFromFlags, parseFlags, splitWords, strFlag } from './args';
+import { FlagSpec, LIMIT_FLAGS, Parsed, UsageError, envFlags, intFlag, limitsFromFlags, listFlag, parseFlags, splitWords, strFlag } from './args';
 import { AGENT_HEAD, SESSION_HEAD, agentJson, agentRow, errorLine, sessionJson, sessionRow, summary, table } from './format';
 
 export const USAGE = `usage: ssh -p PORT USER@SHELL <command> [--json]
 
   agents                                   the agents and whether they answer
   list                                     every session on every agent
-  create --name N [--agent A] [--protocol tcp|udp] [--port P] [--dns D] [LIMITS]
-  edit REF [--name N] [--protocol tcp|udp] [--port P] [--dns D] [LIMITS]
+  create --name N [--agent A] [--protocol tcp|udp] [--port P] [--dns D] [LIMITS] [SETUP]
+         [--repo URL [--branch B]]
+  edit REF [--name N] [--protocol tcp|udp] [--port P] [--dns D] [LIMITS] [SETUP] [--unset-env NAME]
   clone REF [--name N]
   restart REF | kill REF | background REF
   ops                                      long ops running (clones, with progress) and ops whose
@@ -33,6 +34,12 @@ REF: a session id, a unique id prefix (4+ characters) or a unique name.
 PORT: 0 none, -1 the lowest free from 1001, or a port number.
 LIMITS: --memory MB (or 512m, 4g) --cpus N (0.5, 2) --pids N; up to the agent's maximums,
   applied when the session next starts.
+SETUP: --command TEXT (what tmux runs in the session; default the agent's; edit --command ''
+  goes back to it) --env NAME=VALUE (again for more). Applied when the session next starts.
+  These variables are NOT secret: they are stored with the session and shown by list --json.
+  Credentials belong in the agent's config (env), which every session gets.
+--repo URL: the session starts in a checkout of it (https://, ssh://, git://, user@host:path, or
+  a path on the agent's host it allows), on its own branch B (default berth/<name>).
 --op-id ID (create, edit, clone, restart, kill, override, background, delete): the op is done
   once per ID; when an agent does not answer in time the outcome is unknown, and the same
   command with the same --op-id waits for it (up to 2 min) and shows it.
@@ -52,7 +59,7 @@ const JSON_FLAG: FlagSpec = { json: 'boolean' };
 const OP_FLAGS: FlagSpec = { ...JSON_FLAG, 'op-id': 'string' };
 
 /** The operator, with the op id the command gave (--op-id), checked. */
-function withOpId(op: Operator, flags: Record<string, string | boolean>): Operator {
+function withOpId(op: Operator, flags: Parsed['flags']): Operator {
   const opId = strFlag(flags['op-id']);
   if (opId === undefined) return op;
   if (!opIdSchema.safeParse(opId).success) throw new UsageError('--op-id must be 8-64 letters, digits, - or _');
@@ -111,9 +118,10 @@ async function dispatch(cmd: string, rest: string[], op: Operator, svc: ShellSer
       return { code: 0 };
     }
     case 'create': {
-      const { flags } = parseFlags(rest, { ...OP_FLAGS, ...LIMIT_FLAGS, name: 'string', agent: 'string', protocol: 'string', port: 'string', dns: 'text' }, 0);
+      const { flags } = parseFlags(rest, { ...OP_FLAGS, ...LIMIT_FLAGS, ...SETUP_FLAGS, name: 'string', agent: 'string', protocol: 'string', port: 'string', dns: 'text', repo: 'string', branch: 'string' }, 0);
       const name = strFlag(flags.name);
       if (name === undefined) throw new UsageError('create needs --name N');
+      if (flags.branch !== undefined && flags.repo === undefined) throw new UsageError('--branch needs --repo');
       const entry = await svc.create(withOpId(op, flags), {
         name,
         agent: strFlag(flags.agent),
@@ -121,22 +129,33 @@ async function dispatch(cmd: string, rest: string[], op: Operator, svc: ShellSer
         port: intFlag(flags.port, 'port'),
         dns: strFlag(flags.dns),
         limits: limitsFromFlags(flags),
+        command: strFlag(flags.command),
+        env: envFlags(flags.env),
+        repo: strFlag(flags.repo),
+        branch: strFlag(flags.branch),
       });
       printSession('created', entry, flags.json === true);
       return { code: 0 };
     }
     case 'edit': {
-      const { flags, positionals } = parseFlags(rest, { ...OP_FLAGS, ...LIMIT_FLAGS, name: 'string', protocol: 'string', port: 'string', dns: 'text' }, 1);
+      const { flags, positionals } = parseFlags(
+        rest,
+        { ...OP_FLAGS, ...LIMIT_FLAGS, ...SETUP_FLAGS, command: 'text', 'unset-env': 'list', name: 'string', protocol: 'string', port: 'string', dns: 'text' },
+        1,
+      );
       const ref = need(positionals[0], 'edit REF');
+      const command = strFlag(flags.command);
       const changes = {
         name: strFlag(flags.name),
         protocol: protocolFlag(flags.protocol),
         port: intFlag(flags.port, 'port'),
         dns: strFlag(flags.dns),
         limits: limitsFromFlags(flags),
+        command: command === '' ? null : command,
+        env: envChanges(flags.env, flags['unset-env']),
       };
       if (Object.values(changes).every((v) => v === undefined)) {
-        throw new UsageError('edit needs at least one of --name, --protocol, --port, --dns, --memory, --cpus, --pids');
+        throw new UsageError('edit needs at least one of --name, --protocol, --port, --dns, --memory, --cpus, --pids, --command, --env, --unset-env');
       }
       printSession('edited', await svc.edit(withOpId(op, flags), ref, changes), flags.json === true);
       return { code: 0 };
@@ -144,9 +163,11 @@ async function dispatch(cmd: string, rest: string[], op: Operator, svc: ShellSer
     case 'clone': {
       const { flags, positionals } = parseFlags(rest, { ...OP_FLAGS, name: 'string' }, 1);
       const ref = need(positionals[0], 'clone REF');
-      // Progress goes to stderr (stdout keeps the result alone): a new phase at once, else every 2 s.
+      // Progress goes to stderr (stdout keeps the result alone): a new phase at once, else every
+      // 2 s. Not with --json, whose output is for programs.
       let last = { phase: '', at: 0 };
       const progress = (j: ClusterJob): void => {
+        if (flags.json === true) return;
         const now = Date.now();
         if (j.job.phase === last.phase && now - last.at < PROGRESS_EVERY_MS) return;
         last = { phase: j.job.phase, at: now };
@@ -207,6 +228,19 @@ async function dispatch(cmd: string, rest: string[], op: Operator, svc: ShellSer
   }
 }
 
+/** The flags of a session's command and variables, shared by create and edit. */
+const SETUP_FLAGS: FlagSpec = { command: 'string', env: 'list' };
+
+/** An edit's variables: --env NAME=VALUE sets, --unset-env NAME removes; undefined when neither. */
+function envChanges(set: Parsed['flags'][string] | undefined, unset: Parsed['flags'][string] | undefined): Record<string, string | null> | undefined {
+  const out: Record<string, string | null> = { ...envFlags(set) };
+  for (const name of listFlag(unset)) {
+    if (name in out) throw new UsageError(`${name} is both set (--env) and removed (--unset-env)`);
+    out[name] = null;
+  }
+  return Object.keys(out).length > 0 ? out : undefined;
+}
+
 /** How often a long op's progress is printed, at most (a new phase is, at once). */
 const PROGRESS_EVERY_MS = 2000;
 
@@ -231,7 +265,7 @@ function need(v: string | undefined, usage: string): string {
   return v;
 }
 
-function protocolFlag(v: string | boolean | undefined): Protocol | undefined {
+function protocolFlag(v: Parsed['flags'][string] | undefined): Protocol | undefined {
   if (v === undefined) return undefined;
   if (typeof v !== 'string' || !(PROTOCOLS as readonly string[]).includes(v)) throw new UsageError('--protocol must be tcp or udp');
   return v as Protocol;

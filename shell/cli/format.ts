@@ -35,6 +35,12 @@ export interface SessionJson extends SessionJsonBase {
   createdBy: string;
   /** What the operator asked for; the agent's defaults fill the rest. */
   limits: { memoryMb?: number; cpus?: number; pids?: number };
+  /** What tmux runs; null: the agent's default command. */
+  command: string | null;
+  /** The session's own variables (not secret; the agent's own are never shown). */
+  env: Record<string, string>;
+  /** Its project: the repository and the session's branch; null for none. */
+  repo: { url: string; branch: string } | null;
   attached: string[];
   restartNeeded: boolean;
   /** Running but frozen for a moment (a clone copying its home). */
@@ -74,6 +80,9 @@ export function sessionJson(s: ClusterSession): SessionJson | BrokenSessionJson 
     lastAccessedAt: m.lastAccessedAt,
     createdBy: m.createdBy,
     limits: m.limits ?? {},
+    command: m.command ?? null,
+    env: m.env ?? {},
+    repo: m.repo ?? null,
     attached: e.attached,
     restartNeeded: e.restartNeeded,
     paused: e.container?.paused === true,

@@ -2,7 +2,9 @@
  * One dnsmasq process of the shell's own: started tied to the shell (it dies with it, however the
  * shell dies), and known by a probe record only it serves: a TXT record with a fresh random nonce.
  * It counts as started only once that nonce answers on its port; a DNS server that answers there
- * without it is another process holding the port, and is refused as such.
+ * without it is another process holding the port, and is refused as such. It answers the cluster
+ * domain from our hosts file alone and forwards every other name to the upstream servers it is
+ * given (none: it answers the domain only).
  */
 import { spawn, type ChildProcess } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
@@ -35,15 +37,19 @@ export function hostPort(host: string, port: number): string {
   return host.includes(':') ? `[${host}]:${port}` : `${host}:${port}`;
 }
 
-/** dnsmasq's arguments: our file only, our domain only, never forwarding, one loopback address. */
-function dnsmasqArgs(o: Managed, nonce: string): string[] {
+/**
+ * dnsmasq's arguments: our domain from our file only, never forwarded; other names with a dot to
+ * `upstream` ("IP" or "IP#PORT", checked already) and only there; one address.
+ */
+function dnsmasqArgs(o: Managed, upstream: readonly string[], nonce: string): string[] {
   return [
     '--keep-in-foreground',
     '--conf-file=/dev/null', // not /etc/dnsmasq.conf
-    '--no-resolv', // no upstream servers
+    '--no-resolv', // no resolv.conf of its own choosing: the servers below are all it asks
+    ...upstream.map((server) => `--server=${server}`),
     '--no-hosts', // not /etc/hosts
     `--addn-hosts=${o.hostsFile}`,
-    `--local=/${o.domain}/`, // answered from our file only, NXDOMAIN otherwise
+    `--local=/${o.domain}/`, // answered from our file only, NXDOMAIN otherwise, never forwarded
     '--domain-needed', // plain names are never forwarded
     '--bind-interfaces',
     `--listen-address=${o.manage.listenAddress}`,
@@ -99,16 +105,20 @@ export class DnsmasqChild {
   private stopRequested = false;
   private readonly lastWords: string[] = [];
 
-  constructor(o: Managed, log: Logger) {
+  /** `upstream`: the servers other names go to, checked already (see upstream.ts); [] for none. */
+  constructor(o: Managed, upstream: readonly string[], log: Logger) {
     const nonce = randomBytes(16).toString('hex');
-    const [file, ...args] = tiedArgv([DNSMASQ, ...dnsmasqArgs(o, nonce)]);
+    const [file, ...args] = tiedArgv([DNSMASQ, ...dnsmasqArgs(o, upstream, nonce)]);
     this.proc = spawn(file, args, { stdio: ['ignore', 'ignore', 'pipe'] });
     this.pid = this.proc.pid;
     const lines = readline.createInterface({ input: this.proc.stderr! });
     lines.on('line', (line) => {
       if (!line.trim()) return;
       if (this.lastWords.push(line) > 5) this.lastWords.shift();
-      const bad = /failed|error|warning/i.test(line) && !/no upstream servers/.test(line);
+      // With no upstream on purpose, dnsmasq's "no upstream servers" warning is expected (the
+      // service said so once); with some, it means they were all refused, as is one it ignores.
+      const expected = upstream.length === 0 && /no upstream servers/.test(line);
+      const bad = (/failed|error|warning/i.test(line) || /ignoring nameserver/.test(line)) && !expected;
       log[bad ? 'warn' : 'debug']('dnsmasq says', { pid: this.pid, line });
     });
     this.stderrDone = new Promise((resolve) => lines.once('close', resolve));

@@ -4,7 +4,7 @@
  * (managed), or it signals a dnsmasq someone else runs (unmanaged, through its pid file).
  * A managed dnsmasq is known by the probe record only it serves (dnsmasq-child.ts), dies with the
  * shell, and is recorded next to the hosts file so that one an earlier shell left is ended
- * (pid-record.ts).
+ * (pid-record.ts). It answers the domain itself and forwards other names upstream (upstream.ts).
  */
 import { promises as fs } from 'node:fs';
 import net from 'node:net';
@@ -16,16 +16,23 @@ import { writeFileAtomic } from '../../common/atomic-file';
 import { DnsmasqChild, hostPort, type Managed } from './dnsmasq-child';
 import { checkDomain, renderHosts, type DnsRecord } from './hosts';
 import { endLeftover, pidRecordFile, removePidRecord, writePidRecord } from './pid-record';
+import { findUpstream, RESOLV_CONF, upstreamProblem } from './upstream';
 
 export interface DnsOptions {
   /** e.g. "berth": records resolve as <name>.<domain>. */
   domain: string;
   /** The addn-hosts file the shell owns. */
   hostsFile: string;
-  /** Run and supervise our own dnsmasq on a loopback port; null: only write the file and signal `pidFile`'s process if given. */
-  manage: { listenAddress: string; port: number } | null;
+  /**
+   * Run and supervise our own dnsmasq on this address and port; null: only write the file and
+   * signal `pidFile`'s process if given. Names outside the domain go to `upstream` ("IP" or
+   * "IP#PORT"; [] for none), or when it is not given to the nameservers of `resolvConf`.
+   */
+  manage: { listenAddress: string; port: number; upstream?: readonly string[] } | null;
   /** For an unmanaged dnsmasq: SIGHUP the pid written in this file after each change. */
   pidFile?: string;
+  /** The host's resolvers, read at each start of a managed dnsmasq without `upstream`; default /etc/resolv.conf. */
+  resolvConf?: string;
   logger: Logger;
 }
 
@@ -58,9 +65,10 @@ const HEALTHY_AFTER_MS = 30_000;
  * (one level); an existing file is kept: it is the last set applied, so names keep resolving
  * across a shell restart. Managed: first ends a dnsmasq an earlier shell of this hosts file left
  * running (only that one, as its pid record names it), then resolves once our dnsmasq answers
- * its probe. Throws BerthError BAD_REQUEST for an invalid domain or listen address/port,
- * PORT_UNAVAILABLE naming host:port if another process holds the port (e.g. another DNS server
- * answers there), INTERNAL if dnsmasq cannot be started otherwise; both with dnsmasq's last words.
+ * its probe. Throws BerthError BAD_REQUEST for an invalid domain, listen address/port or upstream
+ * entry (naming it), PORT_UNAVAILABLE naming host:port if another process holds the port (e.g.
+ * another DNS server answers there), INTERNAL if dnsmasq cannot be started otherwise; both with
+ * dnsmasq's last words.
  * A failed start leaves no dnsmasq of ours running.
  */
 export async function startDns(opts: DnsOptions): Promise<Dns> {
@@ -68,6 +76,10 @@ export async function startDns(opts: DnsOptions): Promise<Dns> {
   const m = opts.manage;
   if (m && (net.isIP(m.listenAddress) === 0 || !Number.isInteger(m.port) || m.port < 1 || m.port > 65535)) {
     throw new BerthError('BAD_REQUEST', `dns listen address ${JSON.stringify(m.listenAddress)} port ${m.port}: must be an IP address and a port 1-65535`);
+  }
+  for (const entry of m?.upstream ?? []) {
+    const problem = upstreamProblem(entry);
+    if (problem) throw new BerthError('BAD_REQUEST', `dns upstream ${JSON.stringify(entry)}: ${problem}`);
   }
   const dns = new DnsService(opts);
   await dns.start();
@@ -87,6 +99,8 @@ class DnsService implements Dns {
   private stopping: Promise<void> | null = null;
   private readonly onProcessExit = (): void => this.child?.killNow();
   private readonly pidRecord: string;
+  /** The upstream last logged, so that each one is said once, not at every restart. */
+  private upstreamSaid = '';
 
   constructor(private readonly opts: DnsOptions) {
     this.log = opts.logger.child({ component: 'dns' });
@@ -184,8 +198,10 @@ class DnsService implements Dns {
     const opts = this.opts as Managed;
     await endLeftover(this.pidRecord, opts.hostsFile, this.log);
     if (this.stopping) return;
+    const upstream = await this.upstream();
+    if (this.stopping) return;
     const seen = this.generation;
-    const child = new DnsmasqChild(opts, this.log);
+    const child = new DnsmasqChild(opts, upstream, this.log);
     this.child = child;
     child.onUnexpectedExit = (why) => this.exited(child, why);
     // Recorded while it starts (this never throws); `started` is awaited at once, so its failure
@@ -201,9 +217,29 @@ class DnsService implements Dns {
     }
     await recorded;
     if (this.stopping) return; // stop() took care of it
-    this.log.info('started dnsmasq', { pid: child.pid, host: opts.manage.listenAddress, port: opts.manage.port });
+    this.log.info('started dnsmasq', { pid: child.pid, host: opts.manage.listenAddress, port: opts.manage.port, upstream });
     // An apply that came while it was starting may have written after dnsmasq read the file.
     if (this.generation !== seen) child.reload();
+  }
+
+  /**
+   * The servers a starting dnsmasq forwards to: the configured ones, else the host's (read now, so
+   * a restart sees a changed file). Logs what it found when that differs from the last time.
+   */
+  private async upstream(): Promise<string[]> {
+    const m = this.opts.manage;
+    if (!m) return [];
+    const found = await findUpstream(m.upstream, this.opts.resolvConf ?? RESOLV_CONF, { address: m.listenAddress, port: m.port });
+    const said = JSON.stringify(found);
+    if (said !== this.upstreamSaid) {
+      this.upstreamSaid = said;
+      const { servers, from, dropped, problem } = found;
+      const domain = this.opts.domain;
+      if (dropped.length > 0) this.log.warn('upstream names this dnsmasq itself; left out', { dropped, from });
+      if (servers.length > 0) this.log.info('forwarding names outside the domain upstream', { domain, servers, from });
+      else this.log[problem ? 'warn' : 'info']('no upstream servers; only names of the domain are answered', { domain, from, problem });
+    }
+    return found.servers;
   }
 
   /** Our dnsmasq died after it was answering: restart it after the current backoff. */

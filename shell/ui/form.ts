@@ -59,7 +59,7 @@ function formLines(fields: Field[], st: FormState): string[] {
     const cursor = i === st.at ? '{inverse} {/inverse}' : '';
     const value = f.choices ? `${esc(f.value)}  {gray-fg}(space to change){/gray-fg}` : `${esc(f.value)}${cursor}`;
     lines.push(`${i === st.at ? '{bold}>{/bold}' : ' '} ${esc(f.label).padEnd(10)} ${value}`);
-    lines.push(problem ? `             {red-fg}${esc(problem)}{/red-fg}` : '');
+    if (problem) lines.push(`             {red-fg}${esc(problem)}{/red-fg}`);
   });
   const invalid = fields.some((f) => f.check(f.value) !== null);
   lines.push(st.busy ? '{yellow-fg}working…{/yellow-fg}' : st.error ? `{red-fg}${esc(st.error)}{/red-fg}` : '');
@@ -104,10 +104,13 @@ export function openForm(
   submit: (values: string[]) => Promise<void>,
   onClose: () => void,
 ): Dialog {
-  const box = center(screen, 70, fields.length * 2 + 6, title);
+  const box = center(screen, 70, fields.length + 4, title);
   const st: FormState = { at: 0, error: '', busy: false };
   const draw = (): void => {
-    box.setContent(formLines(fields, st).join('\n'));
+    const lines = formLines(fields, st);
+    // One row per field, and one more under each field that has a problem.
+    box.height = Math.min(lines.length + 2, Math.max(5, (screen.height as number) - 1));
+    box.setContent(lines.join('\n'));
     screen.render();
   };
   const close = closer(screen, box, onClose);

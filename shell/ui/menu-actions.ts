@@ -4,6 +4,7 @@
  */
 import { BerthError, ErrorCode } from '../../common/errors';
 import { cloneName, dnsNameSchema, portRequestSchema, problemWith, Protocol, sessionNameSchema } from '../../common/names';
+import { branchSchema, commandSchema, repoUrlSchema } from '../../common/session-setup';
 import type { Limits } from '../../common/protocol';
 import type { ClusterSession } from '../cluster/view';
 import { limitProblem, limitsFromText } from '../limits-text';
@@ -68,7 +69,7 @@ function limitTexts(l: Limits | undefined): Record<keyof Limits, string> {
  * The fields of the new-session and edit forms. `limits` are checked as typed against the
  * agent's maximums when it told them (`max`); empty means the agent's default.
  */
-export function sessionFields(name: string, protocol: string, port: string, dns: string, limits?: Limits, max?: Limits): Field[] {
+export function sessionFields(name: string, protocol: string, port: string, dns: string, limits?: Limits, max?: Limits, command = ''): Field[] {
   const t = limitTexts(limits);
   return [
     { label: 'name', value: name, check: (v) => problemWith(sessionNameSchema, v) },
@@ -78,6 +79,15 @@ export function sessionFields(name: string, protocol: string, port: string, dns:
     { label: 'memory MB', value: t.memoryMb, check: (v) => limitProblem('memoryMb', v, max) },
     { label: 'cpus', value: t.cpus, check: (v) => limitProblem('cpus', v, max) },
     { label: 'pids', value: t.pids, check: (v) => limitProblem('pids', v, max) },
+    { label: 'command', value: command, check: (v) => (v === '' ? null : problemWith(commandSchema, v)) },
+  ];
+}
+
+/** The new-session form's project fields: a repository (empty: none) and the session's branch. */
+function projectFields(): Field[] {
+  return [
+    { label: 'repo', value: '', check: (v) => (v === '' ? null : problemWith(repoUrlSchema, v)) },
+    { label: 'branch', value: '', check: (v) => (v === '' ? null : problemWith(branchSchema, v)) },
   ];
 }
 
@@ -87,12 +97,14 @@ interface SessionRequest {
   port: number;
   dns: string;
   limits?: Limits;
+  /** '' for the agent's default. */
+  command: string;
 }
 
 /** The form's values as a create or edit request. */
-function sessionRequest([name = '', protocol, port = '', dns = '', memoryMb = '', cpus = '', pids = '']: string[]): SessionRequest {
+function sessionRequest([name = '', protocol, port = '', dns = '', memoryMb = '', cpus = '', pids = '', command = '']: string[]): SessionRequest {
   const limits = limitsFromText({ memoryMb, cpus, pids });
-  return { name, protocol: protocol as Protocol, port: port === '' ? 0 : Number(port), dns, ...(limits ? { limits } : {}) };
+  return { name, protocol: protocol as Protocol, port: port === '' ? 0 : Number(port), dns, ...(limits ? { limits } : {}), command };
 }
 
 /** The maximums an agent announced, if it did. */
@@ -110,11 +122,18 @@ export function newSession(ctx: MenuContext): void {
 }
 
 function newSessionForm(ctx: MenuContext, agent: string | undefined): void {
-  const fields = sessionFields('', 'tcp', '', '', undefined, maxOf(ctx, agent));
+  const fields = [...sessionFields('', 'tcp', '', '', undefined, maxOf(ctx, agent)), ...projectFields()];
   ctx.dialogs.form(agent ? `new session on ${agent}` : 'new session', fields, async (values) => {
-    const r = sessionRequest(values);
+    const { command, ...r } = sessionRequest(values);
+    const [repo = '', branch = ''] = values.slice(fields.length - 2);
+    if (branch && !repo) throw new BerthError('BAD_REQUEST', 'branch: needs repo');
     const name = r.name;
-    const e = await ctx.service.create(ctx.operator, { ...r, agent });
+    const e = await ctx.service.create(ctx.operator, {
+      ...r,
+      agent,
+      ...(command ? { command } : {}),
+      ...(repo ? { repo, ...(branch ? { branch } : {}) } : {}),
+    });
     ctx.say(`created ${name} on ${e.agent}`);
   });
 }
@@ -123,10 +142,10 @@ function newSessionForm(ctx: MenuContext, agent: string | undefined): void {
 export function editSession(ctx: MenuContext, s: ClusterSession): void {
   if (s.entry.kind !== 'session') return; // a broken session has no settings to edit
   const m = s.entry.meta;
-  const fields = sessionFields(m.name, m.protocol, String(m.port), m.dns, m.limits, maxOf(ctx, s.agent));
+  const fields = sessionFields(m.name, m.protocol, String(m.port), m.dns, m.limits, maxOf(ctx, s.agent), m.command ?? '');
   ctx.dialogs.form(`edit ${nameOf(s)}`, fields, async (values) => {
-    const r = sessionRequest(values);
-    const e = await ctx.service.edit(ctx.operator, s.id, r);
+    const { command, ...r } = sessionRequest(values);
+    const e = await ctx.service.edit(ctx.operator, s.id, { ...r, ...(command !== (m.command ?? '') ? { command: command || null } : {}) });
     ctx.say(e.kind === 'session' && e.restartNeeded ? `edited ${r.name}: restart it to apply` : `edited ${r.name}`);
   });
 }

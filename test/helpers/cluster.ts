@@ -22,6 +22,8 @@ export interface ClusterOptions {
   shellConfig?: Record<string, unknown>;
   /** A command every agent runs under (see AgentProcessOptions.wrap). */
   agentWrap?: string[];
+  /** Config every agent gets over the test defaults (see AgentProcessOptions.config). */
+  agentConfig?: Record<string, unknown>;
 }
 
 export interface SshResult {
@@ -55,7 +57,7 @@ const DEFAULT_OPERATORS: Array<{ name: string; role: Role }> = [
 export async function startCluster(o: ClusterOptions): Promise<Cluster> {
   const dir = await fs.mkdtemp(path.join(os.tmpdir(), 'berth-cluster-'));
   const agents: AgentProcess[] = [];
-  for (let i = 0; i < o.agents; i++) agents.push(await startAgentProcess({ runLabel: o.runLabel, id: `agent-${i + 1}`, wrap: o.agentWrap }));
+  for (let i = 0; i < o.agents; i++) agents.push(await startAgentProcess({ runLabel: o.runLabel, id: `agent-${i + 1}`, wrap: o.agentWrap, config: o.agentConfig }));
   const operators = o.operators ?? DEFAULT_OPERATORS;
   const opConfig = [];
   for (const op of operators) {

@@ -12,8 +12,8 @@ let agent: AgentProcess;
 let client: AgentClient;
 
 beforeAll(async () => {
-  // The offline image has no `claude`: the session must still come up, in a login shell.
-  agent = await startAgentProcess({ runLabel, config: { maxSessions: 2, command: 'claude' } });
+  // A command whose program the image lacks: the session must still come up, in a login shell.
+  agent = await startAgentProcess({ runLabel, config: { maxSessions: 2, command: 'berth-no-such-program --flag' } });
   client = await agent.connect();
 });
 
@@ -42,7 +42,7 @@ test('a command the image lacks falls back to a login shell that works', async (
   a.write('echo fallback-$((20+3)) $0\r');
   await a.waitForText('fallback-23 bash');
   // berth-session says so on its stderr, which `docker logs` keeps.
-  expect(await containerLogs(`berth-${s.meta.id}`)).toContain("'claude' is not in this image; running a login shell instead");
+  expect(await containerLogs(`berth-${s.meta.id}`)).toContain("'berth-no-such-program' is not in this image; running a login shell instead");
   a.close();
 });
 

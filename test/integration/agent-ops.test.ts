@@ -122,7 +122,7 @@ describe('agent ops against real Docker', () => {
     expect(e2.meta.port).not.toBe(s.meta.port);
     expect(e2.state).toBe('R');
     expect(e2.restartNeeded).toBe(true);
-    expect(e2.container?.applied).toEqual({ protocol: 'tcp', port: s.meta.port, dns: 'before', limits: {} });
+    expect(e2.container?.applied).toEqual({ protocol: 'tcp', port: s.meta.port, dns: 'before', limits: {}, setup: expect.stringMatching(/^[0-9a-f]{16}$/) });
     const disk = JSON.parse(await fs.readFile(path.join(agent.root, s.meta.id, 'session.json'), 'utf8')) as { name: string; protocol: string };
     expect(disk).toMatchObject({ name: 'after-name', protocol: 'udp' });
 

@@ -25,7 +25,7 @@ beforeAll(async () => {
   cluster = await startCluster({
     runLabel,
     agents: 2,
-    shellConfig: { dns: { domain: 'berth.test', manage: { listenAddress: '127.0.0.1', port } } },
+    shellConfig: { dns: { domain: 'berth.test', manage: { listenAddress: '127.0.0.1', port, upstream: [] } } },
   });
   resolver = new Resolver({ timeout: 1000, tries: 2 });
   resolver.setServers([`127.0.0.1:${port}`]);

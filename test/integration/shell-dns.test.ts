@@ -67,7 +67,7 @@ describe('managed dnsmasq', () => {
 
   beforeAll(async () => {
     port = await freePort();
-    dns = await startDns({ domain: DOMAIN, hostsFile: path.join(dir, 'managed', 'hosts'), manage: { listenAddress: HOST, port }, logger: silentLogger });
+    dns = await startDns({ domain: DOMAIN, hostsFile: path.join(dir, 'managed', 'hosts'), manage: { listenAddress: HOST, port, upstream: [] }, logger: silentLogger });
     started.push(dns);
   });
 

@@ -273,12 +273,17 @@ describe('dispatching keys', () => {
       ['memory MB', ''],
       ['cpus', ''],
       ['pids', ''],
+      ['command', ''],
     ]);
-    await form.submit(['web', 'udp', '', 'webdns', '2g', '', '']);
+    await form.submit(['web', 'udp', '', 'webdns', '2g', '', '', '']);
+    await form.submit(['web', 'tcp', '1001', 'webdns', '', '', '', 'claude --dangerously-skip-permissions']);
     expect(m.calls).toEqual([
       ['edit', ID, { name: 'web', protocol: 'udp', port: 0, dns: 'webdns', limits: { memoryMb: 2048 } }],
       ['say', 'edited web: restart it to apply', false],
+      ['edit', ID, { name: 'web', protocol: 'tcp', port: 1001, dns: 'webdns', command: 'claude --dangerously-skip-permissions' }],
+      ['say', 'edited web: restart it to apply', false],
     ]);
+    expect(form.fields.find((f) => f.label === 'command')?.check('a\nb')).toBe('must be one line without control characters');
   });
 
   it('does not edit a broken session', () => {
@@ -308,12 +313,28 @@ describe('N: a new session', () => {
     expect(m.opened.picker).toBeUndefined();
     const form = m.opened.form!;
     expect(form.title).toBe('new session on agent-1');
-    expect(form.fields.map((f) => f.value)).toEqual(['', 'tcp', '', '', '', '', '']);
+    expect(form.fields.map((f) => [f.label, f.value])).toEqual([
+      ['name', ''],
+      ['protocol', 'tcp'],
+      ['port', ''],
+      ['dns', ''],
+      ['memory MB', ''],
+      ['cpus', ''],
+      ['pids', ''],
+      ['command', ''],
+      ['repo', ''],
+      ['branch', ''],
+    ]);
     await form.submit(['web', 'tcp', '-1', 'webdns']);
+    await form.submit(['api', 'tcp', '', '', '', '', '', 'claude', 'https://github.com/acme/api.git', 'fix/login']);
     expect(m.calls).toEqual([
       ['create', { name: 'web', agent: 'agent-1', protocol: 'tcp', port: -1, dns: 'webdns' }],
       ['say', 'created web on agent-1', false],
+      ['create', { name: 'api', agent: 'agent-1', protocol: 'tcp', port: 0, dns: '', command: 'claude', repo: 'https://github.com/acme/api.git', branch: 'fix/login' }],
+      ['say', 'created api on agent-1', false],
     ]);
+    expect(form.fields.find((f) => f.label === 'repo')?.check('ext::sh -c x')).toContain('must be https://');
+    await expect(form.submit(['x', 'tcp', '', '', '', '', '', '', '', 'b'])).rejects.toMatchObject({ message: 'branch: needs repo' });
   });
 
   it('asks which agent when several are online, then opens the form for it', () => {
@@ -346,7 +367,7 @@ describe('session form fields', () => {
     expect(cpus?.check('0.5')).toBeNull();
     expect(cpus?.check('3')).toBe('at most 2 on this agent');
     expect(pids?.check('1.5')).toBe('must be a whole number');
-    expect(sessionFields('web', 'tcp', '0', '', { memoryMb: 512, pids: 64 }).slice(4).map((f) => f.value)).toEqual(['512', '', '64']);
+    expect(sessionFields('web', 'tcp', '0', '', { memoryMb: 512, pids: 64 }).slice(4).map((f) => f.value)).toEqual(['512', '', '64', '']);
   });
 
   it('checks each value as typed', () => {

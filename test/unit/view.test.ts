@@ -35,25 +35,25 @@ describe('session state', () => {
   });
 
   it('asks for a restart only when a running container differs from the metadata', () => {
-    expect(needsRestart(meta, running())).toBe(false);
-    expect(needsRestart(meta, running({ protocol: 'tcp', port: 1002, dns: 'web' }))).toBe(true);
-    expect(needsRestart(meta, running({ protocol: 'udp', port: 1001, dns: 'web' }))).toBe(true);
-    expect(needsRestart(meta, running({ protocol: 'tcp', port: 1001, dns: 'old' }))).toBe(true);
-    expect(needsRestart(meta, { ...running({ protocol: 'tcp', port: 9, dns: '' }), state: 'exited' })).toBe(false);
-    expect(needsRestart(meta, null)).toBe(false);
+    expect(needsRestart(meta, running(), 'bash')).toBe(false);
+    expect(needsRestart(meta, running({ protocol: 'tcp', port: 1002, dns: 'web' }), 'bash')).toBe(true);
+    expect(needsRestart(meta, running({ protocol: 'udp', port: 1001, dns: 'web' }), 'bash')).toBe(true);
+    expect(needsRestart(meta, running({ protocol: 'tcp', port: 1001, dns: 'old' }), 'bash')).toBe(true);
+    expect(needsRestart(meta, { ...running({ protocol: 'tcp', port: 9, dns: '' }), state: 'exited' }, 'bash')).toBe(false);
+    expect(needsRestart(meta, null, 'bash')).toBe(false);
   });
 
   it('shows attached operators only while running', () => {
-    const on = buildEntry('a1', { kind: 'ok', meta }, running(), ['alice', 'bob'], null);
+    const on = buildEntry('a1', { kind: 'ok', meta }, running(), ['alice', 'bob'], null, 'bash');
     expect(on).toMatchObject({ kind: 'session', state: 'C', attached: ['alice', 'bob'], container: { running: true } });
-    const off = buildEntry('a1', { kind: 'ok', meta }, null, ['alice'], null);
+    const off = buildEntry('a1', { kind: 'ok', meta }, null, ['alice'], null, 'bash');
     expect(off).toMatchObject({ state: '-', attached: [], container: null });
   });
 
   it('says when a running container is paused (a clone copying it), and the shell shows it', () => {
-    const paused = buildEntry('a1', { kind: 'ok', meta }, { ...running(), state: 'paused', status: 'Up 1 minute (Paused)' }, [], null);
+    const paused = buildEntry('a1', { kind: 'ok', meta }, { ...running(), state: 'paused', status: 'Up 1 minute (Paused)' }, [], null, 'bash');
     expect(paused).toMatchObject({ state: 'R', container: { running: true, paused: true } });
-    expect(buildEntry('a1', { kind: 'ok', meta }, running(), [], null)).toMatchObject({ container: { paused: false } });
+    expect(buildEntry('a1', { kind: 'ok', meta }, running(), [], null, 'bash')).toMatchObject({ container: { paused: false } });
     const s = { id: meta.id, agent: 'a1', state: paused.state, entry: paused, offline: false } as unknown as ClusterSession;
     expect(sessionRow(s)[3]).toBe('R (paused)');
     expect(sessionJson(s)).toMatchObject({ state: 'running', paused: true });
@@ -61,7 +61,7 @@ describe('session state', () => {
   });
 
   it('lists a broken session with its reason', () => {
-    const e = buildEntry('a1', { kind: 'broken', id: meta.id, reason: 'session.json is not JSON' }, null, [], lock);
+    const e = buildEntry('a1', { kind: 'broken', id: meta.id, reason: 'session.json is not JSON' }, null, [], lock, 'bash');
     expect(e).toEqual({ kind: 'broken', agent: 'a1', id: meta.id, reason: 'session.json is not JSON', state: 'L', lock, container: null });
   });
 
