@@ -18,6 +18,8 @@ const execFileP = promisify(execFile);
 const runLabel = `e2e-demo-${randomUUID().slice(0, 8)}`;
 const tmux = new Tmux(`berth-${runLabel}`);
 let dir = '';
+/** A key in the demo's environment, as a user would export theirs. */
+const KEY_MARKER = `sk-ant-demo-${randomUUID()}`;
 let dnsPort = 0;
 let demo: ChildProcess | null = null;
 /** Everything the current demo printed. */
@@ -29,7 +31,7 @@ async function startDemo(): Promise<string[]> {
     cwd: REPO_ROOT,
     detached: true,
     stdio: ['ignore', 'pipe', 'pipe'],
-    env: { ...process.env, BERTH_DEMO_DIR: dir, BERTH_DEMO_PORT: '0', BERTH_DEMO_DNS_PORT: String(dnsPort), BERTH_DEMO_USER: 'demo', BERTH_DEMO_LABEL: Object.entries(testLabels(runLabel)).map(([k, v]) => `${k}=${v}`).join(',') },
+    env: { ...process.env, ANTHROPIC_API_KEY: KEY_MARKER, BERTH_DEMO_DIR: dir, BERTH_DEMO_PORT: '0', BERTH_DEMO_DNS_PORT: String(dnsPort), BERTH_DEMO_USER: 'demo', BERTH_DEMO_LABEL: Object.entries(testLabels(runLabel)).map(([k, v]) => `${k}=${v}`).join(',') },
   });
   demo = p;
   let out = '';
@@ -112,17 +114,32 @@ test('the demo runs, keeps its sessions across Ctrl-C, and finds them again', as
     (JSON.parse((await run(ssh, ['agents', '--json'])).out || '[]') as Array<{ status: string }>).filter((a) => a.status === 'online').length;
   await until('both demo agents online', online, (n) => n === 2, 20_000);
 
-  const created = await run(ssh, ['create', '--name', 'kept', '--agent', 'agent-2', '--port', '-1', '--json']);
+  // The whole path: a key in the environment, a session on a repository, attach: Claude Code.
+  expect(printed).toContain('credentials for every session: ANTHROPIC_API_KEY');
+  const project = path.join(dir, 'repos', 'hello.git');
+  expect(printed).toContain(`create --name try --repo ${project}`);
+  const created = await run(ssh, ['create', '--name', 'kept', '--agent', 'agent-2', '--port', '-1', '--repo', project, '--json']);
   expect(created.code).toBe(0);
   const id = (JSON.parse(created.out) as { id: string }).id;
-  // Attach through the menu's sibling, `attach`, in a real terminal; the tmux inside runs a login
-  // shell where the image has no `claude`.
   const [cmd, ...args] = ssh;
   tmux.start('op', [cmd ?? 'ssh', '-t', ...args, 'attach', 'kept']);
-  await tmux.waitFor('op', (s) => /claude@berth-[0-9a-f]{8}:~\$/.test(s), 'the session prompt', 30_000);
-  tmux.type('op', 'echo kept > note.txt');
-  tmux.keys('op', 'Enter');
-  await until('note written', () => fs.readFile(path.join(dir, 'agent-2', 'sessions', id, 'home', 'note.txt'), 'utf8').catch(() => ''), (t) => t === 'kept\n');
+  // Claude Code's own screen: offline, its question whether to trust the project's folder.
+  await tmux.waitFor('op', (s) => /trust this folder|Claude Code/.test(s), "Claude Code's screen", 60_000);
+  const home = path.join(dir, 'agent-2', 'sessions', id, 'home');
+  expect(await fs.readFile(path.join(home, 'hello', 'README.md'), 'utf8')).toContain('# hello');
+  const exec = (argv: string[]): Promise<string> => docker('exec', `berth-${id}`, ...argv);
+  expect(await exec(['git', '-C', '/home/claude/hello', 'branch', '--show-current'])).toBe('berth/kept');
+  expect(await exec(['tmux', 'display', '-p', '-t', 'claude', '#{pane_current_path}'])).toBe('/home/claude/hello');
+  expect(await exec(['printenv', 'ANTHROPIC_API_KEY'])).toBe(KEY_MARKER);
+  // The key is in the session, and nowhere berth keeps or shows things.
+  const shown = [
+    await fs.readFile(path.join(dir, 'agent-2', 'sessions', id, 'session.json'), 'utf8'),
+    (await run(ssh, ['list', '--json'])).out,
+    await fs.readFile(path.join(dir, 'demo.log'), 'utf8'),
+    printed,
+    await docker('inspect', '-f', '{{json .Config.Labels}}', `berth-${id}`),
+  ];
+  for (const text of shown) expect(text).not.toContain(KEY_MARKER);
   tmux.keys('op', 'C-b', 'd');
 
   await stopDemo();
