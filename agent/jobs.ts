@@ -1,5 +1,5 @@
 /**
- * Long ops (a clone of a big home) as jobs the shells can watch: each running job is pushed when
+ * Long ops (a clone of a big home, a create that fetches its project) as jobs the shells can watch: each running job is pushed when
  * it starts, when its phase changes, every `heartbeatMs` meanwhile (with its progress so far), and
  * once when it ends. The heartbeat is what lets a shell wait as long as the job lives rather than
  * one RPC timeout: a shell stops waiting only when a job falls silent.
@@ -33,9 +33,9 @@ export class JobBoard extends EventEmitter {
   }
 
   /** Starts a job under `opId` (a second job under a running one's id gets a fresh key). */
-  begin(init: Pick<Job, 'opId' | 'op' | 'operator' | 'session'> & Pick<JobProgress, 'target'>): JobHandle {
+  begin(init: Pick<Job, 'opId' | 'op' | 'operator' | 'session'> & Pick<JobProgress, 'target' | 'phase'>): JobHandle {
     const key = this.running.has(init.opId) ? `${init.opId}#${this.now().getTime()}` : init.opId;
-    const job: Job = { ...init, phase: 'measuring', bytesDone: null, bytesTotal: null, startedAt: this.now().toISOString() };
+    const job: Job = { phase: 'measuring', ...init, bytesDone: null, bytesTotal: null, startedAt: this.now().toISOString() };
     const timer = setInterval(() => this.push(job), this.heartbeatMs);
     timer.unref();
     this.running.set(key, { job, timer });

@@ -3,9 +3,12 @@
  * its lock, starting its container, recording an access, ending attaches, sweeping crash
  * leftovers. Holds no state of its own beyond which leftovers were already warned about.
  */
+import { promises as fs } from 'node:fs';
+import path from 'node:path';
 import { BerthError, messageOf } from '../common/errors';
 import { Logger } from '../common/logging';
 import { SessionMeta } from '../common/protocol';
+import { projectDir } from '../common/session-setup';
 import { LiveAttaches } from './attaches';
 import { SessionCatalog } from './catalog';
 import { containerEnv } from './session-env';
@@ -82,10 +85,25 @@ export class SessionSteps {
     await this.d.store.claimHome(meta.id);
     const limits = effectiveLimits(meta.limits, this.limitPolicy);
     const env = await containerEnv(this.settings.env ?? {}, meta.env ?? {});
-    const mirror = meta.repo && this.d.repos ? await this.d.repos.ensure(meta.repo.url) : null;
+    const mirror = await this.projectMirror(meta);
     const summary = await this.d.runtime.start(containerSpec(meta, this.d.store.home(meta.id), this.settings, limits, env, mirror));
     this.parts.containers.set(summary);
     this.log.info('started container', { session: meta.id, container: summary.id.slice(0, 12) });
+  }
+
+  /**
+   * The mirror a session's container needs: only until its project is checked out (the first
+   * start), so a session that has its checkout starts without its mirror or its remote. Looks at
+   * the home's entry itself (a link there counts as there, and is never followed).
+   */
+  private async projectMirror(meta: SessionMeta): Promise<string | null> {
+    if (!meta.repo || !this.d.repos) return null;
+    const checkout = path.join(this.d.store.home(meta.id), projectDir(meta.repo.url));
+    const there = await fs.lstat(checkout).then(
+      () => true,
+      () => false,
+    );
+    return there ? null : this.d.repos.ensure(meta.repo.url);
   }
 
   /** Records the last access; a failure is logged, never an error of the attach. */

@@ -162,17 +162,28 @@ export class Sessions extends EventEmitter {
 
   /**
    * Creates the folder and metadata; no container yet. A project's mirror is made (or fetched)
-   * first, so a repository that cannot be read fails the create. Throws PORT_UNAVAILABLE,
-   * NAME_TAKEN, CONFLICT, BAD_REQUEST.
+   * first, as a job under `opId`, so a repository that cannot be read fails the create. Throws
+   * PORT_UNAVAILABLE, NAME_TAKEN, CONFLICT, BAD_REQUEST, FORBIDDEN.
    */
-  async create(p: RpcParams<'create'>, operator: string): Promise<SessionEntry> {
+  async create(p: RpcParams<'create'>, operator: string, opId: string = randomUUID()): Promise<SessionEntry> {
     const setup = sessionSetup(p, this.settings.env ?? {});
-    if (setup.repo) await mirrorsOf(this.d).prepare(setup.repo.url);
+    const id = randomUUID();
+    if (setup.repo) {
+      await mirrorsOf(this.d).check(setup.repo.url);
+      // Fetching a repository can take minutes: a job, so the shell waits as long as it reports.
+      const job = this.jobs.begin({ opId, op: 'create', operator, session: id, target: { id, name: p.name }, phase: 'fetching' });
+      try {
+        await mirrorsOf(this.d).prepare(setup.repo.url);
+        job.end();
+      } catch (err) {
+        job.end(err);
+        throw err;
+      }
+    }
     const meta = await this.catalog.reserve(async () => {
       this.assertRoom();
       checkRequestedLimits(p.limits, this.steps.limitPolicy);
       this.catalog.assertDnsFree(p.dns, null);
-      const id = randomUUID();
       const port = await this.resolveAndClaim(p.port, p.protocol, this.catalog.portTable(null), id);
       const m: SessionMeta = {
         version: SESSION_FILE_VERSION,

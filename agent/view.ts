@@ -87,11 +87,13 @@ export function containerSpec(
   limits: Limits,
   /** Its environment (containerEnv): the agent's variables and the session's. */
   env: Record<string, string>,
-  /** Its project's mirror on the host, when it has a project. */
+  /** Its project's mirror on the host, while its project is not checked out yet. */
   mirror: string | null = null,
 ): ContainerSpec {
+  // The project's variables whenever it has one (a token helper, the folder to start in); its
+  // mirror only when there is one to clone from.
   const project: { env: Record<string, string>; mounts: Array<{ source: string; target: string }> } =
-    meta.repo && mirror
+    meta.repo
       ? {
           env: {
             BERTH_REPO_URL: meta.repo.url,
@@ -99,7 +101,7 @@ export function containerSpec(
             BERTH_REPO_DIR: `/home/claude/${projectDir(meta.repo.url)}`,
             ...(agent.repoTokenEnv ? { BERTH_REPO_TOKEN_ENV: agent.repoTokenEnv } : {}),
           },
-          mounts: [{ source: mirror, target: PROJECT_MIRROR }],
+          mounts: mirror ? [{ source: mirror, target: PROJECT_MIRROR }] : [],
         }
       : { env: {}, mounts: [] };
   return {

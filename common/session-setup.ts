@@ -60,8 +60,9 @@ export const repoUrlSchema = z
   .refine((v) => !v.includes('::') && URL_FORMS.some((re) => re.test(v)), {
     error: 'must be https://…, http://…, ssh://…, git://…, file:///…, user@host:path or an absolute path',
   })
-  .refine((v) => !/^https?:\/\/[^/@]*:[^/@]*@/.test(v), {
-    error: "must not carry a password or token (it would be stored and shown): give the agent's env a token and name it in repos.tokenEnv",
+  .refine((v) => !/^https?:\/\/[^/]*@/.test(v) && !/^(ssh|git):\/\/[^/@]*:[^/@]*@/.test(v), {
+    error:
+      "must not carry a user, password or token in an http(s) URL, or a password in another (it would be stored and shown): give the agent's env a token and name it in repos.tokenEnv",
   });
 
 /** A branch name git accepts, kept to a plain subset: letters, digits, `.`, `_`, `-`, `/`. */
@@ -72,6 +73,12 @@ export const branchSchema = z
 
 export const repoSchema = z.object({ url: repoUrlSchema, branch: branchSchema }).strict();
 export type SessionRepo = z.infer<typeof repoSchema>;
+
+/** The host of an https URL (with its port), or null for any other URL. */
+export function httpsHost(url: string): string | null {
+  const m = /^https:\/\/([^/@]+)\//.exec(url);
+  return m?.[1] ?? null;
+}
 
 /** Where a session's project is checked out in its home: the repository's last path part, less `.git`. */
 export function projectDir(url: string): string {

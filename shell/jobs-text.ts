@@ -1,4 +1,4 @@
-/** Pure: running jobs (clones) as the CLI's `ops` and the menu's status line show them. */
+/** Pure: running jobs (clones, creates that fetch a project) as the CLI's `ops` and the menu's status line show them. */
 import { Job } from '../common/protocol';
 import { inertCell } from '../common/terminal-text';
 import { ClusterJob } from './cluster/view';
@@ -16,8 +16,9 @@ export function byteSize(n: number): string {
   return u === 0 ? `${v} B` : `${v.toFixed(1)} ${UNITS[u]}`;
 }
 
-/** How far a job got: "measuring", "1.2 GB of 5.8 GB (21%)", "finishing". */
+/** How far a job got: "fetching the project", "measuring", "1.2 GB of 5.8 GB (21%)", "finishing". */
 export function jobProgress(job: Job): string {
+  if (job.phase === 'fetching') return 'fetching the project';
   if (job.phase !== 'copying') return job.phase;
   if (job.bytesDone === null) return 'copying';
   if (job.bytesTotal === null || job.bytesTotal === 0) return `${byteSize(job.bytesDone)} copied`;
@@ -31,10 +32,15 @@ export function jobAge(job: Job, now: Date): string {
   return s < 120 ? `${s} s` : `${Math.round(s / 60)} min`;
 }
 
-/** One line for a job: "cloning web → web-copy: 1.2 GB of 5.8 GB (21%), 12 s", inert. */
+/**
+ * One line for a job, inert: "cloning web → web-copy: 1.2 GB of 5.8 GB (21%), 12 s", or
+ * "creating api: fetching the project, 3 s". `sourceName` names a clone's source.
+ */
 export function jobLine(j: ClusterJob, sourceName: string, now: Date): string {
+  const progress = `${jobProgress(j.job)}, ${jobAge(j.job, now)}`;
+  if (j.job.op === 'create') return `creating ${inertCell(j.job.target?.name ?? sourceName)}: ${progress}`;
   const target = j.job.target ? ` → ${inertCell(j.job.target.name)}` : '';
-  return `cloning ${inertCell(sourceName)}${target}: ${jobProgress(j.job)}, ${jobAge(j.job, now)}`;
+  return `cloning ${inertCell(sourceName)}${target}: ${progress}`;
 }
 
 export const JOB_HEAD = ['OP-ID', 'OP', 'AGENT', 'SESSION', 'TO', 'OPERATOR', 'PROGRESS', 'SINCE'];

@@ -88,13 +88,18 @@ export class ShellService {
     return resolveRef(ref, this.o.view.sessions());
   }
 
-  async create(op: Operator, r: CreateRequest): Promise<SessionEntry> {
+  /**
+   * Creates a session. One on a project runs as a job on its agent while the project is fetched:
+   * `progress` hears each push of it, and the shell waits as long as the job reports.
+   */
+  async create(op: Operator, r: CreateRequest, progress?: (j: ClusterJob) => void): Promise<SessionEntry> {
     return this.audited(op, 'create', { agent: r.agent }, async () => {
       assertMay(op, 'create');
       const agent = r.agent ?? this.pickAgent();
       if (!this.o.view.agent(agent)) throw new BerthError('NOT_FOUND', `no agent named ${agent}`);
       const params = { name: r.name, protocol: r.protocol, port: r.port, dns: r.dns, limits: r.limits, command: r.command, env: r.env, repo: r.repo, branch: r.branch };
-      const entry = await this.withDnsName(r.dns, null, () => this.callAgent(op, agent, 'create', params));
+      const opId = this.calls.opIdOf(op);
+      const entry = await this.following(opId, agent, progress, () => this.withDnsName(r.dns, null, () => this.callAgent(op, agent, 'create', params, opId)));
       this.o.view.upsert(agent, entry);
       return { result: entry, agent, session: entryIdOf(entry) };
     });
@@ -119,18 +124,9 @@ export class ShellService {
       const s = mustFind(found);
       assertMay(op, 'clone');
       const opId = this.calls.opIdOf(op);
-      const onJobs = (): void => {
-        const j = this.o.view.jobs().find((x) => x.job.opId === opId && x.agent === s.agent);
-        if (j) progress?.(j);
-      };
-      if (progress) this.o.view.on('jobs', onJobs);
-      try {
-        const entry = await this.callAgent(op, s.agent, 'clone', { session: s.id, ...(name ? { name } : {}) }, opId);
-        this.o.view.upsert(s.agent, entry);
-        return { result: entry, detail: { clone: entryIdOf(entry) } };
-      } finally {
-        this.o.view.off('jobs', onJobs);
-      }
+      const entry = await this.following(opId, s.agent, progress, () => this.callAgent(op, s.agent, 'clone', { session: s.id, ...(name ? { name } : {}) }, opId));
+      this.o.view.upsert(s.agent, entry);
+      return { result: entry, detail: { clone: entryIdOf(entry) } };
     });
   }
 
@@ -258,6 +254,21 @@ export class ShellService {
   /** The ops whose outcome the shell still waits for, oldest first. */
   pendingOps(): PendingOp[] {
     return this.calls.pending();
+  }
+
+  /** Runs `fn`, telling `progress` each push of the job under `opId` on `agent` meanwhile. */
+  private async following<T>(opId: string, agent: string, progress: ((j: ClusterJob) => void) | undefined, fn: () => Promise<T>): Promise<T> {
+    if (!progress) return fn();
+    const onJobs = (): void => {
+      const j = this.o.view.jobs().find((x) => x.job.opId === opId && x.agent === agent);
+      if (j) progress(j);
+    };
+    this.o.view.on('jobs', onJobs);
+    try {
+      return await fn();
+    } finally {
+      this.o.view.off('jobs', onJobs);
+    }
   }
 
   /** The online agent with the fewest sessions. Throws AGENT_OFFLINE when none is online. */

@@ -18,6 +18,7 @@ import { promisify } from 'node:util';
 import { BerthError } from '../../common/errors';
 import { Logger } from '../../common/logging';
 import { Mutex } from '../../common/mutex';
+import { httpsHost } from '../../common/session-setup';
 import { tiedArgv } from '../../common/tied-child';
 
 const run = promisify(execFile);
@@ -26,7 +27,7 @@ const run = promisify(execFile);
 const GIT_TIMEOUT_MS = 10 * 60 * 1000;
 /** The transports git may use (GIT_ALLOW_PROTOCOL). */
 const ALLOWED_PROTOCOLS = 'https:http:ssh:git:file';
-/** Gives git the token of BERTH_GIT_TOKEN for any https host that asks. A fixed text. */
+/** Gives git the token of BERTH_GIT_TOKEN (set only for the URL's own https host). A fixed text. */
 const TOKEN_HELPER = '!f() { echo username=x-access-token; echo "password=$BERTH_GIT_TOKEN"; }; f';
 
 export interface RepoMirrorOptions {
@@ -59,7 +60,7 @@ export class RepoMirrors {
    * FORBIDDEN for a path outside `allowLocal`, BAD_REQUEST when git cannot read the repository.
    */
   async prepare(url: string): Promise<string> {
-    await this.checkAllowed(url);
+    await this.check(url);
     const lock = this.locks.get(url) ?? new Mutex();
     this.locks.set(url, lock);
     return lock.run(async () => {
@@ -98,22 +99,29 @@ export class RepoMirrors {
     return have ? dir : this.prepare(url);
   }
 
-  /** A local path must lie under one of `allowLocal` (symlinks resolved). */
-  private async checkAllowed(url: string): Promise<void> {
+  /**
+   * Refuses a URL this agent does not take, before anything is fetched: a local path must lie
+   * under one of `allowLocal` (links resolved). Throws FORBIDDEN or BAD_REQUEST.
+   */
+  async check(url: string): Promise<void> {
     const local = localPath(url);
     if (local === null) return;
     const real = await fs.realpath(local).catch(() => null);
     if (real === null) throw new BerthError('BAD_REQUEST', `repo: ${url} does not exist on agent host`);
     const roots = await Promise.all(this.o.allowLocal.map((r) => fs.realpath(r).catch(() => null)));
-    if (!roots.some((r) => r !== null && (real === r || real.startsWith(`${r}${path.sep}`)))) {
+    const under = (root: string): boolean => real === root || real.startsWith(root.endsWith(path.sep) ? root : `${root}${path.sep}`);
+    if (!roots.some((r) => r !== null && under(r))) {
       throw new BerthError('FORBIDDEN', `repo: ${url} is a path on the agent's host outside its repos.allowLocal folders`);
     }
   }
 
   private async git(url: string, args: string[], what: string): Promise<void> {
-    const token = url.startsWith('https://') || url.startsWith('http://') ? await this.o.token?.() : null;
+    // The token goes only to the https host the URL names: never over plain http, never to a host
+    // a redirect leads to.
+    const host = httpsHost(url);
+    const token = host ? await this.o.token?.() : null;
     const config = ['-c', 'core.hooksPath=/dev/null', '-c', 'protocol.file.allow=always', '-c', 'credential.helper='];
-    if (token) config.push('-c', `credential.helper=${TOKEN_HELPER}`);
+    if (token && host) config.push('-c', `credential.https://${host}.helper=${TOKEN_HELPER}`);
     const [file, ...rest] = tiedArgv(['git', ...config, ...args]);
     try {
       await run(file, rest, {

@@ -25,7 +25,7 @@ function handlers(s: Sessions): RpcHandlers {
   return {
     list: async () => ({ sessions: await s.list() }),
     get: (p) => s.get(p.session),
-    create: (p, op) => s.create(p, op),
+    create: (p, op, opId) => s.create(p, op, opId),
     edit: (p, op) => s.edit(p, op),
     clone: (p, op, opId) => s.clone(p, op, opId),
     restart: (p, op) => s.restart(p.session, op),

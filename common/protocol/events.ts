@@ -25,19 +25,20 @@ export const helloEventSchema = z.object({
 });
 
 /**
- * A long op (a clone) while it runs: pushed when it starts, when its phase changes, every second
+ * A long op (a clone, a create that fetches its project) while it runs: pushed when it starts, when its phase changes, every second
  * meanwhile (with its progress so far), and once when it ends (`done` or `failed`, then it is
  * gone). A shell that subscribes gets the running ones after `synced`.
  */
 export const jobSchema = z.object({
   opId: opIdSchema,
-  op: z.literal('clone'),
+  op: z.enum(['clone', 'create']),
   operator: operatorNameSchema,
-  /** The session it works on (a clone's source). */
+  /** The session it works on (a clone's source; the new session of a create). */
   session: sessionIdSchema,
-  /** The session it makes (a clone's copy), with its name. */
+  /** The session it makes (a clone's copy, a create's session), with its name. */
   target: z.object({ id: sessionIdSchema, name: z.string().max(200) }).optional(),
-  phase: z.enum(['measuring', 'copying', 'finishing', 'done', 'failed']),
+  /** A clone measures, copies and finishes; a create on a project fetches its mirror first. */
+  phase: z.enum(['fetching', 'measuring', 'copying', 'finishing', 'done', 'failed']),
   /** Bytes copied so far and in all, once known (null before). */
   bytesDone: z.number().int().nonnegative().nullable(),
   bytesTotal: z.number().int().nonnegative().nullable(),

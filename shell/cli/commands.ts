@@ -122,7 +122,7 @@ async function dispatch(cmd: string, rest: string[], op: Operator, svc: ShellSer
       const name = strFlag(flags.name);
       if (name === undefined) throw new UsageError('create needs --name N');
       if (flags.branch !== undefined && flags.repo === undefined) throw new UsageError('--branch needs --repo');
-      const entry = await svc.create(withOpId(op, flags), {
+      const request = {
         name,
         agent: strFlag(flags.agent),
         protocol: protocolFlag(flags.protocol),
@@ -133,7 +133,8 @@ async function dispatch(cmd: string, rest: string[], op: Operator, svc: ShellSer
         env: envFlags(flags.env),
         repo: strFlag(flags.repo),
         branch: strFlag(flags.branch),
-      });
+      };
+      const entry = await svc.create(withOpId(op, flags), request, progressPrinter(io, flags.json === true, name));
       printSession('created', entry, flags.json === true);
       return { code: 0 };
     }
@@ -163,16 +164,7 @@ async function dispatch(cmd: string, rest: string[], op: Operator, svc: ShellSer
     case 'clone': {
       const { flags, positionals } = parseFlags(rest, { ...OP_FLAGS, name: 'string' }, 1);
       const ref = need(positionals[0], 'clone REF');
-      // Progress goes to stderr (stdout keeps the result alone): a new phase at once, else every
-      // 2 s. Not with --json, whose output is for programs.
-      let last = { phase: '', at: 0 };
-      const progress = (j: ClusterJob): void => {
-        if (flags.json === true) return;
-        const now = Date.now();
-        if (j.job.phase === last.phase && now - last.at < PROGRESS_EVERY_MS) return;
-        last = { phase: j.job.phase, at: now };
-        io.err(`${jobLine(j, nameOfRef(svc, ref), new Date(now))}\n`);
-      };
+      const progress = progressPrinter(io, flags.json === true, nameOfRef(svc, ref));
       printSession('cloned into', await svc.clone(withOpId(op, flags), ref, strFlag(flags.name), progress), flags.json === true);
       return { code: 0 };
     }
@@ -243,6 +235,23 @@ function envChanges(set: Parsed['flags'][string] | undefined, unset: Parsed['fla
 
 /** How often a long op's progress is printed, at most (a new phase is, at once). */
 const PROGRESS_EVERY_MS = 2000;
+
+/**
+ * Prints a long op's progress on stderr (stdout keeps the result alone) once it has run 2 s: a new
+ * phase at once, else every 2 s. An op done sooner prints none; nor does --json, for programs.
+ */
+function progressPrinter(io: CliIo, json: boolean, sourceName: string): ((j: ClusterJob) => void) | undefined {
+  if (json) return undefined;
+  const started = Date.now();
+  let last = { phase: '', at: 0 };
+  return (j) => {
+    const now = Date.now();
+    if (now - started < PROGRESS_EVERY_MS) return;
+    if (j.job.phase === last.phase && now - last.at < PROGRESS_EVERY_MS) return;
+    last = { phase: j.job.phase, at: now };
+    io.err(`${jobLine(j, sourceName, new Date(now))}\n`);
+  };
+}
 
 /** The name of the session REF means, as typed if it means none. */
 function nameOfRef(svc: ShellService, ref: string): string {

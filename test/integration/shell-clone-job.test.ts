@@ -4,7 +4,8 @@
  * second and the shell waits as long as the job reports. Meanwhile `ops` shows the running job
  * with its progress, the CLI prints progress on stderr, and the audit has one `ok` and no
  * `unknown`. The copy is made slow the way a big home would be: the agent's `cp` (found on its
- * PATH) waits before it copies.
+ * PATH) waits before it copies. A create on a project is a job the same way, while the agent's
+ * (slowed) git makes the project's mirror.
  */
 import { execFileSync } from 'node:child_process';
 import { promises as fs } from 'node:fs';
@@ -19,14 +20,21 @@ const RPC_TIMEOUT_MS = 2000;
 const COPY_DELAY_S = 7;
 let cluster: Cluster;
 let slowBin: string;
+let repos: string;
 
 beforeAll(async () => {
   slowBin = await fs.mkdtemp(path.join(os.tmpdir(), 'berth-slowcp-'));
   const realCp = execFileSync('sh', ['-c', 'command -v cp']).toString().trim();
   await fs.writeFile(path.join(slowBin, 'cp'), `#!/bin/sh\nsleep ${COPY_DELAY_S}\nexec ${realCp} "$@"\n`, { mode: 0o755 });
+  // A repository that takes long to fetch: the agent's git waits before it works.
+  const realGit = execFileSync('sh', ['-c', 'command -v git']).toString().trim();
+  await fs.writeFile(path.join(slowBin, 'git'), `#!/bin/sh\nsleep ${COPY_DELAY_S}\nexec ${realGit} "$@"\n`, { mode: 0o755 });
+  repos = path.join(slowBin, 'repos');
+  execFileSync('git', ['init', '--quiet', '--bare', path.join(repos, 'slow.git')]);
   cluster = await startCluster({
     runLabel,
     agents: 1,
+    agentConfig: { repos: { allowLocal: [repos] } },
     shellConfig: { rpcTimeoutMs: RPC_TIMEOUT_MS },
     agentWrap: ['env', `PATH=${slowBin}:${process.env.PATH ?? '/usr/bin:/bin'}`],
   });
@@ -65,12 +73,14 @@ test('a clone longer than the RPC timeout completes as a job, with progress in o
     200,
   );
   const job = seen.running[0]!;
-  expect(job).toMatchObject({ agent: 'agent-1', op: 'clone', target: { name: 'big-copy' }, bytesDone: 0 });
+  expect(job).toMatchObject({ agent: 'agent-1', op: 'clone', target: { name: 'big-copy' } });
+  expect(job.bytesDone).toBeLessThan(64 * 1024);
   expect(job.bytesTotal).toBeGreaterThanOrEqual(8 * 1024 * 1024);
   const text = await cli('ops');
   expect(text.out).toContain('running:');
   expect(text.out).toContain(job.opId);
-  expect(text.out).toMatch(/0 B of 8\.\d MB \(0%\)/);
+  // The copy (held up before it starts) holds only its empty home so far.
+  expect(text.out).toMatch(/[\d.]+ K?B of 8\.0 MB \(0%\)/);
 
   const r = await cloning;
   const took = Date.now() - started;
@@ -78,7 +88,7 @@ test('a clone longer than the RPC timeout completes as a job, with progress in o
   expect(took).toBeGreaterThan(2 * RPC_TIMEOUT_MS);
   expect(r.out).toMatch(/^cloned into big-copy \(([0-9a-f]{8})\)/);
   const copy = (JSON.parse((await cli('list --json')).out) as SessionJson[]).find((s) => s.name === 'big-copy')!;
-  expect(r.err).toContain('cloning big-src → big-copy: 0 B of 8.');
+  expect(r.err).toMatch(/cloning big-src → big-copy: [\d.]+ K?B of 8\.0 MB \(0%\), [2-9] s/);
   expect((await fs.readFile(path.join(cluster.agents[0]!.root, copy.id, 'home', 'data.bin'))).length).toBe(8 * 1024 * 1024);
 
   // --json keeps stderr for errors only.
@@ -93,3 +103,16 @@ test('a clone longer than the RPC timeout completes as a job, with progress in o
     .map((l) => JSON.parse(l) as { op: string; result: string });
   expect(audit.filter((a) => a.op === 'clone').map((a) => a.result)).toEqual(['ok', 'ok']);
 }, 120_000);
+
+test('a create on a project that takes longer than the RPC timeout to fetch completes as a job', async () => {
+  const started = Date.now();
+  const r = await cli(`create --name slow-project --repo ${path.join(repos, 'slow.git')}`);
+  expect({ code: r.code, out: r.out.split(' (')[0] }).toEqual({ code: 0, out: 'created slow-project' });
+  expect(Date.now() - started).toBeGreaterThan(2 * RPC_TIMEOUT_MS);
+  expect(r.err).toContain('creating slow-project: fetching the project');
+  const audit = (await fs.readFile(cluster.auditFile, 'utf8'))
+    .split('\n')
+    .filter(Boolean)
+    .map((l) => JSON.parse(l) as { op: string; result: string });
+  expect(audit.filter((a) => a.op === 'create').map((a) => a.result)).toEqual(['ok', 'ok']);
+}, 60_000);

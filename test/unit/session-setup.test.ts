@@ -8,7 +8,7 @@ import { promises as fs } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { silentLogger } from '../../common/logging';
-import { branchSchema, commandSchema, envNameSchema, projectDir, repoUrlSchema, sessionEnvSchema, setupHash } from '../../common/session-setup';
+import { branchSchema, commandSchema, envNameSchema, httpsHost, projectDir, repoUrlSchema, sessionEnvSchema, setupHash } from '../../common/session-setup';
 import { checkSessionEnv, containerEnv } from '../../agent/session-env';
 import { RepoMirrors, localPath } from '../../agent/repos/mirrors';
 import { UsageError, envFlags, parseFlags } from '../../shell/cli/args';
@@ -49,7 +49,13 @@ describe('schemas', () => {
     for (const bad of ['ext::sh -c touch% /tmp/pwned', '-oProxyCommand=touch /tmp/x', 'fd::17', 'relative/path', 'https://github.com', 'host:path with space']) {
       expect({ bad, m: problem(repoUrlSchema.safeParse(bad)) }).toEqual({ bad, m: expect.stringContaining('must be https://') });
     }
-    expect(problem(repoUrlSchema.safeParse('https://me:ghp_secret@github.com/acme/web'))).toContain('must not carry a password or token');
+    for (const secret of ['https://me:ghp_secret@github.com/acme/web', 'https://ghp_secret@github.com/acme/web', 'http://x@h/y', 'ssh://git:pw@host/x']) {
+      expect({ secret, m: problem(repoUrlSchema.safeParse(secret)) }).toEqual({ secret, m: expect.stringContaining('must not carry a user, password or token') });
+    }
+    expect(repoUrlSchema.safeParse('ssh://git@host/x').success).toBe(true);
+    expect(httpsHost('https://github.com:8443/acme/web')).toBe('github.com:8443');
+    expect(httpsHost('http://github.com/acme/web')).toBeNull();
+    expect(httpsHost('git@github.com:acme/web')).toBeNull();
   });
 
   test('branches: a plain subset of what git accepts', () => {
@@ -111,6 +117,9 @@ describe('the agent', () => {
     await fs.mkdir(path.join(outside, 'r.git'), { recursive: true });
     await fs.symlink(path.join(outside, 'r.git'), path.join(allowed, 'sneaky.git'));
     const m = new RepoMirrors({ mirrorDir: path.join(dir, 'mirrors'), allowLocal: [allowed], refreshSeconds: 60, token: null, logger: silentLogger });
+    // "/" allows every path (it is its own folder's end).
+    const all = new RepoMirrors({ mirrorDir: path.join(dir, 'mirrors'), allowLocal: ['/'], refreshSeconds: 60, token: null, logger: silentLogger });
+    await expect(all.prepare(path.join(outside, 'r.git'))).rejects.toMatchObject({ code: 'BAD_REQUEST', message: expect.stringContaining('git clone of') });
     await expect(m.prepare(path.join(outside, 'r.git'))).rejects.toMatchObject({ code: 'FORBIDDEN' });
     await expect(m.prepare(`file://${path.join(allowed, 'sneaky.git')}`)).rejects.toMatchObject({ code: 'FORBIDDEN' });
     await expect(m.prepare(path.join(allowed, 'none.git'))).rejects.toMatchObject({ code: 'BAD_REQUEST', message: expect.stringContaining('does not exist on agent host') });
