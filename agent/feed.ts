@@ -6,7 +6,7 @@
 import { BerthError, messageOf } from '../common/errors';
 import { Logger } from '../common/logging';
 import { KeyedQueue } from '../common/mutex';
-import { SessionEntry } from '../common/protocol';
+import { Activity, SessionEntry } from '../common/protocol';
 import { LiveAttaches } from './attaches';
 import { SessionCatalog } from './catalog';
 import { ContainerTracker } from './containers';
@@ -18,6 +18,8 @@ export interface FeedParts {
   agent: string;
   /** The agent's command, for sessions that name none. */
   defaultCommand: string;
+  /** What the session's program last reported. */
+  activity(id: string): Activity | null;
   catalog: SessionCatalog;
   containers: ContainerTracker;
   attaches: LiveAttaches;
@@ -38,7 +40,7 @@ export class SessionFeed {
     const s = this.o.catalog.get(id);
     if (!s) return null;
     const lock = await this.o.locks.inspect(this.o.store.dir(id));
-    return buildEntry(this.o.agent, s, this.o.containers.get(id) ?? null, this.o.attaches.operators(id), lock, this.o.defaultCommand);
+    return buildEntry(this.o.agent, s, this.o.containers.get(id) ?? null, this.o.attaches.operators(id), lock, this.o.defaultCommand, this.o.activity(id));
   }
 
   /** The entry; throws NOT_FOUND if the session is gone. */

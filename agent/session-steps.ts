@@ -13,6 +13,7 @@ import { LiveAttaches } from './attaches';
 import { SessionCatalog } from './catalog';
 import { containerEnv } from './session-env';
 import { ContainerTracker } from './containers';
+import { StatusWatch } from './activity/status-watch';
 import { SessionFeed } from './feed';
 import { ContainerSettings, SessionsDeps } from './sessions-options';
 import { StoredSession } from './store/session-store';
@@ -26,7 +27,7 @@ export class SessionSteps {
   constructor(
     private readonly d: SessionsDeps,
     private readonly settings: ContainerSettings,
-    private readonly parts: { catalog: SessionCatalog; containers: ContainerTracker; attaches: LiveAttaches; feed: SessionFeed; log: Logger },
+    private readonly parts: { catalog: SessionCatalog; containers: ContainerTracker; attaches: LiveAttaches; feed: SessionFeed; status: StatusWatch; log: Logger },
   ) {}
 
   get limitPolicy(): LimitPolicy {
@@ -86,7 +87,9 @@ export class SessionSteps {
     const limits = effectiveLimits(meta.limits, this.limitPolicy);
     const env = await containerEnv(this.settings.env ?? {}, meta.env ?? {});
     const mirror = await this.projectMirror(meta);
-    const summary = await this.d.runtime.start(containerSpec(meta, this.d.store.home(meta.id), this.settings, limits, env, mirror));
+    const statusDir = await this.d.store.ensureStatusDir(meta.id);
+    this.parts.status.follow(meta.id, statusDir);
+    const summary = await this.d.runtime.start(containerSpec(meta, this.d.store.home(meta.id), this.settings, limits, env, mirror, statusDir));
     this.parts.containers.set(summary);
     this.log.info('started container', { session: meta.id, container: summary.id.slice(0, 12) });
   }

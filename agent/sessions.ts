@@ -6,6 +6,7 @@
  * the live attaches, and the feed (what subscribers are told).
  */
 import { EventEmitter } from 'node:events';
+import { promises as fs } from 'node:fs';
 import { randomUUID } from 'node:crypto';
 import { BerthError, messageOf } from '../common/errors';
 import { Logger } from '../common/logging';
@@ -14,6 +15,7 @@ import { EnvChanges, MAX_SESSION_ENV, SessionEnv, defaultBranch } from '../commo
 import { HostStats, RpcParams, SessionEntry, SessionMeta, SESSION_FILE_VERSION } from '../common/protocol';
 import { LiveAttaches } from './attaches';
 import { JobBoard } from './jobs';
+import { StatusWatch } from './activity/status-watch';
 import { RepoMirrors } from './repos/mirrors';
 import { EnvSource, checkSessionEnv } from './session-env';
 import { OpenAttach, SessionAttacher } from './session-attach';
@@ -44,6 +46,8 @@ export class Sessions extends EventEmitter {
   private readonly attacher: SessionAttacher;
   /** Long ops (clones) as they run, for the events subscribers. */
   readonly jobs = new JobBoard();
+  /** What each session's program reports about itself. */
+  private readonly status: StatusWatch;
 
   constructor(
     private readonly d: SessionsDeps,
@@ -53,9 +57,11 @@ export class Sessions extends EventEmitter {
     super();
     this.log = d.logger.child({ component: 'sessions', agent: settings.agent });
     this.containers = new ContainerTracker(d.runtime);
+    this.status = new StatusWatch({ changed: (id) => this.feed.notify(id), logger: this.log });
     this.feed = new SessionFeed({
       agent: settings.agent,
       defaultCommand: settings.command,
+      activity: (id) => this.status.activity(id),
       catalog: this.catalog,
       containers: this.containers,
       attaches: this.attaches,
@@ -64,7 +70,7 @@ export class Sessions extends EventEmitter {
       logger: this.log,
       push: (c) => (c.kind === 'session' ? this.emit('session', c.entry) : this.emit('removed', c.id)),
     });
-    this.steps = new SessionSteps(d, settings, { catalog: this.catalog, containers: this.containers, attaches: this.attaches, feed: this.feed, log: this.log });
+    this.steps = new SessionSteps(d, settings, { catalog: this.catalog, containers: this.containers, attaches: this.attaches, feed: this.feed, status: this.status, log: this.log });
     this.watch = new ContainerWatch({
       runtime: d.runtime,
       containers: this.containers,
@@ -87,6 +93,8 @@ export class Sessions extends EventEmitter {
     for (const id of await this.d.store.listIds()) {
       const s = await this.d.store.read(id);
       if (s) this.catalog.set(id, s);
+      // What its program said last (a session never started since has no status folder yet).
+      if (s?.kind === 'ok') await this.followStatus(id);
       if (s?.kind === 'broken') this.log.warn('broken session', { session: id, reason: s.reason });
     }
     if (this.d.claims) {
@@ -106,9 +114,17 @@ export class Sessions extends EventEmitter {
     return this.attacher.open(id, operator, readOnly, cols, rows);
   }
 
+  /** Follows the session's status folder, if it has one. */
+  private async followStatus(id: string): Promise<void> {
+    const dir = this.d.store.statusDir(id);
+    const st = await fs.lstat(dir).catch(() => null);
+    if (st?.isDirectory()) this.status.follow(id, dir);
+  }
+
   /** Stops following Docker and ends every attach (their tmux clients are HUP'd). Idempotent. */
   async stop(): Promise<void> {
     this.watch.stop();
+    this.status.stop();
     await this.attaches.closeAll();
   }
 
@@ -145,6 +161,8 @@ export class Sessions extends EventEmitter {
       ids.map(async (id) => {
         const s = await this.d.store.read(id);
         if (s) this.catalog.set(id, s);
+      // What its program said last (a session never started since has no status folder yet).
+      if (s?.kind === 'ok') await this.followStatus(id);
         else this.catalog.delete(id);
       }),
     );
@@ -336,6 +354,7 @@ export class Sessions extends EventEmitter {
       this.containers.delete(id);
       await this.catalog.reserve(async () => {
         const held = this.catalog.get(id);
+        this.status.forget(id);
         await this.d.store.remove(id);
         this.catalog.delete(id);
         if (held?.kind === 'ok') await this.releaseClaim(held.meta.port, held.meta.protocol, id);

@@ -1,6 +1,6 @@
 /** Pure: what an operator sees of a session, derived from metadata, Docker, attaches and the lock. */
 import os from 'node:os';
-import { HostStats, Limits, LockInfo, SessionEntry, SessionMeta, SessionState } from '../common/protocol';
+import { Activity, HostStats, Limits, LockInfo, SessionEntry, SessionMeta, SessionState } from '../common/protocol';
 import { projectDir, setupHash } from '../common/session-setup';
 import { ContainerSpec, ContainerSummary } from './docker/runtime';
 import { StoredSession } from './store/session-store';
@@ -41,6 +41,8 @@ export function buildEntry(
   lock: LockInfo | null,
   /** The agent's command, for sessions that name none (see needsRestart). */
   defaultCommand: string,
+  /** What its program last reported (see StatusWatch). */
+  activity: Activity | null = null,
 ): SessionEntry {
   const running = isRunning(container);
   const state = deriveState(running, attached.length, lock);
@@ -59,6 +61,8 @@ export function buildEntry(
     lock,
     container: wireContainer,
     restartNeeded: needsRestart(stored.meta, container, defaultCommand),
+    // A program whose container is gone has exited, whatever it said last.
+    activity: activity && !running && activity.state !== 'exited' ? { ...activity, state: 'exited', detail: '' } : activity,
   };
 }
 
@@ -89,6 +93,8 @@ export function containerSpec(
   env: Record<string, string>,
   /** Its project's mirror on the host, while its project is not checked out yet. */
   mirror: string | null = null,
+  /** Its status folder (see StatusWatch). */
+  statusDir: string | null = null,
 ): ContainerSpec {
   // The project's variables whenever it has one (a token helper, the folder to start in); its
   // mirror only when there is one to clone from.
@@ -111,6 +117,7 @@ export function containerSpec(
     command: meta.command ?? agent.command,
     env: { ...env, ...project.env },
     mounts: [...(agent.mounts ?? []), ...project.mounts],
+    statusDir,
     setup: setupOf(meta, agent.command),
     user: agent.user,
     homeDir,

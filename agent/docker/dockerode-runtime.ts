@@ -14,6 +14,7 @@ import {
   LABEL_DNS,
   LABEL_LIMITS,
   LABEL_SETUP,
+  STATUS_MOUNT,
   LABEL_PORT,
   LABEL_PROTOCOL,
   LABEL_ROOT,
@@ -147,7 +148,10 @@ export class DockerodeRuntime implements ContainerRuntime {
     // CgroupnsMode is in API 1.41 but not in dockerode's types.
     const hostConfig: Docker.HostConfig & { CgroupnsMode: string } = {
       Binds: [`${spec.homeDir}:/home/claude`],
-      Mounts: spec.mounts.map((m) => ({ Type: 'bind' as const, Source: m.source, Target: m.target, ReadOnly: true })),
+      Mounts: [
+        ...spec.mounts.map((m) => ({ Type: 'bind' as const, Source: m.source, Target: m.target, ReadOnly: true })),
+        ...(spec.statusDir ? [{ Type: 'bind' as const, Source: spec.statusDir, Target: STATUS_MOUNT, ReadOnly: false }] : []),
+      ],
       NetworkMode: networkId,
       PortBindings:
         spec.port > 0 ? { [portKey]: [{ HostIp: spec.publishAddress, HostPort: String(spec.port) }] } : undefined,

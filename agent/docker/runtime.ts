@@ -20,6 +20,8 @@ export const LABEL_LIMITS = 'berth.limits';
 export const LABEL_SETUP = 'berth.setup';
 /** On the sessions' network: marks it as berth's (several agents on one engine share it). */
 export const LABEL_NETWORK = 'berth.network';
+/** Where a container sees its status folder (berth-hook writes its reports there). */
+export const STATUS_MOUNT = '/run/berth/status';
 
 export interface ContainerSpec {
   sessionId: string;
@@ -31,6 +33,8 @@ export interface ContainerSpec {
   env: Record<string, string>;
   /** Host paths it sees read-only. */
   mounts: Array<{ source: string; target: string }>;
+  /** The session's status folder, mounted writable at STATUS_MOUNT; null for none. */
+  statusDir: string | null;
   /** setupHash of its command, the session's variables and project. */
   setup: string;
   user: { uid: number; gid: number };

@@ -5,7 +5,9 @@
  *     <root>/<uuid>/               the agent's, 0700, never mounted
  *     <root>/<uuid>/session.json   metadata
  *     <root>/<uuid>/session.lock   lock (and session.lock.owner.json beside it)
- *     <root>/<uuid>/home/          the session's home: the only thing mounted, owned by its user
+ *     <root>/<uuid>/home/          the session's home, mounted, owned by its user
+ *     <root>/<uuid>/status/        where its program reports its status (mounted at
+ *                                  /run/berth/status, owned by its user; read as untrusted)
  *
  * Creating, cloning and deleting go through a staging name and one rename, so a crash at any
  * point leaves the whole session or none of it; `sweep` removes what a crash left half-done.
@@ -24,6 +26,8 @@ import { migrateLayout, MigrationReport } from './migrate';
 
 export const SESSION_FILE = 'session.json';
 export const HOME_DIR = 'home';
+/** Beside the home: where the session's program reports its status (see agent/activity). */
+export const STATUS_DIR = 'status';
 export const LOCK_DIR = 'session.lock';
 /** The lock's owner record, beside the lock: writing inside proper-lockfile's folder would change
  * its mtime, which proper-lockfile reads as a compromised lock. */
@@ -80,6 +84,27 @@ export class SessionStore {
   /** The session's home: what its container mounts, and all of what it can write. */
   home(id: string): string {
     return path.join(this.dir(id), HOME_DIR);
+  }
+
+  /** Where the session's program reports its status (mounted writable at /run/berth/status). */
+  statusDir(id: string): string {
+    return path.join(this.dir(id), STATUS_DIR);
+  }
+
+  /**
+   * Makes the status folder (owned by the containers' user, 0700) if it is not there; returns it.
+   * The session's folder is the agent's, so the status folder cannot have been put there by a
+   * session: a thing of that name that is no folder is refused.
+   */
+  async ensureStatusDir(id: string): Promise<string> {
+    const dir = this.statusDir(id);
+    await fs.mkdir(dir, { mode: 0o700 }).catch((err: NodeJS.ErrnoException) => {
+      if (err.code !== 'EEXIST') throw err;
+    });
+    const st = await fs.lstat(dir);
+    if (!st.isDirectory()) throw new BerthError('INTERNAL', `session ${id}: ${STATUS_DIR} is not a folder`);
+    if (this.owner && (st.uid !== this.owner.uid || st.gid !== this.owner.gid)) await fs.chown(dir, this.owner.uid, this.owner.gid);
+    return dir;
   }
 
   /**

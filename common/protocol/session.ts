@@ -87,6 +87,21 @@ export const containerInfoSchema = z.object({
 });
 export type ContainerInfo = z.infer<typeof containerInfoSchema>;
 
+/**
+ * What a session's program is doing, as its own reports say (Claude Code's hooks): `working`,
+ * `waiting` for input, `permission` (a tool needs approval; the detail says which), `done` (its
+ * turn finished), `idle`, `stuck`, `exited`. A session can only ever misreport its own.
+ */
+export const ACTIVITIES = ['permission', 'waiting', 'stuck', 'done', 'working', 'idle', 'exited'] as const;
+export const activitySchema = z.object({
+  state: z.enum(ACTIVITIES),
+  /** When it entered this state. */
+  since: isoDate,
+  /** A short note: the tool, the notification's text. */
+  detail: z.string().max(200),
+});
+export type Activity = z.infer<typeof activitySchema>;
+
 export const sessionViewSchema = z.object({
   kind: z.literal('session'),
   agent: z.string(),
@@ -98,6 +113,8 @@ export const sessionViewSchema = z.object({
   container: containerInfoSchema.nullable(),
   /** Running with other protocol/port/dns than session.json says: a restart applies them. */
   restartNeeded: z.boolean(),
+  /** What its program last reported; null before any report (older agents: absent). */
+  activity: activitySchema.nullable().optional(),
 });
 export type SessionView = z.infer<typeof sessionViewSchema>;
 

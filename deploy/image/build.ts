@@ -23,6 +23,17 @@ export const PACKAGES = ['tmux', 'bash', 'procps', 'ncurses-base', 'libnss-wrapp
  * Claude Code at the pinned version.
  */
 const STEPS = { user: DEFAULT_SESSION_USER, env: ['LANG=C.UTF-8', 'DISABLE_AUTOUPDATER=1'], setid: 'stripped' };
+/**
+ * The files of deploy/image the image carries, where, and their mode: the entry point, the hook
+ * every Claude Code event runs, and Claude Code's managed settings that name it (read by Claude
+ * Code beside a user's own settings, which stay untouched).
+ */
+const IMAGE_FILES: Array<[string, string, number]> = [
+  ['berth-session', 'usr/local/bin/berth-session', 0o755],
+  ['berth-hook', 'usr/local/bin/berth-hook', 0o755],
+  ['managed-settings.json', 'etc/claude-code/managed-settings.json', 0o644],
+];
+
 /** Images carry the hash of what they were built from, so an outdated one is rebuilt. */
 export const RECIPE_LABEL = 'berth.image.recipe';
 
@@ -59,9 +70,12 @@ export async function buildImage(o: ImageBuildOptions): Promise<'built' | 'prese
     await run('chroot', [dir, 'groupadd', '--gid', String(gid), 'claude']);
     await run('chroot', [dir, 'useradd', '--create-home', '--uid', String(uid), '--gid', String(gid), '--shell', '/bin/bash', 'claude']);
     await installClaudeCode(dir, claude, o.log);
-    const entry = path.join(dir, 'usr/local/bin/berth-session');
-    await fs.copyFile(path.join(sourceDir(), 'berth-session'), entry);
-    await fs.chmod(entry, 0o755);
+    for (const [name, at, mode] of IMAGE_FILES) {
+      const to = path.join(dir, at);
+      await fs.mkdir(path.dirname(to), { recursive: true, mode: 0o755 });
+      await fs.copyFile(path.join(sourceDir(), name), to);
+      await fs.chmod(to, mode);
+    }
     // Trim what a session never needs: apt lists and caches, docs.
     for (const p of ['var/cache/apt', 'var/lib/apt/lists', 'usr/share/doc', 'usr/share/man']) {
       await fs.rm(path.join(dir, p), { recursive: true, force: true });
@@ -87,12 +101,13 @@ function sourceDir(): string {
 
 /**
  * What the image is made from: the package list, the suite, the steps, Claude Code's package and
- * version, and berth-session, hashed.
+ * version, and the files it carries (IMAGE_FILES), hashed.
  */
 async function recipeHash(suite: string, claudeCode: string): Promise<string> {
-  const entry = await fs.readFile(path.join(sourceDir(), 'berth-session'));
-  const recipe = { suite, packages: PACKAGES, steps: STEPS, claudeCode: `${platformPackage()}@${claudeCode}` };
-  return createHash('sha256').update(JSON.stringify(recipe)).update(entry).digest('hex').slice(0, 16);
+  const recipe = { suite, packages: PACKAGES, steps: STEPS, claudeCode: `${platformPackage()}@${claudeCode}`, files: IMAGE_FILES };
+  const hash = createHash('sha256').update(JSON.stringify(recipe));
+  for (const [name] of IMAGE_FILES) hash.update(await fs.readFile(path.join(sourceDir(), name)));
+  return hash.digest('hex').slice(0, 16);
 }
 
 function importDir(dir: string, tag: string, recipe: string): Promise<void> {

@@ -10,6 +10,7 @@ import { toBerthError } from '../../common/errors';
 import { inertCell, inertJson } from '../../common/terminal-text';
 import { ClusterJob, ClusterSession } from '../cluster/view';
 import { JOB_HEAD, jobLine, jobRow } from '../jobs-text';
+import { listFilter, matchesList } from './list-filter';
 import { Operator, PendingOp, ShellService } from '../service';
 import { FlagSpec, LIMIT_FLAGS, Parsed, UsageError, envFlags, intFlag, limitsFromFlags, listFlag, parseFlags, splitWords, strFlag } from './args';
 import { AGENT_HEAD, SESSION_HEAD, agentJson, agentRow, errorLine, sessionJson, sessionRow, summary, table } from './format';
@@ -17,7 +18,9 @@ import { AGENT_HEAD, SESSION_HEAD, agentJson, agentRow, errorLine, sessionJson, 
 export const USAGE = `usage: ssh -p PORT USER@SHELL <command> [--json]
 
   agents                                   the agents and whether they answer
-  list                                     every session on every agent
+  list [--agent A] [--state S] [--activity X] [--name GLOB]
+                                           sessions on every agent (each filter may repeat, or
+                                           take a,b; --activity none: no report yet)
   create --name N [--agent A] [--protocol tcp|udp] [--port P] [--dns D] [LIMITS] [SETUP]
          [--repo URL [--branch B]]
   edit REF [--name N] [--protocol tcp|udp] [--port P] [--dns D] [LIMITS] [SETUP] [--unset-env NAME]
@@ -110,9 +113,10 @@ async function dispatch(cmd: string, rest: string[], op: Operator, svc: ShellSer
       return { code: 0 };
     }
     case 'list': {
-      const { flags } = parseFlags(rest, JSON_FLAG, 0);
+      const { flags } = parseFlags(rest, { ...JSON_FLAG, agent: 'list', state: 'list', activity: 'list', name: 'list' }, 0);
       svc.check(op, 'list');
-      const sessions = svc.view.sessions();
+      const filter = listFilter({ agent: listFlag(flags.agent), state: listFlag(flags.state), activity: listFlag(flags.activity), name: listFlag(flags.name) });
+      const sessions = svc.view.sessions().filter((s) => matchesList(s, filter));
       if (flags.json) io.out(`${inertJson(sessions.map(sessionJson))}\n`);
       else io.out(table(SESSION_HEAD, sessions.map(sessionRow)));
       return { code: 0 };

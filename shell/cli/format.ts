@@ -3,7 +3,7 @@
  * can influence is made inert here before it is printed (common/terminal-text.ts); the `--json`
  * shapes keep the values as they are (commands.ts prints them with inertJson).
  */
-import { SessionEntry } from '../../common/protocol';
+import { Activity, SessionEntry } from '../../common/protocol';
 import { inertBlock, inertCell } from '../../common/terminal-text';
 import { AgentView, ClusterSession } from '../cluster/view';
 
@@ -45,6 +45,8 @@ export interface SessionJson extends SessionJsonBase {
   restartNeeded: boolean;
   /** Running but frozen for a moment (a clone copying its home). */
   paused: boolean;
+  /** What its program last reported (state, since, detail); null before any report. */
+  activity: Activity | null;
 }
 
 /** The `--json` shape of a session whose session.json is unreadable. */
@@ -86,6 +88,7 @@ export function sessionJson(s: ClusterSession): SessionJson | BrokenSessionJson 
     attached: e.attached,
     restartNeeded: e.restartNeeded,
     paused: e.container?.paused === true,
+    activity: e.activity ?? null,
   };
 }
 
@@ -124,7 +127,7 @@ export function sessionRow(s: ClusterSession): string[] {
   const e = s.entry;
   const id = inertCell(s.id.slice(0, 8));
   const agent = inertCell(s.agent);
-  if (e.kind === 'broken') return [id, `(broken: ${inertCell(e.reason, NOTE_MAX)})`, agent, s.state, '', '', '', '', ''];
+  if (e.kind === 'broken') return [id, `(broken: ${inertCell(e.reason, NOTE_MAX)})`, agent, s.state, '-', '', '', '', '', ''];
   const m = e.meta;
   const state = `${s.state}${e.restartNeeded ? '*' : ''}${e.container?.paused ? ' (paused)' : ''}`;
   return [
@@ -132,6 +135,7 @@ export function sessionRow(s: ClusterSession): string[] {
     inertCell(m.name),
     agent,
     state,
+    activityCell(s),
     m.port > 0 ? `${m.port}/${m.protocol}` : '-',
     inertCell(m.dns) || '-',
     inertCell(shortTime(m.createdAt)),
@@ -140,7 +144,16 @@ export function sessionRow(s: ClusterSession): string[] {
   ];
 }
 
-export const SESSION_HEAD = ['#', 'NAME', 'AGENT', 'STATE', 'PORT', 'DNS', 'CREATED', 'LAST-USED', 'ATTACHED'];
+export const SESSION_HEAD = ['#', 'NAME', 'AGENT', 'STATE', 'ACTIVITY', 'PORT', 'DNS', 'CREATED', 'LAST-USED', 'ATTACHED'];
+/** The ACTIVITY column's index in SESSION_HEAD. */
+export const ACTIVITY_COLUMN = 4;
+
+/** What a session's program last reported, as its cell: the state, "-" for none ("?" while its agent is away). */
+export function activityCell(s: ClusterSession): string {
+  const a = s.entry.kind === 'session' ? s.entry.activity : null;
+  if (!a) return '-';
+  return s.agentStatus === 'online' ? a.state : `${a.state}?`;
+}
 
 /** An agent's row of the table, each cell inert on one line. */
 export function agentRow(a: AgentView): string[] {

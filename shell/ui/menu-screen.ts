@@ -43,6 +43,8 @@ const TAGS: Record<Tone, [string, string]> = {
   warn: ['{yellow-fg}', '{/yellow-fg}'],
   error: ['{red-fg}', '{/red-fg}'],
   dim: ['{gray-fg}', '{/gray-fg}'],
+  good: ['{green-fg}', '{/green-fg}'],
+  info: ['{cyan-fg}', '{/cyan-fg}'],
   selected: ['{inverse}', '{/inverse}'],
 };
 

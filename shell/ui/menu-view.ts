@@ -6,13 +6,19 @@
  */
 import { BERTH_VERSION, PROTOCOL_VERSION } from '../../common/protocol';
 import { inertCell } from '../../common/terminal-text';
-import { NOTE_MAX, SESSION_HEAD, sessionRow } from '../cli/format';
+import { ACTIVITY_COLUMN, NOTE_MAX, SESSION_HEAD, sessionRow } from '../cli/format';
 import type { AgentView, ClusterSession } from '../cluster/view';
 import type { Operator } from '../service';
 import type { MenuState } from './menu-state';
 
-/** How a span looks: `warn` for what needs an eye (agents away, the op in flight), `dim` for hints. */
-export type Tone = 'plain' | 'bold' | 'warn' | 'error' | 'dim' | 'selected';
+/**
+ * How a span looks: `warn` for what needs an eye (agents away, the op in flight), `dim` for hints,
+ * `good` and `info` for a session that finished its turn or is working.
+ */
+export type Tone = 'plain' | 'bold' | 'warn' | 'error' | 'dim' | 'selected' | 'good' | 'info';
+
+/** The tone of an activity cell: what waits for the operator stands out most. */
+const ACTIVITY_TONES: Record<string, Tone> = { permission: 'error', stuck: 'error', waiting: 'warn', done: 'good', working: 'info' };
 
 export interface Span {
   text: string;
@@ -31,15 +37,30 @@ export function plain(line: Line): string {
   return line.map((s) => s.text).join('');
 }
 
-/** "berth  alice (admin)  agents 1/2 online (? agent-1 offline)  sessions 3  filter: web_". */
+/** "berth  alice (admin)  agents 1/2 online (? agent-1 offline)  sessions 3  2 need you  filter: web_". */
 export function titleLine(operator: Operator, agents: AgentView[], shown: number, st: MenuState): Line {
   const online = agents.filter((a) => a.status === 'online').length;
   const away = agents.filter((a) => a.status !== 'online').map((a) => `${inertCell(a.id)} ${a.status}`);
   const line: Line = [span(' '), span('berth', 'bold'), span(`  ${inertCell(operator.name)} (${operator.role})  agents ${online}/${agents.length} online`)];
   if (away.length) line.push(span(' '), span(`(? ${away.join(', ')})`, 'warn'));
   line.push(span(`  sessions ${shown}`));
+  const needYou = needingYou(agents);
+  if (needYou > 0) line.push(span('  '), span(`${needYou} need${needYou === 1 ? 's' : ''} you`, 'warn'));
   if (st.filter || st.filtering) line.push(span(`  filter: ${inertCell(st.filter)}${st.filtering ? '_' : ''}`));
   return line;
+}
+
+/** Activities that wait for an operator. */
+export const NEEDS_YOU: ReadonlySet<string> = new Set(['permission', 'waiting', 'stuck']);
+
+/** How many sessions of online agents wait for an operator. */
+export function needingYou(agents: AgentView[]): number {
+  let n = 0;
+  for (const a of agents) {
+    if (a.status !== 'online') continue;
+    for (const e of a.sessions.values()) if (e.kind === 'session' && e.activity && NEEDS_YOU.has(e.activity.state)) n++;
+  }
+  return n;
 }
 
 /**
@@ -54,8 +75,18 @@ export function tableLines(shown: ClusterSession[], st: MenuState, height: numbe
   for (let i = st.top; i < Math.min(shown.length, st.top + height); i++) {
     const s = shown[i];
     if (!s) continue;
+    const row = rows[i] ?? [];
     const tone = i === st.selected ? 'selected' : s.agentStatus !== 'online' ? 'dim' : 'plain';
-    lines.push([span(fmt(rows[i] ?? []), tone)]);
+    if (tone !== 'plain') {
+      lines.push([span(fmt(row), tone)]);
+      continue;
+    }
+    // The activity cell in its own colour, the rest plain.
+    const text = fmt(row);
+    const start = widths.slice(0, ACTIVITY_COLUMN).reduce((n, w) => n + w + 2, 0);
+    const end = start + (widths[ACTIVITY_COLUMN] ?? 0);
+    const activityTone = ACTIVITY_TONES[row[ACTIVITY_COLUMN] ?? ''] ?? 'plain';
+    lines.push([span(text.slice(0, start)), span(text.slice(start, end), activityTone), span(text.slice(end))]);
   }
   if (shown.length === 0) lines.push([span(st.filter ? 'no session matches the filter' : 'no sessions yet: N creates one', 'dim')]);
   return lines;

@@ -148,11 +148,14 @@ describe('a session container, read back from Docker', () => {
     expect(c.HostConfig.DeviceCgroupRules ?? []).toEqual([]);
   });
 
-  test('the only mount is the home; the root is read-only with a bounded /tmp; limits from the config', () => {
-    expect(c.Mounts).toHaveLength(1);
-    const [home] = c.Mounts;
-    expect(home).toMatchObject({ Type: 'bind', Destination: '/home/claude', RW: true });
-    expect(home?.Source.startsWith(path.join(agent.root, id))).toBe(true);
+  test('the only mounts are the home and the status folder; the root is read-only with a bounded /tmp; limits from the config', () => {
+    const byTarget = Object.fromEntries(c.Mounts.map((m) => [m.Destination, m]));
+    expect(Object.keys(byTarget).sort()).toEqual(['/home/claude', '/run/berth/status']);
+    const home = byTarget['/home/claude'];
+    expect(home).toMatchObject({ Type: 'bind', RW: true, Source: path.join(agent.root, id, 'home') });
+    // The status folder beside the home, not in it: the session writes its reports there, and
+    // nothing else of the session's folder (session.json, the lock) is in its reach.
+    expect(byTarget['/run/berth/status']).toMatchObject({ Type: 'bind', RW: true, Source: path.join(agent.root, id, 'status') });
     expect(c.HostConfig.Binds).toHaveLength(1);
     expect(JSON.stringify(c)).not.toContain('docker.sock');
     expect(c.HostConfig.ReadonlyRootfs).toBe(true);
@@ -253,7 +256,7 @@ describe('agent settings', () => {
     expect(c.HostConfig.Tmpfs ?? {}).toEqual({});
     expect(c.HostConfig.CapDrop).toEqual(['ALL']);
     expect(c.HostConfig.SecurityOpt).toEqual(['no-new-privileges']);
-    expect(c.Mounts).toHaveLength(1);
+    expect(c.Mounts.map((m) => m.Destination).sort()).toEqual(['/home/claude', '/run/berth/status']);
     expect((await inContainer(id, ['touch', '/tmp/probe'])).code).toBe(0);
     // The image's tools that used to raise privileges are plain programs now.
     const modes = await inContainer(id, ['stat', '-c', '%a %n', '/usr/bin/su', '/usr/bin/passwd', '/usr/bin/mount']);
@@ -296,6 +299,7 @@ describe('the sessions network', () => {
           command: 'bash',
           env: {},
           mounts: [],
+          statusDir: null,
           setup: '',
           user: DEFAULT_SESSION_USER,
           homeDir: root,

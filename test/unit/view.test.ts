@@ -50,6 +50,13 @@ describe('session state', () => {
     expect(off).toMatchObject({ state: '-', attached: [], container: null });
   });
 
+  it("carries the program's last report; a stopped container's program has exited, whatever it said", () => {
+    const working = { state: 'working' as const, since: '2026-12-02T10:00:00.000Z', detail: 'Bash' };
+    expect(buildEntry('a1', { kind: 'ok', meta }, running(), [], null, 'bash', working)).toMatchObject({ activity: working });
+    expect(buildEntry('a1', { kind: 'ok', meta }, null, [], null, 'bash', working)).toMatchObject({ activity: { state: 'exited', since: working.since, detail: '' } });
+    expect(buildEntry('a1', { kind: 'ok', meta }, null, [], null, 'bash')).toMatchObject({ activity: null });
+  });
+
   it('says when a running container is paused (a clone copying it), and the shell shows it', () => {
     const paused = buildEntry('a1', { kind: 'ok', meta }, { ...running(), state: 'paused', status: 'Up 1 minute (Paused)' }, [], null, 'bash');
     expect(paused).toMatchObject({ state: 'R', container: { running: true, paused: true } });

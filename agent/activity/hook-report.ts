@@ -1,0 +1,59 @@
+/**
+ * Pure: what a Claude Code hook report says about its session. A report is the event's JSON as
+ * Claude Code hands it to its hooks (berth-hook in the image passes it on untouched), written by
+ * the container: untrusted input, read capped, parsed with a schema, every text cut short. Fields
+ * other than the few read here are ignored.
+ */
+import { z } from 'zod';
+import { parseJson } from '../../common/json';
+import { Activity } from '../../common/protocol';
+
+/** Longest detail kept. */
+const DETAIL_MAX = 200;
+
+const reportSchema = z.looseObject({
+  hook_event_name: z.string().max(64),
+  tool_name: z.string().max(256).optional(),
+  notification_type: z.string().max(64).optional(),
+  message: z.string().max(8192).optional(),
+});
+
+/** The activity a report means, or null when it means none (bad JSON, an event of no account). */
+export function activityOfReport(text: string, now: Date): Activity | null {
+  const r = parseJson(text, reportSchema);
+  if (!r.ok) return null;
+  const e = r.value;
+  const at = now.toISOString();
+  const make = (state: Activity['state'], detail = ''): Activity => ({ state, since: at, detail: oneLine(detail) });
+  switch (e.hook_event_name) {
+    case 'SessionStart':
+      return make('waiting', 'started');
+    case 'UserPromptSubmit':
+      return make('working');
+    case 'PreToolUse':
+    case 'PostToolUse':
+      return make('working', e.tool_name ?? '');
+    case 'Notification': {
+      const kind = e.notification_type ?? (/permission/i.test(e.message ?? '') ? 'permission_prompt' : 'idle_prompt');
+      if (kind === 'permission_prompt') return make('permission', e.message ?? '');
+      if (kind === 'idle_prompt') return make('waiting', e.message ?? '');
+      return null;
+    }
+    case 'Stop':
+      return make('done');
+    case 'SessionEnd':
+      return make('exited');
+    default:
+      return null;
+  }
+}
+
+/** One line, at most DETAIL_MAX characters. */
+function oneLine(s: string): string {
+  return s.replace(/\s+/g, ' ').trim().slice(0, DETAIL_MAX);
+}
+
+/** Whether `next` says something other than `prev` (a new state or detail; `since` is not news). */
+export function isNews(prev: Activity | null, next: Activity): boolean {
+  return !prev || prev.state !== next.state || prev.detail !== next.detail;
+}

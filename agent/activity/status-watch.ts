@@ -1,0 +1,105 @@
+/**
+ * Follows what each session's program reports about itself (Claude Code's hooks, through
+ * berth-hook): a folder per session the container may write to, watched with inotify, so nothing
+ * polls. The report is untrusted: read without following links, at most 16 KiB, parsed with a
+ * schema (hook-report.ts), and read at most every READ_GAP_MS however fast the session writes, so
+ * a session that floods its folder costs the agent ten small reads a second and changes nothing
+ * but its own activity.
+ */
+import { FSWatcher, watch } from 'node:fs';
+import path from 'node:path';
+import { messageOf } from '../../common/errors';
+import { Logger } from '../../common/logging';
+import { Activity } from '../../common/protocol';
+import { readUntrustedFile } from '../store/untrusted-files';
+import { activityOfReport, isNews } from './hook-report';
+
+/** The file berth-hook renames into place. */
+export const REPORT_FILE = 'event.json';
+const MAX_REPORT_BYTES = 16 * 1024;
+/** Least time between two reads of one session's report. */
+export const READ_GAP_MS = 100;
+
+interface Watched {
+  dir: string;
+  watcher: FSWatcher | null;
+  activity: Activity | null;
+  timer: NodeJS.Timeout | null;
+  lastRead: number;
+}
+
+export class StatusWatch {
+  private readonly sessions = new Map<string, Watched>();
+
+  constructor(
+    private readonly o: {
+      /** Called when a session's activity changed. */
+      changed(id: string): void;
+      logger: Logger;
+      now?: () => Date;
+    },
+  ) {}
+
+  /** Starts following session `id`'s report folder `dir` (again: a no-op), and reads what is there. */
+  follow(id: string, dir: string): void {
+    const known = this.sessions.get(id);
+    if (known?.watcher && known.dir === dir) return;
+    if (known) this.forget(id);
+    const w: Watched = { dir, watcher: null, activity: known?.activity ?? null, timer: null, lastRead: 0 };
+    this.sessions.set(id, w);
+    try {
+      w.watcher = watch(dir, { persistent: false }, (_kind, name) => {
+        if (name === null || String(name) === REPORT_FILE) this.schedule(id, w);
+      });
+      w.watcher.on('error', (err) => this.o.logger.debug('status watch error', { session: id, err: messageOf(err) }));
+    } catch (err) {
+      this.o.logger.warn('cannot follow session status', { session: id, err: messageOf(err) });
+    }
+    this.schedule(id, w);
+  }
+
+  /** Stops following `id` and forgets its activity. */
+  forget(id: string): void {
+    const w = this.sessions.get(id);
+    if (!w) return;
+    w.watcher?.close();
+    if (w.timer) clearTimeout(w.timer);
+    this.sessions.delete(id);
+  }
+
+  /** The session's last reported activity, or null. */
+  activity(id: string): Activity | null {
+    return this.sessions.get(id)?.activity ?? null;
+  }
+
+  stop(): void {
+    for (const id of [...this.sessions.keys()]) this.forget(id);
+  }
+
+  /** Reads the report soon: at once if the last read was long enough ago, else after the gap. */
+  private schedule(id: string, w: Watched): void {
+    if (w.timer) return;
+    const wait = Math.max(0, w.lastRead + READ_GAP_MS - Date.now());
+    w.timer = setTimeout(() => {
+      w.timer = null;
+      w.lastRead = Date.now();
+      void this.read(id, w);
+    }, wait);
+    w.timer.unref();
+  }
+
+  private async read(id: string, w: Watched): Promise<void> {
+    let text: string;
+    try {
+      text = (await readUntrustedFile(path.join(w.dir, REPORT_FILE), MAX_REPORT_BYTES)).toString('utf8');
+    } catch {
+      return; // none yet, or not a file we read: nothing to say
+    }
+    if (this.sessions.get(id) !== w) return;
+    const next = activityOfReport(text, this.o.now?.() ?? new Date());
+    if (!next || !isNews(w.activity, next)) return;
+    // A new detail in the same state (another tool while working) keeps when the state began.
+    w.activity = w.activity?.state === next.state ? { ...next, since: w.activity.since } : next;
+    this.o.changed(id);
+  }
+}

@@ -1,0 +1,231 @@
+/**
+ * Activity from Claude Code's hooks: each documented event maps to its activity; a report is
+ * untrusted (bad JSON, unknown events, huge texts change nothing or are cut short); the watcher
+ * follows a real folder with inotify, reads at most every READ_GAP_MS however fast the session
+ * writes, never follows a link or reads a FIFO, and tells only when something changed. The menu
+ * colours the cell and counts the sessions that need an operator.
+ */
+import { promises as fs } from 'node:fs';
+import { execFileSync } from 'node:child_process';
+import os from 'node:os';
+import path from 'node:path';
+import { silentLogger } from '../../common/logging';
+import { Activity } from '../../common/protocol';
+import { activityOfReport, isNews } from '../../agent/activity/hook-report';
+import { READ_GAP_MS, REPORT_FILE, StatusWatch } from '../../agent/activity/status-watch';
+import { activityCell, sessionRow } from '../../shell/cli/format';
+import { INITIAL_STATE } from '../../shell/ui/menu-state';
+import { needingYou, tableLines, titleLine } from '../../shell/ui/menu-view';
+import { BerthError } from '../../common/errors';
+import { AuditLog } from '../../shell/audit';
+import { Agents } from '../../shell/agents/pool';
+import { runCommand } from '../../shell/cli/commands';
+import { globRegExp } from '../../shell/cli/list-filter';
+import { ShellService } from '../../shell/service';
+import { viewEntry } from '../helpers/entries';
+import { viewWithAgent } from '../helpers/raw-text';
+import { sleep, until } from '../helpers/wait';
+
+const noAgents: Agents = {
+  call: (() => Promise.reject(new BerthError('AGENT_OFFLINE', 'no'))) as Agents['call'],
+  attach: () => Promise.reject(new BerthError('AGENT_OFFLINE', 'no')),
+  addressOf: () => null,
+};
+
+const NOW = new Date('2026-12-02T10:00:00.000Z');
+const withActivity = (id: string, name: string, activity: Activity | null) => ({ ...viewEntry({ id, name }), activity });
+const base = { session_id: 'abc', transcript_path: '/home/claude/.claude/x.jsonl', cwd: '/home/claude/web' };
+const report = (o: Record<string, unknown>): string => JSON.stringify({ ...base, ...o });
+
+describe('reports', () => {
+  test('each event Claude Code documents means its activity', () => {
+    const at = NOW.toISOString();
+    const cases: Array<[Record<string, unknown>, Activity | null]> = [
+      [{ hook_event_name: 'SessionStart', source: 'startup' }, { state: 'waiting', since: at, detail: 'started' }],
+      [{ hook_event_name: 'UserPromptSubmit', prompt: 'fix the tests' }, { state: 'working', since: at, detail: '' }],
+      [{ hook_event_name: 'PreToolUse', tool_name: 'Bash', tool_input: { command: 'npm test' } }, { state: 'working', since: at, detail: 'Bash' }],
+      [{ hook_event_name: 'PostToolUse', tool_name: 'Edit', tool_input: {}, tool_response: {} }, { state: 'working', since: at, detail: 'Edit' }],
+      [
+        { hook_event_name: 'Notification', notification_type: 'permission_prompt', message: 'Claude needs your permission to use Bash' },
+        { state: 'permission', since: at, detail: 'Claude needs your permission to use Bash' },
+      ],
+      [
+        { hook_event_name: 'Notification', notification_type: 'idle_prompt', message: 'Claude is waiting for your input' },
+        { state: 'waiting', since: at, detail: 'Claude is waiting for your input' },
+      ],
+      // Older payloads carry no notification_type: the message says which.
+      [{ hook_event_name: 'Notification', message: 'Claude needs your permission to use Write' }, { state: 'permission', since: at, detail: 'Claude needs your permission to use Write' }],
+      [{ hook_event_name: 'Notification', notification_type: 'auth_success', message: 'ok' }, null],
+      [{ hook_event_name: 'Stop', stop_hook_active: false }, { state: 'done', since: at, detail: '' }],
+      [{ hook_event_name: 'SessionEnd', reason: 'exit' }, { state: 'exited', since: at, detail: '' }],
+      [{ hook_event_name: 'PreCompact' }, null],
+    ];
+    for (const [payload, want] of cases) expect({ payload, got: activityOfReport(report(payload), NOW) }).toEqual({ payload, got: want });
+  });
+
+  test('a report is untrusted: bad JSON, wrong types and oversized fields mean nothing; details are one short line', () => {
+    expect(activityOfReport('{"hook_event_name": "Stop"', NOW)).toBeNull();
+    expect(activityOfReport('[]', NOW)).toBeNull();
+    expect(activityOfReport(JSON.stringify({ hook_event_name: 42 }), NOW)).toBeNull();
+    expect(activityOfReport(JSON.stringify({ hook_event_name: 'PreToolUse', tool_name: 'x'.repeat(300) }), NOW)).toBeNull();
+    const long = activityOfReport(report({ hook_event_name: 'Notification', notification_type: 'permission_prompt', message: `line one\n\u001b[2J${'y'.repeat(500)}` }), NOW);
+    expect(long?.detail).toHaveLength(200);
+    expect(long?.detail).not.toContain('\n');
+  });
+
+  test('news is a new state or detail, not a new time', () => {
+    const a: Activity = { state: 'working', since: NOW.toISOString(), detail: 'Bash' };
+    expect(isNews(null, a)).toBe(true);
+    expect(isNews(a, { ...a, since: '2026-12-02T10:00:05.000Z' })).toBe(false);
+    expect(isNews(a, { ...a, detail: 'Edit' })).toBe(true);
+    expect(isNews(a, { ...a, state: 'done' })).toBe(true);
+  });
+});
+
+describe('the watcher', () => {
+  let dir: string;
+  let changes: string[];
+  let watch: StatusWatch;
+  beforeEach(async () => {
+    dir = await fs.mkdtemp(path.join(os.tmpdir(), 'berth-status-'));
+    changes = [];
+    watch = new StatusWatch({ changed: (id) => changes.push(id), logger: silentLogger });
+  });
+  afterEach(async () => {
+    watch.stop();
+    await fs.rm(dir, { recursive: true, force: true });
+  });
+
+  /** What berth-hook does: write aside, rename into place. */
+  const put = async (text: string, into = dir): Promise<void> => {
+    const tmp = path.join(into, `.event.${Math.random()}`);
+    await fs.writeFile(tmp, text);
+    await fs.rename(tmp, path.join(into, REPORT_FILE));
+  };
+
+  test('follows a folder with inotify: each new state is told once; the same state again is not', async () => {
+    watch.follow('s1', dir);
+    await put(report({ hook_event_name: 'UserPromptSubmit' }));
+    await until('working', async () => watch.activity('s1')?.state, (s) => s === 'working', 2000, 10);
+    const since = watch.activity('s1')?.since;
+    await sleep(READ_GAP_MS + 20);
+    await put(report({ hook_event_name: 'PreToolUse', tool_name: 'Bash' }));
+    await until('Bash', async () => watch.activity('s1')?.detail, (d) => d === 'Bash', 2000, 10);
+    // Another detail in the same state keeps when the state began.
+    expect(watch.activity('s1')?.since).toBe(since);
+    await sleep(READ_GAP_MS + 20);
+    await put(report({ hook_event_name: 'PostToolUse', tool_name: 'Bash' }));
+    await sleep(READ_GAP_MS * 3);
+    expect(changes).toEqual(['s1', 's1']);
+  });
+
+  test('reads what is there when it starts following', async () => {
+    await put(report({ hook_event_name: 'Stop' }));
+    watch.follow('s1', dir);
+    await until('done', async () => watch.activity('s1')?.state, (s) => s === 'done', 2000, 10);
+  });
+
+  test('a flood of reports costs at most one read per gap, and the last one wins', async () => {
+    watch.follow('s1', dir);
+    const started = Date.now();
+    for (let i = 0; i < 300; i++) await put(report({ hook_event_name: 'PreToolUse', tool_name: `tool-${i}` }));
+    await put(report({ hook_event_name: 'Stop' }));
+    await until('the last report', async () => watch.activity('s1')?.state, (s) => s === 'done', 3000, 10);
+    const took = Date.now() - started;
+    // Each change told came from one read; reads are at least READ_GAP_MS apart.
+    expect(changes.length).toBeLessThanOrEqual(Math.ceil(took / READ_GAP_MS) + 1);
+  });
+
+  test('never follows a link, never reads a FIFO or an oversized file, and keeps working after', async () => {
+    const outside = path.join(dir, '..', `${path.basename(dir)}-outside.json`);
+    await fs.writeFile(outside, report({ hook_event_name: 'Stop' }));
+    try {
+      await fs.symlink(outside, path.join(dir, REPORT_FILE));
+      watch.follow('s1', dir);
+      await sleep(READ_GAP_MS * 3);
+      expect(watch.activity('s1')).toBeNull();
+      await fs.rm(path.join(dir, REPORT_FILE));
+      execFileSync('mkfifo', [path.join(dir, REPORT_FILE)]);
+      await sleep(READ_GAP_MS * 3);
+      expect(watch.activity('s1')).toBeNull();
+      await fs.rm(path.join(dir, REPORT_FILE));
+      await put(JSON.stringify({ hook_event_name: 'Stop', pad: 'x'.repeat(20_000) }));
+      await sleep(READ_GAP_MS * 3);
+      expect(watch.activity('s1')).toBeNull();
+      await put(report({ hook_event_name: 'SessionStart' }));
+      await until('a good report after', async () => watch.activity('s1')?.state, (s) => s === 'waiting', 2000, 10);
+    } finally {
+      await fs.rm(outside, { force: true });
+    }
+  });
+
+  test('sessions are apart: a report in one folder changes only its session; forget stops following', async () => {
+    const other = path.join(dir, 'other');
+    await fs.mkdir(other);
+    watch.follow('a', dir);
+    watch.follow('b', other);
+    await put(report({ hook_event_name: 'Stop' }), other);
+    await until('b done', async () => watch.activity('b')?.state, (s) => s === 'done', 2000, 10);
+    expect(watch.activity('a')).toBeNull();
+    watch.forget('b');
+    expect(watch.activity('b')).toBeNull();
+    await put(report({ hook_event_name: 'UserPromptSubmit' }), other);
+    await sleep(READ_GAP_MS * 3);
+    expect(changes).toEqual(['b']);
+  });
+});
+
+describe('the shell', () => {
+
+  test('the ACTIVITY cell, its colour in the menu, and the count of sessions that need you', () => {
+    const view = viewWithAgent('1.0', 'host');
+    const at = NOW.toISOString();
+    view.apply('agent-1', { type: 'session', session: withActivity('11111111-aaaa-4bbb-8ccc-000000000001', 'web', { state: 'permission', since: at, detail: 'Bash' }) });
+    view.apply('agent-1', { type: 'session', session: withActivity('11111111-aaaa-4bbb-8ccc-000000000002', 'api', { state: 'done', since: at, detail: '' }) });
+    view.apply('agent-1', { type: 'session', session: withActivity('11111111-aaaa-4bbb-8ccc-000000000003', 'db', null) });
+    const shown = view.sessions();
+    expect(shown.map(activityCell)).toEqual(['permission', 'done', '-']);
+    expect(sessionRow(shown[0]!)[4]).toBe('permission');
+    expect(needingYou(view.agentList())).toBe(1);
+    const title = titleLine({ name: 'alice', role: 'admin' }, view.agentList(), 3, INITIAL_STATE);
+    expect(title.find((s) => s.text === '1 needs you')?.tone).toBe('warn');
+    // Row 0 is selected (one tone); the others colour their activity cell only.
+    const lines = tableLines(shown, { ...INITIAL_STATE, selected: 0 }, 10);
+    expect(lines[1]).toHaveLength(1);
+    expect(lines[2]?.map((s) => s.tone)).toEqual(['plain', 'good', 'plain']);
+    expect(lines[2]?.[1]?.text.trim()).toBe('done');
+    expect(lines[3]?.map((s) => s.tone)).toEqual(['plain', 'plain', 'plain']);
+    // An agent away: its sessions' activity is the last known, marked, and counts for nobody.
+    view.setStatus('agent-1', 'offline', 'gone');
+    expect(view.sessions().map(activityCell)).toEqual(['permission?', 'done?', '-']);
+    expect(needingYou(view.agentList())).toBe(0);
+  });
+});
+
+describe('list filters', () => {
+  test('--agent, --state, --activity and --name GLOB: each a list, all must match; bad values are named', async () => {
+    const view = viewWithAgent('1.0', 'host');
+    const at = NOW.toISOString();
+    view.apply('agent-1', { type: 'session', session: withActivity('11111111-aaaa-4bbb-8ccc-000000000001', 'web-1', { state: 'permission', since: at, detail: '' }) });
+    view.apply('agent-1', { type: 'session', session: withActivity('11111111-aaaa-4bbb-8ccc-000000000002', 'api', { state: 'done', since: at, detail: '' }) });
+    view.apply('agent-1', { type: 'session', session: viewEntry({ id: '11111111-aaaa-4bbb-8ccc-000000000003', name: 'web.2' }) });
+    const service = new ShellService({ view, agents: noAgents, audit: new AuditLog('/dev/null', silentLogger), dns: null, logger: silentLogger });
+    const names = async (line: string): Promise<string[]> => {
+      let out = '';
+      expect(await runCommand(`${line} --json`, { name: 'vic', role: 'viewer' }, service, { out: (t) => (out += t), err: () => undefined })).toEqual({ code: 0 });
+      return (JSON.parse(out) as Array<{ name: string }>).map((s) => s.name);
+    };
+    expect(await names('list')).toEqual(['web-1', 'api', 'web.2']);
+    expect(await names("list --name 'web*'")).toEqual(['web-1', 'web.2']);
+    expect(await names("list --name 'web.?'")).toEqual(['web.2']);
+    expect(await names('list --activity permission,done')).toEqual(['web-1', 'api']);
+    expect(await names('list --activity none')).toEqual(['web.2']);
+    expect(await names("list --activity done --activity permission --name 'w*'")).toEqual(['web-1']);
+    expect(await names('list --agent agent-2')).toEqual([]);
+    let err = '';
+    expect(await runCommand('list --activity busy', { name: 'vic', role: 'viewer' }, service, { out: () => undefined, err: (t) => (err += t) })).toEqual({ code: 2 });
+    expect(err).toContain('--activity must be one of permission, waiting, stuck, done, working, idle, exited, none (got busy)');
+    expect(globRegExp('a.b*').test('a.bc')).toBe(true);
+    expect(globRegExp('a.b*').test('axbc')).toBe(false);
+  });
+});
