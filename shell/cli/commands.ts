@@ -10,7 +10,8 @@ import { toBerthError } from '../../common/errors';
 import { inertCell, inertJson } from '../../common/terminal-text';
 import { ClusterJob, ClusterSession } from '../cluster/view';
 import { JOB_HEAD, jobLine, jobRow } from '../jobs-text';
-import { listFilter, matchesList } from './list-filter';
+import { LIST_FILTER_FLAGS, listFilterOf, matchesList } from './list-filter';
+import { watchSessions } from './watch';
 import { Operator, PendingOp, ShellService } from '../service';
 import { FlagSpec, LIMIT_FLAGS, Parsed, UsageError, envFlags, intFlag, limitsFromFlags, listFlag, parseFlags, splitWords, strFlag } from './args';
 import { AGENT_HEAD, SESSION_HEAD, agentJson, agentRow, errorLine, sessionJson, sessionRow, summary, table } from './format';
@@ -26,6 +27,8 @@ export const USAGE = `usage: ssh -p PORT USER@SHELL <command> [--json]
   edit REF [--name N] [--protocol tcp|udp] [--port P] [--dns D] [LIMITS] [SETUP] [--unset-env NAME]
   clone REF [--name N]
   restart REF | kill REF | background REF
+  watch [--json] [list's filters]          every session change as it comes, until you leave
+                                           (--json: NDJSON, one line per change)
   ops                                      long ops running (clones, with progress) and ops whose
                                            outcome is not known yet (an agent was slow)
   delete REF --yes
@@ -53,6 +56,8 @@ Values: a flag takes the next word; a value starting with -- is written --flag=V
 export interface CliIo {
   out(text: string): void;
   err(text: string): void;
+  /** For a command that runs until the client leaves (watch): when it has, and what waits for it. */
+  client?: { closed: Promise<void>; backlog(): number };
 }
 
 export type CliOutcome = { code: number } | { code: -1; attach: { ref: string; readOnly: boolean } };
@@ -113,9 +118,9 @@ async function dispatch(cmd: string, rest: string[], op: Operator, svc: ShellSer
       return { code: 0 };
     }
     case 'list': {
-      const { flags } = parseFlags(rest, { ...JSON_FLAG, agent: 'list', state: 'list', activity: 'list', name: 'list' }, 0);
+      const { flags } = parseFlags(rest, { ...JSON_FLAG, ...LIST_FILTER_FLAGS }, 0);
       svc.check(op, 'list');
-      const filter = listFilter({ agent: listFlag(flags.agent), state: listFlag(flags.state), activity: listFlag(flags.activity), name: listFlag(flags.name) });
+      const filter = listFilterOf(flags);
       const sessions = svc.view.sessions().filter((s) => matchesList(s, filter));
       if (flags.json) io.out(`${inertJson(sessions.map(sessionJson))}\n`);
       else io.out(table(SESSION_HEAD, sessions.map(sessionRow)));
@@ -198,6 +203,15 @@ async function dispatch(cmd: string, rest: string[], op: Operator, svc: ShellSer
       const id = await svc.delete(withOpId(op, flags), ref);
       io.out(flags.json ? `${inertJson({ deleted: id })}\n` : `deleted ${inertCell(id)}\n`);
       return { code: 0 };
+    }
+    case 'watch': {
+      const { flags } = parseFlags(rest, { ...JSON_FLAG, ...LIST_FILTER_FLAGS }, 0);
+      svc.check(op, 'list');
+      const filter = listFilterOf(flags);
+      if (!io.client) throw new UsageError('watch needs a client that stays');
+      const code = await watchSessions(svc.view, filter, flags.json === true, { out: io.out, ...io.client });
+      if (code !== 0) io.err(errorLine('TIMEOUT', 'watch: the client reads too slowly; start it again'));
+      return { code };
     }
     case 'ops': {
       const { flags } = parseFlags(rest, JSON_FLAG, 0);

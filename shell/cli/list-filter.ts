@@ -6,7 +6,7 @@
  */
 import { ACTIVITIES } from '../../common/protocol';
 import type { ClusterSession } from '../cluster/view';
-import { UsageError } from './args';
+import { FlagSpec, Parsed, UsageError, listFlag } from './args';
 import { stateWord } from './format';
 
 const STATES = ['stopped', 'running', 'connected', 'locked', 'unknown'];
@@ -31,6 +31,14 @@ function values(words: string[], flag: string, allowed?: readonly string[]): str
 export function globRegExp(glob: string): RegExp {
   const body = [...glob].map((c) => (c === '*' ? '.*' : c === '?' ? '.' : c.replace(/[.+^${}()|[\]\\/-]/g, '\\$&'))).join('');
   return new RegExp(`^${body}$`);
+}
+
+/** The flags of list and watch that choose sessions. */
+export const LIST_FILTER_FLAGS: FlagSpec = { agent: 'list', state: 'list', activity: 'list', name: 'list' };
+
+/** The filter those flags ask for. Throws UsageError naming a bad value. */
+export function listFilterOf(flags: Parsed['flags']): ListFilter {
+  return listFilter({ agent: listFlag(flags.agent), state: listFlag(flags.state), activity: listFlag(flags.activity), name: listFlag(flags.name) });
 }
 
 export function listFilter(f: { agent: string[]; state: string[]; activity: string[]; name: string[] }): ListFilter {

@@ -143,9 +143,11 @@ async function execCommand(door: Door, ch: ServerChannel, line: string, op: Oper
   const term = tty.size;
   // With a pty the operator's terminal is raw: a newline alone would not return the carriage.
   const crlf = (s: string): string => (term ? s.replace(/\r?\n/g, '\r\n') : s);
+  const closed = new Promise<void>((resolve) => ch.once('close', () => resolve()));
   const outcome = await runCommand(line, op, door.service, {
     out: (s) => ch.write(crlf(s)),
     err: (s) => ch.stderr.write(crlf(s)),
+    client: { closed, backlog: () => ch.writableLength },
   });
   if (!('attach' in outcome)) {
     ch.exit(outcome.code);

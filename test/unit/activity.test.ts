@@ -229,3 +229,49 @@ describe('list filters', () => {
     expect(globRegExp('a.b*').test('axbc')).toBe(false);
   });
 });
+
+describe('watch', () => {
+  test('--json: the sessions, synced, then one line per change (a burst gives one), removals, until the client leaves', async () => {
+    const view = viewWithAgent('1.0', 'host');
+    const A = '11111111-aaaa-4bbb-8ccc-000000000001';
+    const B = '11111111-aaaa-4bbb-8ccc-000000000002';
+    view.apply('agent-1', { type: 'session', session: withActivity(A, 'web', null) });
+    view.apply('agent-1', { type: 'session', session: withActivity(B, 'api', null) });
+    const service = new ShellService({ view, agents: noAgents, audit: new AuditLog('/dev/null', silentLogger), dns: null, logger: silentLogger });
+    const lines: Array<Record<string, unknown>> = [];
+    let leave: () => void = () => undefined;
+    const closed = new Promise<void>((r) => (leave = r));
+    const io = {
+      out: (t: string) => t.split('\n').filter(Boolean).forEach((l) => lines.push(JSON.parse(l) as Record<string, unknown>)),
+      err: () => undefined,
+      client: { closed, backlog: () => 0 },
+    };
+    const watching = runCommand("watch --json --name 'w*'", { name: 'vic', role: 'viewer' }, service, io);
+    await until('the start', async () => lines.length, (n) => n === 2, 1000, 5);
+    expect(lines[0]).toMatchObject({ type: 'session', session: { id: A, activity: null } });
+    expect(lines[1]).toEqual({ type: 'synced' });
+    const at = NOW.toISOString();
+    view.apply('agent-1', { type: 'session', session: withActivity(A, 'web', { state: 'working', since: at, detail: 'Bash' }) });
+    view.apply('agent-1', { type: 'session', session: withActivity(A, 'web', { state: 'permission', since: at, detail: 'Bash' }) });
+    view.apply('agent-1', { type: 'session', session: withActivity(B, 'api', { state: 'done', since: at, detail: '' }) });
+    await until('the change', async () => lines.length, (n) => n >= 3, 1000, 5);
+    await sleep(20);
+    expect(lines.slice(2)).toEqual([{ type: 'session', session: expect.objectContaining({ id: A, activity: { state: 'permission', since: at, detail: 'Bash' } }) }]);
+    view.forget('agent-1', A);
+    await until('the removal', async () => lines.length, (n) => n === 4, 1000, 5);
+    expect(lines[3]).toEqual({ type: 'removed', id: A });
+    leave();
+    expect(await watching).toEqual({ code: 0 });
+  });
+
+  test('a client that stops reading is dropped with a clear error, not held in memory', async () => {
+    const view = viewWithAgent('1.0', 'host');
+    const service = new ShellService({ view, agents: noAgents, audit: new AuditLog('/dev/null', silentLogger), dns: null, logger: silentLogger });
+    let err = '';
+    const io = { out: () => undefined, err: (t: string) => (err += t), client: { closed: new Promise<void>(() => undefined), backlog: () => 2 * 1024 * 1024 } };
+    const watching = runCommand('watch', { name: 'vic', role: 'viewer' }, service, io);
+    view.apply('agent-1', { type: 'session', session: withActivity('11111111-aaaa-4bbb-8ccc-000000000001', 'web', null) });
+    expect(await watching).toEqual({ code: 1 });
+    expect(err).toContain('watch: the client reads too slowly');
+  });
+});
