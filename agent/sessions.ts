@@ -114,6 +114,15 @@ export class Sessions extends EventEmitter {
     return this.attacher.open(id, operator, readOnly, cols, rows);
   }
 
+  /** The last lines of a running session's pane. Throws CONFLICT when it is not running. */
+  async preview(id: string, lines: number): Promise<{ text: string; at: string }> {
+    await this.steps.load(id);
+    const c = this.containers.get(id);
+    if (!c || c.state !== 'running') throw new BerthError('CONFLICT', c?.state === 'paused' ? 'session is paused for a clone' : 'session is not running');
+    const text = await this.d.runtime.capturePane(c.id, this.settings.user, lines);
+    return { text, at: new Date(this.d.clock.now()).toISOString() };
+  }
+
   /** Follows the session's status folder, if it has one. */
   private async followStatus(id: string): Promise<void> {
     const dir = this.d.store.statusDir(id);

@@ -163,6 +163,14 @@ export class ShellService {
     });
   }
 
+  /** The last `lines` lines of a running session's pane (anyone who may attach read-only may look). */
+  async preview(op: Operator, ref: string, lines: number): Promise<{ session: ClusterSession; text: string; at: string }> {
+    const s = this.resolve(ref);
+    assertMay(op, 'attach');
+    const r = await this.o.agents.call(s.agent, 'preview', { session: s.id, lines }, op.name);
+    return { session: s, ...r };
+  }
+
   /** Opens an attach; a viewer's is always read-only. The caller records the detach via `detached`. */
   async attach(op: Operator, ref: string, readOnly: boolean, cols: number, rows: number): Promise<{ session: ClusterSession; attach: AgentAttach }> {
     const ro = readOnly || op.role === 'viewer';

@@ -226,6 +226,10 @@ export class DockerodeRuntime implements ContainerRuntime {
     return this.execs.endAttaches(containerId, user);
   }
 
+  capturePane(containerId: string, user: { uid: number; gid: number }, lines: number): Promise<string> {
+    return this.execs.capturePane(containerId, user, lines);
+  }
+
   watch(handlers: { onEvent(e: RuntimeEvent): void; onUp(): void; onDown(err: string): void }): () => void {
     let stopped = false;
     let current: IncomingMessage | null = null;

@@ -8,7 +8,7 @@ import { Duplex } from 'node:stream';
 import Docker from 'dockerode';
 import { BerthError, messageOf } from '../../common/errors';
 import { Logger } from '../../common/logging';
-import { clampTermSize } from '../../common/protocol';
+import { MAX_PREVIEW_BYTES, MAX_PREVIEW_LINES, clampTermSize } from '../../common/protocol';
 import { dockerError, isGoneOrDone } from './errors';
 import { ExecGate } from './exec-gate';
 import { AttachHandle, AttachOptions } from './runtime';
@@ -156,12 +156,26 @@ export class ContainerExecs {
     return Number.isInteger(n) ? n : 0;
   }
 
+  /**
+   * The last `lines` lines of the pane (wrapped lines joined), read by tmux itself as the
+   * session's user: only what is on the screen and just above it, never the whole history.
+   */
+  async capturePane(containerId: string, user: User, lines: number): Promise<string> {
+    if (!Number.isInteger(lines) || lines < 1 || lines > MAX_PREVIEW_LINES) throw new BerthError('BAD_REQUEST', `lines: must be 1-${MAX_PREVIEW_LINES}`);
+    const r = await this.run(containerId, user, `tmux capture-pane -p -J -t claude -S -${lines}`, 5000, MAX_PREVIEW_BYTES);
+    if (r.exitCode !== 0) throw new BerthError('CONFLICT', 'the session has no pane to show (its tmux is not running)');
+    const all = r.output.replace(/\n+$/, '').split('\n');
+    return all.slice(-lines).join('\n');
+  }
+
   /** Runs a fixed script (never operator input) in the container and collects its output. */
   private async run(
     containerId: string,
     user: User,
     script: string,
     timeoutMs: number,
+    /** Output past this many bytes is dropped. */
+    maxBytes = 1024 * 1024,
   ): Promise<{ exitCode: number; output: string }> {
     let exec: Docker.Exec;
     let stream: Duplex;
@@ -172,12 +186,18 @@ export class ContainerExecs {
       throw dockerError('exec in container', err);
     }
     const chunks: Buffer[] = [];
+    let kept = 0;
     await new Promise<void>((resolve, reject) => {
       const timer = setTimeout(() => {
         stream.destroy();
         reject(new BerthError('TIMEOUT', `exec in container: no answer in ${timeoutMs} ms`));
       }, timeoutMs);
-      stream.on('data', (c: Buffer) => chunks.push(c));
+      stream.on('data', (c: Buffer) => {
+        if (kept >= maxBytes) return;
+        const part = c.subarray(0, maxBytes - kept);
+        kept += part.length;
+        chunks.push(part);
+      });
       stream.on('error', () => undefined);
       stream.on('close', () => {
         clearTimeout(timer);

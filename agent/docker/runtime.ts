@@ -121,6 +121,8 @@ export interface ContainerRuntime {
    * them). Only while this agent holds no attach to it. Returns how many were ended.
    */
   endAttaches(containerId: string, user: { uid: number; gid: number }): Promise<number>;
+  /** The last `lines` lines of the session's tmux pane, as text (at most MAX_PREVIEW_BYTES). */
+  capturePane(containerId: string, user: { uid: number; gid: number }, lines: number): Promise<string>;
   /**
    * Follows container events for this agent until the returned stop is called, reconnecting
    * while Docker is away. `onUp`/`onDown` tell when the engine comes and goes.

@@ -37,6 +37,7 @@ function handlers(s: Sessions): RpcHandlers {
     },
     override: (p, op) => s.override(p.session, op, p.reason),
     stats: async () => s.stats(),
+    preview: (p) => s.preview(p.session, p.lines),
   } satisfies RpcHandlers;
 }
 

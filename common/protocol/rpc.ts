@@ -5,6 +5,10 @@ import { dnsNameSchema, operatorNameSchema, portRequestSchema, protocolSchema, s
 import { branchSchema, commandSchema, envChangesSchema, repoUrlSchema, sessionEnvSchema } from '../session-setup';
 import { limitsSchema, sessionEntrySchema } from './session';
 
+/** Most lines a preview asks for, and most bytes it carries. */
+export const MAX_PREVIEW_LINES = 500;
+export const MAX_PREVIEW_BYTES = 256 * 1024;
+
 export const RPC_OPS = [
   'list',
   'get',
@@ -17,6 +21,7 @@ export const RPC_OPS = [
   'delete',
   'override',
   'stats',
+  'preview',
 ] as const;
 export type RpcOp = (typeof RPC_OPS)[number];
 
@@ -84,6 +89,8 @@ const paramsSchemas = {
   delete: bySession,
   override: z.object({ session: sessionIdSchema, reason: z.string().max(500).optional() }).strict(),
   stats: z.object({}).strict(),
+  /** The last `lines` lines of the session's pane (a running session). */
+  preview: z.object({ session: sessionIdSchema, lines: z.number().int().min(1).max(MAX_PREVIEW_LINES).default(40) }).strict(),
 } satisfies Record<RpcOp, z.ZodType>;
 
 /** What an op takes, as the agent sees it (defaults applied) and as a caller may write it. */
@@ -115,6 +122,7 @@ const resultSchemas = {
   delete: z.object({ id: sessionIdSchema }),
   override: sessionEntrySchema,
   stats: hostStatsSchema,
+  preview: z.object({ text: z.string().max(MAX_PREVIEW_BYTES), at: z.string() }),
 } satisfies Record<RpcOp, z.ZodType>;
 export type RpcResult<O extends RpcOp> = z.infer<(typeof resultSchemas)[O]>;
 

@@ -4,10 +4,10 @@
  * the terminal. Everything printed is inert on a terminal: text through format.ts or inertCell,
  * JSON through inertJson.
  */
-import { BERTH_VERSION, PROTOCOL_VERSION, SessionEntry, entryId, opIdSchema } from '../../common/protocol';
+import { BERTH_VERSION, MAX_PREVIEW_BYTES, MAX_PREVIEW_LINES, PROTOCOL_VERSION, SessionEntry, entryId, opIdSchema } from '../../common/protocol';
 import { PROTOCOLS, Protocol } from '../../common/names';
 import { toBerthError } from '../../common/errors';
-import { inertCell, inertJson } from '../../common/terminal-text';
+import { inertBlock, inertCell, inertJson } from '../../common/terminal-text';
 import { ClusterJob, ClusterSession } from '../cluster/view';
 import { JOB_HEAD, jobLine, jobRow } from '../jobs-text';
 import { LIST_FILTER_FLAGS, listFilterOf, matchesList } from './list-filter';
@@ -27,6 +27,8 @@ export const USAGE = `usage: ssh -p PORT USER@SHELL <command> [--json]
   edit REF [--name N] [--protocol tcp|udp] [--port P] [--dns D] [LIMITS] [SETUP] [--unset-env NAME]
   clone REF [--name N]
   restart REF | kill REF | background REF
+  preview REF [--lines N]                  the last N lines (40; at most 500) of its screen,
+                                           without attaching
   watch [--json] [list's filters]          every session change as it comes, until you leave
                                            (--json: NDJSON, one line per change)
   ops                                      long ops running (clones, with progress) and ops whose
@@ -202,6 +204,16 @@ async function dispatch(cmd: string, rest: string[], op: Operator, svc: ShellSer
       if (flags.yes !== true) throw new UsageError('delete removes the session and its files: confirm with --yes');
       const id = await svc.delete(withOpId(op, flags), ref);
       io.out(flags.json ? `${inertJson({ deleted: id })}\n` : `deleted ${inertCell(id)}\n`);
+      return { code: 0 };
+    }
+    case 'preview': {
+      const { flags, positionals } = parseFlags(rest, { ...JSON_FLAG, lines: 'string' }, 1);
+      const ref = need(positionals[0], 'preview REF');
+      const lines = intFlag(flags.lines, 'lines') ?? 40;
+      if (lines < 1 || lines > MAX_PREVIEW_LINES) throw new UsageError(`--lines must be 1-${MAX_PREVIEW_LINES}`);
+      const p = await svc.preview(op, ref, lines);
+      if (flags.json) io.out(`${inertJson({ id: p.session.id, agent: p.session.agent, at: p.at, lines: p.text.split('\n') })}\n`);
+      else io.out(`${inertBlock(p.text, MAX_PREVIEW_BYTES)}\n`);
       return { code: 0 };
     }
     case 'watch': {

@@ -254,6 +254,14 @@ export class FakeRuntime implements ContainerRuntime {
     this.emit({ sessionId: c.labels[LABEL_SESSION] ?? '', containerId, action: 'unpause' });
   }
 
+  /** What capturePane gives, per container id (a test sets it). */
+  readonly panes = new Map<string, string>();
+
+  async capturePane(containerId: string, _user: { uid: number; gid: number }, lines: number): Promise<string> {
+    await this.enter('capturePane', containerId, 'exec in container');
+    return (this.panes.get(containerId) ?? '').split('\n').slice(-lines).join('\n');
+  }
+
   async endAttaches(containerId: string, _user: { uid: number; gid: number }): Promise<number> {
     await this.enter('endAttaches', containerId, 'exec in container');
     const left = this.attaches.filter((a) => a.containerId === containerId && !a.ended && !a.closedByAgent);

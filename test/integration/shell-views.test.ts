@@ -1,20 +1,23 @@
 /**
- * `watch --json` end to end: the real OpenSSH client against a real shell and agent. It prints
- * every session, `synced`, then a line as soon as a session changes, here when its program
- * reports (a hook report written into its status folder, as berth-hook does), and it ends when
- * the client leaves, leaving the shell as it was.
+ * Seeing sessions without attaching, end to end (the real OpenSSH client, a real shell, agent and
+ * sessions). `watch --json` prints every session, `synced`, then a line as soon as a session
+ * changes, here when its program reports (a hook report written into its status folder, as
+ * berth-hook does), and ends when the client leaves. `preview REF [--lines N]` prints the last
+ * lines of a session's screen, read by tmux inside the container, inert; a viewer may look; a
+ * stopped session is refused plainly.
  */
 import { spawn } from 'node:child_process';
 import { promises as fs } from 'node:fs';
 import path from 'node:path';
 import { randomUUID } from 'node:crypto';
 import { Cluster, startCluster, until } from '../helpers/cluster';
+import { rawChars } from '../helpers/raw-text';
 import { sessionCli } from '../helpers/session-cli';
 import type { SessionJson } from '../../shell/cli/format';
 
-const runLabel = `watch-${randomUUID().slice(0, 8)}`;
+const runLabel = `views-${randomUUID().slice(0, 8)}`;
 let cluster: Cluster;
-const { json, startAndWait } = sessionCli(() => cluster);
+const { cli, json, startAndWait, killAndWait } = sessionCli(() => cluster);
 
 beforeAll(async () => {
   cluster = await startCluster({ runLabel, agents: 1 });
@@ -62,4 +65,24 @@ test('watch --json streams each change as one line, until the client leaves', as
   await exited;
   // The shell carries on.
   expect((await cluster.ssh('vic', ['list'])).code).toBe(0);
+}, 90_000);
+
+test('the last lines of a running session, for a viewer too; inert; a stopped one is refused', async () => {
+  // Counts to 120, then prints an escape sequence that would clear a terminal, then waits.
+  const command = "bash -c 'for i in $(seq 1 120); do echo line-$i; done; printf \"x\\033[2Jy\\n\"; exec bash'";
+  const s = await json<SessionJson>(`create --name shown --command "${command}"`);
+  await startAndWait(s.id);
+  const r = await until('the pane', () => cli('preview shown --lines 5', 'vic'), (x) => x.code === 0 && x.out.includes('line-120'), 20_000, 200);
+  const lines = r.out.trimEnd().split('\n');
+  expect(lines.length).toBeLessThanOrEqual(5);
+  expect(lines).toContain('line-120');
+  expect(lines).not.toContain('line-100');
+  expect(rawChars(r.out.replace(/\n/g, ''))).toEqual([]);
+  const j = await json<{ id: string; lines: string[] }>('preview shown --lines 200');
+  expect(j.id).toBe(s.id);
+  expect(j.lines).toContain('line-1');
+  expect((await cli('preview shown --lines 0')).err).toContain('--lines must be 1-500');
+  await killAndWait(s.id);
+  const stopped = await cli('preview shown');
+  expect({ code: stopped.code, err: stopped.err }).toEqual({ code: 1, err: 'error: CONFLICT: session is not running\n' });
 }, 90_000);
