@@ -6,7 +6,7 @@
 import { BerthError, messageOf } from '../common/errors';
 import { Logger } from '../common/logging';
 import { KeyedQueue } from '../common/mutex';
-import { Activity, SessionEntry } from '../common/protocol';
+import { Activity, GitGlance, SessionEntry } from '../common/protocol';
 import { LiveAttaches } from './attaches';
 import { SessionCatalog } from './catalog';
 import { ContainerTracker } from './containers';
@@ -18,8 +18,9 @@ export interface FeedParts {
   agent: string;
   /** The agent's command, for sessions that name none. */
   defaultCommand: string;
-  /** What the session's program last reported. */
+  /** What the session's program last reported, and its project's git state. */
   activity(id: string): Activity | null;
+  git(id: string): GitGlance | null;
   catalog: SessionCatalog;
   containers: ContainerTracker;
   attaches: LiveAttaches;
@@ -40,7 +41,7 @@ export class SessionFeed {
     const s = this.o.catalog.get(id);
     if (!s) return null;
     const lock = await this.o.locks.inspect(this.o.store.dir(id));
-    return buildEntry(this.o.agent, s, this.o.containers.get(id) ?? null, this.o.attaches.operators(id), lock, this.o.defaultCommand, this.o.activity(id));
+    return buildEntry(this.o.agent, s, this.o.containers.get(id) ?? null, this.o.attaches.operators(id), lock, this.o.defaultCommand, this.o.activity(id), this.o.git(id));
   }
 
   /** The entry; throws NOT_FOUND if the session is gone. */

@@ -62,6 +62,7 @@ export class Sessions extends EventEmitter {
       agent: settings.agent,
       defaultCommand: settings.command,
       activity: (id) => this.status.activity(id),
+      git: (id) => this.status.git(id),
       catalog: this.catalog,
       containers: this.containers,
       attaches: this.attaches,

@@ -1,6 +1,6 @@
 /** Pure: what an operator sees of a session, derived from metadata, Docker, attaches and the lock. */
 import os from 'node:os';
-import { Activity, HostStats, Limits, LockInfo, SessionEntry, SessionMeta, SessionState } from '../common/protocol';
+import { Activity, GitGlance, HostStats, Limits, LockInfo, SessionEntry, SessionMeta, SessionState } from '../common/protocol';
 import { projectDir, setupHash } from '../common/session-setup';
 import { ContainerSpec, ContainerSummary } from './docker/runtime';
 import { StoredSession } from './store/session-store';
@@ -41,8 +41,9 @@ export function buildEntry(
   lock: LockInfo | null,
   /** The agent's command, for sessions that name none (see needsRestart). */
   defaultCommand: string,
-  /** What its program last reported (see StatusWatch). */
+  /** What its program last reported, and its project's git state (see StatusWatch). */
   activity: Activity | null = null,
+  git: GitGlance | null = null,
 ): SessionEntry {
   const running = isRunning(container);
   const state = deriveState(running, attached.length, lock);
@@ -63,6 +64,7 @@ export function buildEntry(
     restartNeeded: needsRestart(stored.meta, container, defaultCommand),
     // A program whose container is gone has exited, whatever it said last.
     activity: activity && !running && activity.state !== 'exited' ? { ...activity, state: 'exited', detail: '' } : activity,
+    git,
   };
 }
 

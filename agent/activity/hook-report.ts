@@ -1,12 +1,12 @@
 /**
- * Pure: what a Claude Code hook report says about its session. A report is the event's JSON as
+ * Pure: what a Claude Code hook report says about its session (and berth-hook's git report). A report is the event's JSON as
  * Claude Code hands it to its hooks (berth-hook in the image passes it on untouched), written by
  * the container: untrusted input, read capped, parsed with a schema, every text cut short. Fields
  * other than the few read here are ignored.
  */
 import { z } from 'zod';
 import { parseJson } from '../../common/json';
-import { Activity } from '../../common/protocol';
+import { Activity, GitGlance } from '../../common/protocol';
 
 /** Longest detail kept. */
 const DETAIL_MAX = 200;
@@ -56,4 +56,25 @@ function oneLine(s: string): string {
 /** Whether `next` says something other than `prev` (a new state or detail; `since` is not news). */
 export function isNews(prev: Activity | null, next: Activity): boolean {
   return !prev || prev.state !== next.state || prev.detail !== next.detail;
+}
+
+/**
+ * A session's git state from its report (git status --porcelain=v2 --branch, then "# subject …"),
+ * or null when it says nothing usable. Every number is checked, every text cut short.
+ */
+export function gitOfReport(text: string): GitGlance | null {
+  let branch: string | null = null;
+  let ahead: number | null = null;
+  let behind: number | null = null;
+  let changed = 0;
+  let subject = '';
+  for (const line of text.split('\n')) {
+    if (line.startsWith('# branch.head ')) branch = oneLine(line.slice('# branch.head '.length));
+    else if (line.startsWith('# branch.ab ')) {
+      const m = /^# branch\.ab \+(\d{1,9}) -(\d{1,9})$/.exec(line);
+      if (m) [ahead, behind] = [Number(m[1]), Number(m[2])];
+    } else if (line.startsWith('# subject ')) subject = oneLine(line.slice('# subject '.length));
+    else if (/^[12u?] /.test(line)) changed++;
+  }
+  return branch === null ? null : { branch, ahead, behind, changed, subject };
 }

@@ -10,13 +10,15 @@ import { FSWatcher, watch } from 'node:fs';
 import path from 'node:path';
 import { messageOf } from '../../common/errors';
 import { Logger } from '../../common/logging';
-import { Activity } from '../../common/protocol';
+import { Activity, GitGlance } from '../../common/protocol';
 import { readUntrustedFile } from '../store/untrusted-files';
-import { activityOfReport, isNews } from './hook-report';
+import { activityOfReport, gitOfReport, isNews } from './hook-report';
 
-/** The file berth-hook renames into place. */
+/** The files berth-hook renames into place: the event, and the project's git state. */
 export const REPORT_FILE = 'event.json';
+export const GIT_FILE = 'git.txt';
 const MAX_REPORT_BYTES = 16 * 1024;
+const MAX_GIT_BYTES = 64 * 1024;
 /** Least time between two reads of one session's report. */
 export const READ_GAP_MS = 100;
 
@@ -24,6 +26,7 @@ interface Watched {
   dir: string;
   watcher: FSWatcher | null;
   activity: Activity | null;
+  git: GitGlance | null;
   timer: NodeJS.Timeout | null;
   lastRead: number;
 }
@@ -45,11 +48,11 @@ export class StatusWatch {
     const known = this.sessions.get(id);
     if (known?.watcher && known.dir === dir) return;
     if (known) this.forget(id);
-    const w: Watched = { dir, watcher: null, activity: known?.activity ?? null, timer: null, lastRead: 0 };
+    const w: Watched = { dir, watcher: null, activity: known?.activity ?? null, git: known?.git ?? null, timer: null, lastRead: 0 };
     this.sessions.set(id, w);
     try {
       w.watcher = watch(dir, { persistent: false }, (_kind, name) => {
-        if (name === null || String(name) === REPORT_FILE) this.schedule(id, w);
+        if (name === null || String(name) === REPORT_FILE || String(name) === GIT_FILE) this.schedule(id, w);
       });
       w.watcher.on('error', (err) => this.o.logger.debug('status watch error', { session: id, err: messageOf(err) }));
     } catch (err) {
@@ -65,6 +68,11 @@ export class StatusWatch {
     w.watcher?.close();
     if (w.timer) clearTimeout(w.timer);
     this.sessions.delete(id);
+  }
+
+  /** The session's project as last reported, or null. */
+  git(id: string): GitGlance | null {
+    return this.sessions.get(id)?.git ?? null;
   }
 
   /** The session's last reported activity, or null. */
@@ -89,17 +97,29 @@ export class StatusWatch {
   }
 
   private async read(id: string, w: Watched): Promise<void> {
-    let text: string;
-    try {
-      text = (await readUntrustedFile(path.join(w.dir, REPORT_FILE), MAX_REPORT_BYTES)).toString('utf8');
-    } catch {
-      return; // none yet, or not a file we read: nothing to say
-    }
+    const [event, git] = await Promise.all([this.readFile(w, REPORT_FILE, MAX_REPORT_BYTES), this.readFile(w, GIT_FILE, MAX_GIT_BYTES)]);
     if (this.sessions.get(id) !== w) return;
-    const next = activityOfReport(text, this.o.now?.() ?? new Date());
-    if (!next || !isNews(w.activity, next)) return;
-    // A new detail in the same state (another tool while working) keeps when the state began.
-    w.activity = w.activity?.state === next.state ? { ...next, since: w.activity.since } : next;
-    this.o.changed(id);
+    let news = false;
+    const glance = git === null ? null : gitOfReport(git);
+    if (glance && JSON.stringify(glance) !== JSON.stringify(w.git)) {
+      w.git = glance;
+      news = true;
+    }
+    const next = event === null ? null : activityOfReport(event, this.o.now?.() ?? new Date());
+    if (next && isNews(w.activity, next)) {
+      // A new detail in the same state (another tool while working) keeps when the state began.
+      w.activity = w.activity?.state === next.state ? { ...next, since: w.activity.since } : next;
+      news = true;
+    }
+    if (news) this.o.changed(id);
+  }
+
+  /** A report file's text, or null when there is none we read (missing, a link, a FIFO, too big). */
+  private async readFile(w: Watched, name: string, max: number): Promise<string | null> {
+    try {
+      return (await readUntrustedFile(path.join(w.dir, name), max)).toString('utf8');
+    } catch {
+      return null;
+    }
   }
 }

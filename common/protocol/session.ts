@@ -102,6 +102,19 @@ export const activitySchema = z.object({
 });
 export type Activity = z.infer<typeof activitySchema>;
 
+/** A session's project at a glance, as its last report said (computed inside its container). */
+export const gitGlanceSchema = z.object({
+  branch: z.string().max(200),
+  /** Commits ahead of and behind its upstream; null without one. */
+  ahead: z.number().int().nonnegative().nullable(),
+  behind: z.number().int().nonnegative().nullable(),
+  /** Changed, staged, untracked or conflicted paths. */
+  changed: z.number().int().nonnegative(),
+  /** The last commit's subject. */
+  subject: z.string().max(200),
+});
+export type GitGlance = z.infer<typeof gitGlanceSchema>;
+
 export const sessionViewSchema = z.object({
   kind: z.literal('session'),
   agent: z.string(),
@@ -115,6 +128,8 @@ export const sessionViewSchema = z.object({
   restartNeeded: z.boolean(),
   /** What its program last reported; null before any report (older agents: absent). */
   activity: activitySchema.nullable().optional(),
+  /** Its project's git state as last reported; null for none (older agents: absent). */
+  git: gitGlanceSchema.nullable().optional(),
 });
 export type SessionView = z.infer<typeof sessionViewSchema>;
 

@@ -213,7 +213,7 @@ async function dispatch(cmd: string, rest: string[], op: Operator, svc: ShellSer
       if (lines < 1 || lines > MAX_PREVIEW_LINES) throw new UsageError(`--lines must be 1-${MAX_PREVIEW_LINES}`);
       const p = await svc.preview(op, ref, lines);
       if (flags.json) io.out(`${inertJson({ id: p.session.id, agent: p.session.agent, at: p.at, lines: p.text.split('\n') })}\n`);
-      else io.out(`${inertBlock(p.text, MAX_PREVIEW_BYTES)}\n`);
+      else io.out(`${previewHead(p.session)}${inertBlock(p.text, MAX_PREVIEW_BYTES)}\n`);
       return { code: 0 };
     }
     case 'watch': {
@@ -261,6 +261,20 @@ function envChanges(set: Parsed['flags'][string] | undefined, unset: Parsed['fla
     out[name] = null;
   }
   return Object.keys(out).length > 0 ? out : undefined;
+}
+
+/** The line above a preview: the session, its activity and its project's git state, when known. */
+function previewHead(s: ClusterSession): string {
+  if (s.entry.kind !== 'session') return '';
+  const parts = [`${inertCell(s.entry.meta.name)} on ${inertCell(s.agent)}`];
+  const a = s.entry.activity;
+  if (a) parts.push(a.detail ? `${a.state}: ${inertCell(a.detail, 80)}` : a.state);
+  const g = s.entry.git;
+  if (g) {
+    const ab = g.ahead === null ? '' : ` +${g.ahead} -${g.behind ?? 0}`;
+    parts.push(`${inertCell(g.branch)}${ab}, ${g.changed} changed${g.subject ? `, last: ${inertCell(g.subject, 80)}` : ''}`);
+  }
+  return `== ${parts.join(' · ')}\n`;
 }
 
 /** How often a long op's progress is printed, at most (a new phase is, at once). */

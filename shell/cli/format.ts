@@ -3,7 +3,7 @@
  * can influence is made inert here before it is printed (common/terminal-text.ts); the `--json`
  * shapes keep the values as they are (commands.ts prints them with inertJson).
  */
-import { Activity, SessionEntry } from '../../common/protocol';
+import { Activity, GitGlance, SessionEntry } from '../../common/protocol';
 import { inertBlock, inertCell } from '../../common/terminal-text';
 import { AgentView, ClusterSession } from '../cluster/view';
 
@@ -47,6 +47,8 @@ export interface SessionJson extends SessionJsonBase {
   paused: boolean;
   /** What its program last reported (state, since, detail); null before any report. */
   activity: Activity | null;
+  /** Its project at a glance (branch, ahead, behind, changed, subject); null for none. */
+  git: GitGlance | null;
 }
 
 /** The `--json` shape of a session whose session.json is unreadable. */
@@ -89,6 +91,7 @@ export function sessionJson(s: ClusterSession): SessionJson | BrokenSessionJson 
     restartNeeded: e.restartNeeded,
     paused: e.container?.paused === true,
     activity: e.activity ?? null,
+    git: e.git ?? null,
   };
 }
 

@@ -6,7 +6,8 @@
  * lines of a session's screen, read by tmux inside the container, inert; a viewer may look; a
  * stopped session is refused plainly.
  */
-import { spawn } from 'node:child_process';
+import { execFileSync, spawn } from 'node:child_process';
+import os from 'node:os';
 import { promises as fs } from 'node:fs';
 import path from 'node:path';
 import { randomUUID } from 'node:crypto';
@@ -17,15 +18,25 @@ import type { SessionJson } from '../../shell/cli/format';
 
 const runLabel = `views-${randomUUID().slice(0, 8)}`;
 let cluster: Cluster;
+let repos = '';
 const { cli, json, startAndWait, killAndWait } = sessionCli(() => cluster);
 
 beforeAll(async () => {
-  cluster = await startCluster({ runLabel, agents: 1 });
+  repos = await fs.mkdtemp(path.join(os.tmpdir(), 'berth-views-repos-'));
+  const work = path.join(repos, 'work');
+  const git = (args: string[]): void => void execFileSync('git', ['-c', 'user.name=t', '-c', 'user.email=t@berth.invalid', '-c', 'init.defaultBranch=main', ...args]);
+  git(['init', '--quiet', work]);
+  await fs.writeFile(path.join(work, 'README.md'), 'hi\n');
+  git(['-C', work, 'add', 'README.md']);
+  git(['-C', work, 'commit', '--quiet', '-m', 'the first commit']);
+  git(['clone', '--quiet', '--bare', work, path.join(repos, 'proj.git')]);
+  cluster = await startCluster({ runLabel, agents: 1, agentConfig: { repos: { allowLocal: [repos] } } });
   await cluster.agentsOnline();
 }, 60_000);
 
 afterAll(async () => {
   await cluster?.dispose();
+  if (repos) await fs.rm(repos, { recursive: true, force: true });
 });
 
 test('watch --json streams each change as one line, until the client leaves', async () => {
@@ -73,7 +84,8 @@ test('the last lines of a running session, for a viewer too; inert; a stopped on
   const s = await json<SessionJson>(`create --name shown --command "${command}"`);
   await startAndWait(s.id);
   const r = await until('the pane', () => cli('preview shown --lines 5', 'vic'), (x) => x.code === 0 && x.out.includes('line-120'), 20_000, 200);
-  const lines = r.out.trimEnd().split('\n');
+  const [head, ...lines] = r.out.trimEnd().split('\n');
+  expect(head).toMatch(/^== shown on agent-1/);
   expect(lines.length).toBeLessThanOrEqual(5);
   expect(lines).toContain('line-120');
   expect(lines).not.toContain('line-100');
@@ -85,4 +97,21 @@ test('the last lines of a running session, for a viewer too; inert; a stopped on
   await killAndWait(s.id);
   const stopped = await cli('preview shown');
   expect({ code: stopped.code, err: stopped.err }).toEqual({ code: 1, err: 'error: CONFLICT: session is not running\n' });
+}, 90_000);
+
+test("a project's git state, computed in the container by the real berth-hook, shows in list --json and the preview's head", async () => {
+  const s = await json<SessionJson>(`create --name glance --repo ${path.join(repos, 'proj.git')}`);
+  await startAndWait(s.id);
+  // The checkout is made at the first start; then two files change in it, and Claude Code's Stop
+  // hook runs in the project's folder.
+  const inProject = (args: string[], input?: string): string =>
+    execFileSync('docker', ['exec', '-i', '-w', '/home/claude/proj', `berth-${s.id}`, ...args], { input, timeout: 20_000 }).toString();
+  await until('the checkout', async () => { try { return inProject(['git', 'branch', '--show-current']).trim(); } catch { return ''; } }, (b) => b === 'berth/glance', 20_000, 200);
+  inProject(['sh', '-c', 'echo more >> README.md && echo new > notes.txt']);
+  inProject(['/usr/local/bin/berth-hook'], JSON.stringify({ hook_event_name: 'Stop', session_id: 'x', cwd: '/home/claude/proj', stop_hook_active: false }));
+  const listed = await until('the git state', async () => (await json<SessionJson[]>('list')).find((x) => x.id === s.id), (x) => x?.git != null, 10_000, 100);
+  expect(listed?.git).toEqual({ branch: 'berth/glance', ahead: null, behind: null, changed: 2, subject: 'the first commit' });
+  expect(listed?.activity?.state).toBe('done');
+  const shown = await cli('preview glance --lines 3');
+  expect(shown.out.split('\n')[0]).toBe('== glance on agent-1 · done · berth/glance, 2 changed, last: the first commit');
 }, 90_000);

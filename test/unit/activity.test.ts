@@ -11,7 +11,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { silentLogger } from '../../common/logging';
 import { Activity } from '../../common/protocol';
-import { activityOfReport, isNews } from '../../agent/activity/hook-report';
+import { activityOfReport, gitOfReport, isNews } from '../../agent/activity/hook-report';
 import { READ_GAP_MS, REPORT_FILE, StatusWatch } from '../../agent/activity/status-watch';
 import { activityCell, sessionRow } from '../../shell/cli/format';
 import { INITIAL_STATE } from '../../shell/ui/menu-state';
@@ -79,6 +79,29 @@ describe('reports', () => {
     expect(isNews(a, { ...a, since: '2026-12-02T10:00:05.000Z' })).toBe(false);
     expect(isNews(a, { ...a, detail: 'Edit' })).toBe(true);
     expect(isNews(a, { ...a, state: 'done' })).toBe(true);
+  });
+});
+
+describe("the project's git state", () => {
+  test('read from git status --porcelain=v2 --branch and the subject line; junk is ignored, texts are cut', () => {
+    const report = [
+      '# branch.oid 0123abcd',
+      '# branch.head berth/web',
+      '# branch.upstream origin/berth/web',
+      '# branch.ab +2 -1',
+      '1 .M N... 100644 100644 100644 aaa bbb README.md',
+      '2 R. N... 100644 100644 100644 aaa bbb R100 new.txt\told.txt',
+      'u UU N... 100644 100644 100644 100644 a b c conflict.txt',
+      '? notes.txt',
+      '! ignored.txt',
+      'junk line',
+      `# subject ${'Fix the tests '.repeat(30)}`,
+    ].join('\n');
+    const g = gitOfReport(report);
+    expect(g).toMatchObject({ branch: 'berth/web', ahead: 2, behind: 1, changed: 4 });
+    expect(g?.subject).toHaveLength(200);
+    expect(gitOfReport('# branch.head (detached)\n# branch.ab +x -1\n')).toEqual({ branch: '(detached)', ahead: null, behind: null, changed: 0, subject: '' });
+    expect(gitOfReport('not git at all')).toBeNull();
   });
 });
 
