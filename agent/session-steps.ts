@@ -88,6 +88,7 @@ export class SessionSteps {
     const env = await containerEnv(this.settings.env ?? {}, meta.env ?? {});
     const mirror = await this.projectMirror(meta);
     const statusDir = await this.d.store.ensureStatusDir(meta.id);
+    await this.parts.status.reset(meta.id, statusDir);
     this.parts.status.follow(meta.id, statusDir);
     const summary = await this.d.runtime.start(containerSpec(meta, this.d.store.home(meta.id), this.settings, limits, env, mirror, statusDir));
     this.parts.containers.set(summary);

@@ -171,8 +171,6 @@ export class Sessions extends EventEmitter {
       ids.map(async (id) => {
         const s = await this.d.store.read(id);
         if (s) this.catalog.set(id, s);
-      // What its program said last (a session never started since has no status folder yet).
-      if (s?.kind === 'ok') await this.followStatus(id);
         else this.catalog.delete(id);
       }),
     );

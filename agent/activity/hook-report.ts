@@ -8,6 +8,9 @@ import { z } from 'zod';
 import { parseJson } from '../../common/json';
 import { Activity, GitGlance } from '../../common/protocol';
 
+/** What berth-hook keeps of a report: one this long was cut there (and may end mid-value). */
+export const REPORT_CAP_BYTES = 16 * 1024;
+
 /** Longest detail kept. */
 const DETAIL_MAX = 200;
 
@@ -21,8 +24,8 @@ const reportSchema = z.looseObject({
 /** The activity a report means, or null when it means none (bad JSON, an event of no account). */
 export function activityOfReport(text: string, now: Date): Activity | null {
   const r = parseJson(text, reportSchema);
-  if (!r.ok) return null;
-  const e = r.value;
+  const e = r.ok ? r.value : Buffer.byteLength(text, 'utf8') >= REPORT_CAP_BYTES ? cutReport(text) : null;
+  if (!e) return null;
   const at = now.toISOString();
   const make = (state: Activity['state'], detail = ''): Activity => ({ state, since: at, detail: oneLine(detail) });
   switch (e.hook_event_name) {
@@ -46,6 +49,27 @@ export function activityOfReport(text: string, now: Date): Activity | null {
     default:
       return null;
   }
+}
+
+/**
+ * The fields read here from a report cut at its size cap (a big prompt or tool input): Claude Code
+ * writes them before the big ones, so a cut report still says which event it was. Only whole
+ * string values count; the result is checked like a whole report.
+ */
+function cutReport(text: string): z.output<typeof reportSchema> | null {
+  const out: Record<string, string> = {};
+  for (const key of ['hook_event_name', 'tool_name', 'notification_type', 'message']) {
+    const m = new RegExp(`"${key}"\\s*:\\s*("(?:[^"\\\\]|\\\\.){0,8192}")`).exec(text);
+    if (!m?.[1]) continue;
+    try {
+      const v: unknown = JSON.parse(m[1]);
+      if (typeof v === 'string') out[key] = v;
+    } catch {
+      // not a whole string: left out
+    }
+  }
+  const r = reportSchema.safeParse(out);
+  return r.success ? r.data : null;
 }
 
 /** One line, at most DETAIL_MAX characters. */

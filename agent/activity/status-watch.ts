@@ -6,18 +6,18 @@
  * a session that floods its folder costs the agent ten small reads a second and changes nothing
  * but its own activity.
  */
-import { FSWatcher, watch } from 'node:fs';
+import { FSWatcher, promises as fs, watch } from 'node:fs';
 import path from 'node:path';
 import { messageOf } from '../../common/errors';
 import { Logger } from '../../common/logging';
 import { Activity, GitGlance } from '../../common/protocol';
 import { readUntrustedFile } from '../store/untrusted-files';
-import { activityOfReport, gitOfReport, isNews } from './hook-report';
+import { REPORT_CAP_BYTES, activityOfReport, gitOfReport, isNews } from './hook-report';
 
 /** The files berth-hook renames into place: the event, and the project's git state. */
 export const REPORT_FILE = 'event.json';
 export const GIT_FILE = 'git.txt';
-const MAX_REPORT_BYTES = 16 * 1024;
+const MAX_REPORT_BYTES = REPORT_CAP_BYTES;
 const MAX_GIT_BYTES = 64 * 1024;
 /** Least time between two reads of one session's report. */
 export const READ_GAP_MS = 100;
@@ -29,6 +29,9 @@ interface Watched {
   git: GitGlance | null;
   timer: NodeJS.Timeout | null;
   lastRead: number;
+  /** A read is under way; another change meanwhile reads again after it. */
+  reading: boolean;
+  again: boolean;
 }
 
 export class StatusWatch {
@@ -48,7 +51,7 @@ export class StatusWatch {
     const known = this.sessions.get(id);
     if (known?.watcher && known.dir === dir) return;
     if (known) this.forget(id);
-    const w: Watched = { dir, watcher: null, activity: known?.activity ?? null, git: known?.git ?? null, timer: null, lastRead: 0 };
+    const w: Watched = { dir, watcher: null, activity: known?.activity ?? null, git: known?.git ?? null, timer: null, lastRead: 0, reading: false, again: false };
     this.sessions.set(id, w);
     try {
       w.watcher = watch(dir, { persistent: false }, (_kind, name) => {
@@ -59,6 +62,19 @@ export class StatusWatch {
       this.o.logger.warn('cannot follow session status', { session: id, err: messageOf(err) });
     }
     this.schedule(id, w);
+  }
+
+  /**
+   * Forgets what the session's program said before (its container is about to start afresh):
+   * the old report goes, so the new program starts with none. Removing never follows a link.
+   */
+  async reset(id: string, dir: string): Promise<void> {
+    await fs.rm(path.join(dir, REPORT_FILE), { force: true }).catch(() => undefined);
+    const w = this.sessions.get(id);
+    if (w?.activity) {
+      w.activity = null;
+      this.o.changed(id);
+    }
   }
 
   /** Stops following `id` and forgets its activity. */
@@ -86,12 +102,23 @@ export class StatusWatch {
 
   /** Reads the report soon: at once if the last read was long enough ago, else after the gap. */
   private schedule(id: string, w: Watched): void {
+    if (w.reading) {
+      w.again = true;
+      return;
+    }
     if (w.timer) return;
     const wait = Math.max(0, w.lastRead + READ_GAP_MS - Date.now());
     w.timer = setTimeout(() => {
       w.timer = null;
       w.lastRead = Date.now();
-      void this.read(id, w);
+      w.reading = true;
+      void this.read(id, w).finally(() => {
+        w.reading = false;
+        if (w.again && this.sessions.get(id) === w) {
+          w.again = false;
+          this.schedule(id, w);
+        }
+      });
     }, wait);
     w.timer.unref();
   }

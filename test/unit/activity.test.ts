@@ -73,6 +73,17 @@ describe('reports', () => {
     expect(long?.detail).not.toContain('\n');
   });
 
+  test('a report cut at its cap (a big prompt or tool input) still says its event and tool', () => {
+    const big = report({ hook_event_name: 'PostToolUse', tool_name: 'Write', tool_input: { content: 'x'.repeat(30_000) } }).slice(0, 16_384);
+    expect(activityOfReport(big, NOW)).toEqual({ state: 'working', since: NOW.toISOString(), detail: 'Write' });
+    const prompt = report({ hook_event_name: 'UserPromptSubmit', prompt: 'y'.repeat(30_000) }).slice(0, 16_384);
+    expect(activityOfReport(prompt, NOW)?.state).toBe('working');
+    // A cut inside the event's own name says nothing; a short broken report is no cut one.
+    expect(activityOfReport(`{"hook_event_name": "Pre${' '.repeat(16_384)}`, NOW)).toBeNull();
+    expect(activityOfReport('{"hook_event_name": "Stop", ', NOW)).toBeNull();
+    expect(activityOfReport(`[${report({ hook_event_name: 'Stop' })}]`, NOW)).toBeNull();
+  });
+
   test('news is a new state or detail, not a new time', () => {
     const a: Activity = { state: 'working', since: NOW.toISOString(), detail: 'Bash' };
     expect(isNews(null, a)).toBe(true);
