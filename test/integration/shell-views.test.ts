@@ -109,7 +109,8 @@ test("a project's git state, computed in the container by the real berth-hook, s
   await until('the checkout', async () => { try { return inProject(['git', 'branch', '--show-current']).trim(); } catch { return ''; } }, (b) => b === 'berth/glance', 20_000, 200);
   inProject(['sh', '-c', 'echo more >> README.md && echo new > notes.txt']);
   inProject(['/usr/local/bin/berth-hook'], JSON.stringify({ hook_event_name: 'Stop', session_id: 'x', cwd: '/home/claude/proj', stop_hook_active: false }));
-  const listed = await until('the git state', async () => (await json<SessionJson[]>('list')).find((x) => x.id === s.id), (x) => x?.git != null, 10_000, 100);
+  // The hook writes the git state, then the event: each shows when its own rename is read.
+  const listed = await until('the git state and the event', async () => (await json<SessionJson[]>('list')).find((x) => x.id === s.id), (x) => x?.git != null && x.activity?.state === 'done', 10_000, 100);
   expect(listed?.git).toEqual({ branch: 'berth/glance', ahead: null, behind: null, changed: 2, subject: 'the first commit' });
   expect(listed?.activity?.state).toBe('done');
   const shown = await cli('preview glance --lines 3');
