@@ -20,6 +20,8 @@ const operatorSchema = z
     name: operatorNameSchema,
     role: z.enum(ROLES, { error: 'must be viewer, operator or admin' }),
     keys: z.array(z.string().min(1)).min(1, { error: 'needs at least one public key' }),
+    /** Whether the menu rings the terminal's bell when a session the operator can see starts waiting. */
+    bell: z.boolean().default(true),
   })
   .strict();
 export type OperatorConfig = z.infer<typeof operatorSchema>;

@@ -10,6 +10,12 @@ import { Operator, ShellService } from '../service';
 import { startMenu } from '../ui/menu';
 import { AttachPipe, Size, openAttachPipe } from './attach-pipe';
 
+/** An operator's own settings for their menu (the shell config's `operators[]`). */
+export interface MenuPrefs {
+  /** The terminal bell when a session starts waiting; default true. */
+  bell?: boolean;
+}
+
 export function serveMenu(
   ch: ServerChannel,
   op: Operator,
@@ -17,6 +23,7 @@ export function serveMenu(
   service: ShellService,
   logger: Logger,
   onResize: (f: (s: Size) => void) => void,
+  prefs: MenuPrefs = {},
 ): void {
   let mode: 'menu' | 'attach' = 'menu';
   let current = size;
@@ -39,7 +46,7 @@ export function serveMenu(
       mode = 'menu';
     }
   };
-  const menu = startMenu({ input, output, cols: size.cols, rows: size.rows, service, operator: op, logger, attach });
+  const menu = startMenu({ input, output, cols: size.cols, rows: size.rows, service, operator: op, logger, attach, bell: prefs.bell });
   ch.on('data', (d: Buffer) => {
     if (mode === 'menu') input.write(d);
   });

@@ -7,6 +7,8 @@ import { OperatorConfig, Role } from '../config';
 export interface KnownOperator {
   name: string;
   role: Role;
+  /** The terminal bell in the menu when a session starts waiting (shell.json operators[].bell). */
+  bell: boolean;
   keys: Array<{ blob: Buffer; verify(data: Buffer, sig: Buffer, hashAlgo?: string): boolean }>;
 }
 
@@ -21,7 +23,7 @@ export function loadOperators(list: OperatorConfig[]): Map<string, KnownOperator
       }
       return { blob: k.getPublicSSH(), verify: (d: Buffer, s: Buffer, h?: string) => k.verify(d, s, h as never) === true };
     });
-    out.set(o.name, { name: o.name, role: o.role, keys });
+    out.set(o.name, { name: o.name, role: o.role, bell: o.bell ?? true, keys });
   }
   return out;
 }

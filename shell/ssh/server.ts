@@ -134,7 +134,7 @@ function serveSession(door: Door, session: Session, op: Operator): void {
   session.on('shell', (acc) => {
     const ch = acc();
     if (!tty.size) return refuse(ch, 'berth: the menu needs a terminal: use ssh -t, or run a command (`help` lists them)\n');
-    serveMenu(ch, op, tty.size, door.service, door.log, (f) => (tty.onResize = f));
+    serveMenu(ch, op, tty.size, door.service, door.log, (f) => (tty.onResize = f), { bell: door.operators.get(op.name)?.bell ?? true });
   });
   session.on('subsystem', (_acc, rej) => rej());
 }

@@ -26,6 +26,8 @@ export interface MenuContext {
   move(delta: number): void;
   /** Starts typing a filter (`/`). */
   startFilter(): void;
+  /** The table's own controls; absent where no table is drawn (their keys then do nothing). */
+  readonly rows?: RowControls;
   /** Hands the terminal to an attach of `s` (read-only for a viewer), refused while an op runs. */
   attach(s: ClusterSession): void;
   /** Shows a message on the status line (red if `error`). */
@@ -37,6 +39,21 @@ export interface MenuContext {
   run(label: string, fn: () => Promise<string>): void;
   /** Ends the menu (Q). */
   quit(): void;
+}
+
+/** What the keys that order and pick the table's rows do; each redraws. */
+export interface RowControls {
+  /** Selects the next row (wrapping) whose session needs the operator, or says none does. */
+  nextNeedingYou(): void;
+  /**
+   * Acknowledges `s`'s done or waiting for this menu only, until its activity changes: it then
+   * sorts and counts as if it had none. Says why not for any other activity.
+   */
+  dismiss(s: ClusterSession): void;
+  /** The next sort order: attention, name, agent, last used, then attention again. */
+  cycleSort(): void;
+  /** Shows every agent's sessions, then each agent's in turn, then every agent's again. */
+  cycleAgent(): void;
 }
 
 /** How the menu names a session: its name, or its id's start for a broken one. */

@@ -19,6 +19,8 @@ export interface MenuScreen {
   /** The terminal's height in rows, as blessed last learnt it. */
   rows(): number;
   paint(frame: Frame): void;
+  /** Rings the terminal's bell (BEL), with the next paint's output. */
+  bell(): void;
   /** Records the terminal's new size; `refit` makes blessed take it. */
   setSize(cols: number, rows: number): void;
   /** Makes blessed take the size last set (and clear its buffers); the next paint redraws all. */
@@ -93,6 +95,7 @@ export function openMenuScreen(input: Readable, output: Writable, cols: number, 
       status.setContent(tagged(frame.status));
       screen.render();
     },
+    bell: () => void screen.program.bell(),
     setSize(c, r) {
       out.columns = c;
       out.rows = r;

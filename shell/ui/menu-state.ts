@@ -1,24 +1,38 @@
 /**
- * Pure: the menu's state (selection, scroll, filter, status message, the op in flight) and how keys
- * and events change it. The blessed layer (menu.ts) holds one MenuState, replaces it with what these
- * functions return and draws it (menu-view.ts); nothing here draws or waits.
+ * Pure: the menu's state (selection, scroll, filters, sort, dismissals, status message, the op in
+ * flight) and how keys and events change it. The blessed layer (menu.ts) holds one MenuState,
+ * replaces it with what these functions return and draws it (menu-view.ts); nothing here draws or
+ * waits. What needs the operator, and the sort orders, are menu-attention.ts.
  *
- * Rows are in the cluster view's order (creation time); the menu has no sort of its own. The
- * selection is a row index: when rows appear or go, it stays at its index, clamped to the last row.
+ * Rows are the sessions that pass the filters, in the sort chosen (attention first by default).
+ * The selection follows its session: when rows move, appear or go (a push reorders them, a sort
+ * or filter changes), the same session stays selected wherever its row went; only when it is no
+ * longer shown does the selection stay at its index, clamped to the last row.
  */
 import { sessionRow } from '../cli/format';
 import type { ClusterSession } from '../cluster/view';
 import type { Key } from './dialog';
+import { Dismissed, SortOrder, Waits, dismissProblem, nextAgent, nextNeedingYou, nextSort, pruneDismissed, rings, sortSessions, waitsOf, withDismissed } from './menu-attention';
 
 export interface MenuState {
   /** The selected row's index among the shown rows; may run past the end until the next layout. */
   readonly selected: number;
+  /** The selected session's id, which the selection follows when rows move; null: stay at `selected`. */
+  readonly selectedId: string | null;
   /** The first row in view (scroll offset). */
   readonly top: number;
   /** Rows are shown only if they match this text (see matchesFilter); '' shows all. */
   readonly filter: string;
   /** Keys go to the filter (after `/`, until Enter or Escape). */
   readonly filtering: boolean;
+  /** Only this agent's sessions are shown; null: every agent's. */
+  readonly agent: string | null;
+  /** The rows' order (menu-attention.ts). */
+  readonly sort: SortOrder;
+  /** The activities the operator dismissed, by session id, kept until each changes. */
+  readonly dismissed: ReadonlyMap<string, Dismissed>;
+  /** The permission and waiting activities seen at the last draw (for the bell); null before the first. */
+  readonly waits: Waits | null;
   /** The status line's message; '' for none. */
   readonly message: string;
   readonly messageIsError: boolean;
@@ -30,9 +44,14 @@ export interface MenuState {
 
 export const INITIAL_STATE: MenuState = {
   selected: 0,
+  selectedId: null,
   top: 0,
   filter: '',
   filtering: false,
+  agent: null,
+  sort: 'attention',
+  dismissed: new Map(),
+  waits: null,
   message: '',
   messageIsError: false,
   busy: null,
@@ -58,24 +77,76 @@ export function matchesFilter(s: ClusterSession, filter: string): boolean {
   return sessionRow(s).join(' ').toLowerCase().includes(f) || s.id.startsWith(f);
 }
 
-/** The rows the table shows: the sessions matching the filter, in the order given. */
-export function shownSessions(all: ClusterSession[], filter: string): ClusterSession[] {
-  return filter ? all.filter((s) => matchesFilter(s, filter)) : all;
+/** The sessions matching the text filter and of `agent` (null: any), in the order given. */
+export function shownSessions(all: ClusterSession[], filter: string, agent: string | null = null): ClusterSession[] {
+  if (!filter && agent === null) return all;
+  return all.filter((s) => (agent === null || s.agent === agent) && (!filter || matchesFilter(s, filter)));
 }
 
-/** The selected session; undefined when there are no rows or the selection ran past them. */
+/** The rows the table shows: the sessions (in creation order) that pass the filters, in the sort chosen. */
+export function tableRows(all: ClusterSession[], st: MenuState): ClusterSession[] {
+  return sortSessions(shownSessions(all, st.filter, st.agent), st.sort, st.dismissed);
+}
+
+/** The selected session (the one followed, while shown); undefined when there are no rows or the selection ran past them. */
 export function selectedSession(st: MenuState, shown: readonly ClusterSession[]): ClusterSession | undefined {
-  return shown[st.selected];
-}
-
-/** Moves the selection by `delta` rows, staying within `count` rows. */
-export function moveSelection(st: MenuState, delta: number, count: number): MenuState {
-  return { ...st, selected: Math.min(Math.max(0, count - 1), Math.max(0, st.selected + delta)) };
+  return (st.selectedId === null ? undefined : shown.find((s) => s.id === st.selectedId)) ?? shown[st.selected];
 }
 
 /**
- * Fits the state to `count` rows and a table `height` rows high, before each draw: the selection
- * moves up to the last row if rows went, and the view scrolls just enough to show it.
+ * Puts the selection back on its session after the rows changed: at that session's row if it is
+ * shown, else at the same index (clamped to the last row), now following the session there.
+ */
+export function follow(st: MenuState, shown: readonly ClusterSession[]): MenuState {
+  const at = st.selectedId === null ? -1 : shown.findIndex((s) => s.id === st.selectedId);
+  const selected = at >= 0 ? at : Math.min(st.selected, Math.max(0, shown.length - 1));
+  const selectedId = shown[selected]?.id ?? null;
+  return selected === st.selected && selectedId === st.selectedId ? st : { ...st, selected, selectedId };
+}
+
+/** Moves the selection by `delta` rows, staying within `count` rows (`st` follows the rows shown). */
+export function moveSelection(st: MenuState, delta: number, count: number): MenuState {
+  return { ...st, selected: Math.min(Math.max(0, count - 1), Math.max(0, st.selected + delta)), selectedId: null };
+}
+
+/** Selects the next row (wrapping) whose session needs the operator, or says none does. */
+export function jumpToNeedingYou(st: MenuState, shown: readonly ClusterSession[]): MenuState {
+  const at = follow(st, shown);
+  const next = nextNeedingYou(shown, at.selected, st.dismissed);
+  if (next === null) return say(at, 'no session needs you');
+  return { ...at, selected: next, selectedId: shown[next]?.id ?? null };
+}
+
+/** Acknowledges `s`'s done or waiting until its activity changes (`name` for the status line). */
+export function dismiss(st: MenuState, s: ClusterSession, name: string): MenuState {
+  const problem = dismissProblem(s, st.dismissed);
+  if (problem) return say(st, `${name} ${problem}`, true);
+  return say({ ...st, dismissed: withDismissed(st.dismissed, s) }, `dismissed ${name} until its activity changes`);
+}
+
+/** The next sort order; the selection keeps its session. */
+export function cycleSort(st: MenuState): MenuState {
+  return { ...st, sort: nextSort(st.sort) };
+}
+
+/** Shows all agents' sessions, then each agent's of `agents` in turn; the selection keeps its session if still shown. */
+export function cycleAgent(st: MenuState, agents: readonly string[]): MenuState {
+  return { ...st, agent: nextAgent(st.agent, agents) };
+}
+
+/**
+ * Takes in the cluster as it is now, before a draw: forgets dismissals whose activity changed, and
+ * says whether the bell rings for a session among `shown` that entered permission or waiting
+ * since the last draw (never on the first).
+ */
+export function observe(st: MenuState, all: readonly ClusterSession[], shown: readonly ClusterSession[]): { state: MenuState; ring: boolean } {
+  const waits = waitsOf(all);
+  return { state: { ...st, waits, dismissed: pruneDismissed(st.dismissed, all) }, ring: rings(st.waits, waits, shown) };
+}
+
+/**
+ * Fits the state to `count` rows and a table `height` rows high, before each draw (after `follow`):
+ * the selection moves up to the last row if rows went, and the view scrolls just enough to show it.
  */
 export function layout(st: MenuState, count: number, height: number): MenuState {
   const selected = Math.min(st.selected, Math.max(0, count - 1));
@@ -100,7 +171,7 @@ export function filterKey(st: MenuState, ch: string | undefined, key: Key): Menu
   if (key.name === 'escape' || key.name === 'enter') filtering = false;
   else if (key.name === 'backspace') filter = filter.slice(0, -1);
   else if (ch && ch.length === 1 && ch >= ' ' && key.name !== 'return') filter += ch;
-  return { ...st, filter, filtering, selected: 0 };
+  return { ...st, filter, filtering, selected: 0, selectedId: null };
 }
 
 /** Puts a message on the status line. */

@@ -9,11 +9,15 @@ import { inertCell } from '../../common/terminal-text';
 import { ACTIVITY_COLUMN, NOTE_MAX, SESSION_HEAD, sessionRow } from '../cli/format';
 import type { AgentView, ClusterSession } from '../cluster/view';
 import type { Operator } from '../service';
+import { SORT_WORDS, isDismissed, needingYou } from './menu-attention';
 import type { MenuState } from './menu-state';
 
+export { NEEDS_YOU, needingYou } from './menu-attention';
+
 /**
- * How a span looks: `warn` for what needs an eye (agents away, the op in flight), `dim` for hints,
- * `good` and `info` for a session that finished its turn or is working.
+ * How a span looks: `warn` for what needs an eye (agents away, the op in flight), `dim` for hints
+ * and what the operator dismissed, `good` and `info` for a session that finished its turn or is
+ * working.
  */
 export type Tone = 'plain' | 'bold' | 'warn' | 'error' | 'dim' | 'selected' | 'good' | 'info';
 
@@ -37,35 +41,28 @@ export function plain(line: Line): string {
   return line.map((s) => s.text).join('');
 }
 
-/** "berth  alice (admin)  agents 1/2 online (? agent-1 offline)  sessions 3  2 need you  filter: web_". */
+/**
+ * "berth  alice (admin)  agents 1/2 online (? agent-1 offline)  sessions 3  2 need you  sort: attention
+ * agent: agent-1  filter: web_" (the count leaves out what the operator dismissed).
+ */
 export function titleLine(operator: Operator, agents: AgentView[], shown: number, st: MenuState): Line {
   const online = agents.filter((a) => a.status === 'online').length;
   const away = agents.filter((a) => a.status !== 'online').map((a) => `${inertCell(a.id)} ${a.status}`);
   const line: Line = [span(' '), span('berth', 'bold'), span(`  ${inertCell(operator.name)} (${operator.role})  agents ${online}/${agents.length} online`)];
   if (away.length) line.push(span(' '), span(`(? ${away.join(', ')})`, 'warn'));
   line.push(span(`  sessions ${shown}`));
-  const needYou = needingYou(agents);
+  const needYou = needingYou(agents, st.dismissed);
   if (needYou > 0) line.push(span('  '), span(`${needYou} need${needYou === 1 ? 's' : ''} you`, 'warn'));
+  line.push(span(`  sort: ${SORT_WORDS[st.sort]}`));
+  if (st.agent !== null) line.push(span(`  agent: ${inertCell(st.agent)}`));
   if (st.filter || st.filtering) line.push(span(`  filter: ${inertCell(st.filter)}${st.filtering ? '_' : ''}`));
   return line;
 }
 
-/** Activities that wait for an operator. */
-export const NEEDS_YOU: ReadonlySet<string> = new Set(['permission', 'waiting', 'stuck']);
-
-/** How many sessions of online agents wait for an operator. */
-export function needingYou(agents: AgentView[]): number {
-  let n = 0;
-  for (const a of agents) {
-    if (a.status !== 'online') continue;
-    for (const e of a.sessions.values()) if (e.kind === 'session' && e.activity && NEEDS_YOU.has(e.activity.state)) n++;
-  }
-  return n;
-}
-
 /**
  * The table: its head, then the rows from `st.top` that fit in `height` (the selected one inverse,
- * those of an agent that is not online dim), or a hint when there is no row. `st` is laid out.
+ * those of an agent that is not online dim, a dismissed activity dim), or a hint when there is no
+ * row. `st` is laid out.
  */
 export function tableLines(shown: ClusterSession[], st: MenuState, height: number): Line[] {
   const rows = shown.map(sessionRow);
@@ -85,10 +82,10 @@ export function tableLines(shown: ClusterSession[], st: MenuState, height: numbe
     const text = fmt(row);
     const start = widths.slice(0, ACTIVITY_COLUMN).reduce((n, w) => n + w + 2, 0);
     const end = start + (widths[ACTIVITY_COLUMN] ?? 0);
-    const activityTone = ACTIVITY_TONES[row[ACTIVITY_COLUMN] ?? ''] ?? 'plain';
+    const activityTone = isDismissed(s, st.dismissed) ? 'dim' : (ACTIVITY_TONES[row[ACTIVITY_COLUMN] ?? ''] ?? 'plain');
     lines.push([span(text.slice(0, start)), span(text.slice(start, end), activityTone), span(text.slice(end))]);
   }
-  if (shown.length === 0) lines.push([span(st.filter ? 'no session matches the filter' : 'no sessions yet: N creates one', 'dim')]);
+  if (shown.length === 0) lines.push([span(st.filter || st.agent !== null ? 'no session matches the filter' : 'no sessions yet: N creates one', 'dim')]);
   return lines;
 }
 

@@ -12,7 +12,7 @@ import { Logger } from '../../common/logging';
 import { ClusterSession } from '../cluster/view';
 import { Operator, ShellService } from '../service';
 import { Dialog, Dialogs, Key } from './dialog';
-import { MenuContext } from './menu-actions';
+import { MenuContext, RowControls, nameOf } from './menu-actions';
 import { dispatch, hintText } from './menu-keys';
 import { MenuScreen, openMenuScreen } from './menu-screen';
 import * as S from './menu-state';
@@ -27,6 +27,11 @@ export interface MenuOptions {
   service: ShellService;
   operator: Operator;
   logger: Logger;
+  /**
+   * Rings the terminal's bell when a session shown starts waiting for input or permission (also on
+   * coming back from an attach, for those that started meanwhile); default true.
+   */
+  bell?: boolean;
   /** Hands the terminal to an attach; resolves when it ends (detach, exit, error). */
   attach(sessionId: string, readOnly: boolean): Promise<void>;
 }
@@ -93,9 +98,12 @@ class MenuController implements Menu, MenuContext {
 
   render = (): void => {
     if (this.destroyed || this.attached) return;
-    const shown = this.shown();
+    const all = this.service.view.sessions();
+    const shown = S.tableRows(all, this.state);
     const height = S.tableHeight(this.screen.rows());
-    this.state = S.layout(this.state, shown.length, height);
+    const seen = S.observe(this.state, all, shown);
+    this.state = S.layout(S.follow(seen.state, shown), shown.length, height);
+    if (seen.ring && this.o.bell !== false) this.screen.bell();
     this.screen.paint({
       title: titleLine(this.operator, this.service.view.agentList(), shown.length, this.state),
       table: tableLines(shown, this.state, height),
@@ -184,10 +192,18 @@ class MenuController implements Menu, MenuContext {
     this.ended();
   }
 
+  readonly rows: RowControls = {
+    nextNeedingYou: () => this.set(S.jumpToNeedingYou(this.state, this.shown())),
+    dismiss: (s) => this.set(S.dismiss(this.state, s, nameOf(s))),
+    cycleSort: () => this.set(S.cycleSort(this.state)),
+    cycleAgent: () => this.set(S.cycleAgent(this.state, this.service.view.agentList().map((a) => a.id))),
+  };
+
   // ---- internals ----
 
+  /** The rows as the table shows them now (they may have moved since the last draw). */
   private shown(): ClusterSession[] {
-    return S.shownSessions(this.service.view.sessions(), this.state.filter);
+    return S.tableRows(this.service.view.sessions(), this.state);
   }
 
   private set(next: S.MenuState): void {
@@ -210,7 +226,9 @@ class MenuController implements Menu, MenuContext {
     if (this.dialog) return this.dialog.key(ch, key);
     if (this.state.filtering) return this.set(S.filterKey(this.state, ch, key));
     // The message goes with any key, shown gone at the next draw (keys that change nothing don't draw).
-    this.state = S.clearMessage(this.state);
-    dispatch(this, ch, key, S.selectedSession(this.state, this.shown()));
+    // Rows moved by a push not drawn yet: the key acts on the session selected, wherever it went.
+    const shown = this.shown();
+    this.state = S.follow(S.clearMessage(this.state), shown);
+    dispatch(this, ch, key, S.selectedSession(this.state, shown));
   };
 }

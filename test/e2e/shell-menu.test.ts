@@ -54,7 +54,7 @@ test('N asks for the agent, the form checks as you type, and the new session sho
   tmux.keys('alice', 'Enter');
   const s = await tmux.waitFor('alice', (x) => row(x, 'web').includes('agent-2'), 'the new row');
   // -1: the lowest port from 1001 that this host can bind (another program may hold 1001 itself).
-  const m = /web\s+agent-2\s+-\s+(\d+)\/tcp\s+webdns/.exec(row(s, 'web'));
+  const m = /web\s+agent-2\s+-\s+-\s+(\d+)\/tcp\s+webdns/.exec(row(s, 'web'));
   expect(Number(m?.[1])).toBeGreaterThanOrEqual(1001);
 });
 
@@ -185,7 +185,7 @@ test('an agent that stops answering: its rows turn ?, the menu keeps answering, 
   try {
     const s = await tmux.waitFor('alice', (x) => / \? /.test(row(x, 'quiet')) && x.includes('agents 1/2 online'), 'quiet marked ?', 8000);
     expect(s).toMatch(/agents 1\/2 online \(\? agent-1 offline\)/);
-    expect(row(s, 'quiet')).toMatch(/quiet\s+agent-1\s+\?\s+-\s+-\s+\S+ \S+\s+-\s+-$/);
+    expect(row(s, 'quiet')).toMatch(/quiet\s+agent-1\s+\?\s+-\s+-\s+-\s+\S+ \S+\s+-\s+-$/);
     expect(row(s, 'web')).toMatch(/ R /);
     tmux.type('alice', '?');
     await tmux.waitFor('alice', (x) => x.includes('override a stale lock'), 'help still opens');

@@ -1,9 +1,16 @@
+import { PassThrough, Writable } from 'node:stream';
 import { BerthError } from '../../common/errors';
-import { BERTH_VERSION, PROTOCOL_VERSION, SessionEntry } from '../../common/protocol';
+import { silentLogger } from '../../common/logging';
+import { Activity, BERTH_VERSION, PROTOCOL_VERSION, SessionEntry } from '../../common/protocol';
+import { AuditLog } from '../../shell/audit';
+import { Agents } from '../../shell/agents/pool';
 import { ClusterSession, ClusterView } from '../../shell/cluster/view';
 import { Role } from '../../shell/config';
 import { assertMay } from '../../shell/roles';
+import { ShellService } from '../../shell/service';
 import { Field, Key } from '../../shell/ui/dialog';
+import { startMenu } from '../../shell/ui/menu';
+import { viewEntry } from '../helpers/entries';
 import { MenuContext, MenuService, sessionFields } from '../../shell/ui/menu-actions';
 import { KEYS, KeyEntry, dispatch, findKey, helpText, hintText } from '../../shell/ui/menu-keys';
 
@@ -70,6 +77,12 @@ function fakeMenu(role: Role = 'admin', online = ['agent-1']) {
     screenRows: () => 24,
     move: (d) => calls.push(['move', d]),
     startFilter: () => calls.push(['filter']),
+    rows: {
+      nextNeedingYou: () => calls.push(['next']),
+      dismiss: (x) => calls.push(['dismiss', x.id]),
+      cycleSort: () => calls.push(['sort']),
+      cycleAgent: () => calls.push(['agent']),
+    },
     attach: (s) => calls.push(['attach', s.id]),
     say: (text, error = false) => calls.push(['say', text, error]),
     run: (label, fn) => runs.push({ label, result: fn() }),
@@ -82,19 +95,23 @@ const press = (ch: string | undefined, name?: string): [string | undefined, Key]
 
 describe('the key table', () => {
   it('makes the hint bar the menu shows today', () => {
-    expect(hintText()).toBe('Enter attach · N new · B bg · C clone · E edit · R restart · K kill · D delete · O override · S · / filter · ? help · Q quit');
+    expect(hintText()).toBe(
+      'Enter attach · N new · Tab next · X dismiss · B bg · C clone · E edit · R restart · K kill · D delete · O override · S · > sort · F agent · / filter · ? help · Q quit',
+    );
   });
 
   it('makes the help page: two keys a line, in two aligned columns', () => {
     const lines = helpText().split('\n');
     expect(lines).toEqual([
-      'Enter  attach (viewers: read-only)       N  new session',
-      'B      background your attach            C  clone',
-      'E      edit (restart to apply)           R  restart a stopped session',
-      'K      kill (stop the container)         D  delete (asks Y/N)',
-      'O      override a stale lock (admin)     S  settings: version, agents',
-      '/      filter by text                    ?  this help',
-      'Q      quit                              Ctrl-b d  detach from a session',
+      'Enter  attach (viewers: read-only)                 N  new session',
+      'Tab    next session needing you                    X  dismiss done/waiting until it changes',
+      'B      background your attach                      C  clone',
+      'E      edit (restart to apply)                     R  restart a stopped session',
+      'K      kill (stop the container)                   D  delete (asks Y/N)',
+      'O      override a stale lock (admin)               S  settings: version, agents',
+      '>      sort: attention, name, agent, last used     F  filter by agent: all, each',
+      '/      filter by text                              ?  this help',
+      'Q      quit                                        Ctrl-b d  detach from a session',
     ]);
   });
 
@@ -165,7 +182,7 @@ describe('dispatching keys', () => {
     dispatch(m.ctx, ...press('q'), s);
     dispatch(m.ctx, ...press('Q'), s);
     dispatch(m.ctx, '\x11', { name: 'q', ctrl: true }, s);
-    dispatch(m.ctx, ...press('x'), s);
+    dispatch(m.ctx, ...press('z'), s);
     dispatch(m.ctx, undefined, { name: 'home' }, s);
     expect(m.calls).toEqual([['quit'], ['quit']]);
   });
@@ -180,6 +197,33 @@ describe('dispatching keys', () => {
     expect(m.opened.page?.text).toContain(`berth ${BERTH_VERSION} (protocol ${PROTOCOL_VERSION})\noperator alice (admin)`);
     dispatch(m.ctx, ...press('/'), s);
     expect(m.calls).toEqual([['filter']]);
+  });
+
+  it('jumps with Tab, dismisses with X, cycles the sort with > and the agent filter with F, for any role', () => {
+    const m = fakeMenu('viewer');
+    dispatch(m.ctx, '\t', { name: 'tab' }, s);
+    dispatch(m.ctx, ...press('x'), s);
+    dispatch(m.ctx, ...press('X'), s);
+    dispatch(m.ctx, '>', { name: undefined }, s);
+    dispatch(m.ctx, ...press('f'), s);
+    dispatch(m.ctx, ...press('F'), s);
+    expect(m.calls).toEqual([['next'], ['dismiss', ID], ['dismiss', ID], ['sort'], ['agent'], ['agent']]);
+  });
+
+  it('jumps, sorts and filters with no session selected; X then does nothing', () => {
+    const m = fakeMenu();
+    dispatch(m.ctx, '\t', { name: 'tab' }, undefined);
+    dispatch(m.ctx, ...press('x'), undefined);
+    dispatch(m.ctx, '>', { name: undefined }, undefined);
+    dispatch(m.ctx, ...press('f'), undefined);
+    expect(m.calls).toEqual([['next'], ['sort'], ['agent']]);
+  });
+
+  it('leaves the table keys to a context that draws no table', () => {
+    const m = fakeMenu();
+    const ctx: MenuContext = { ...m.ctx, rows: undefined };
+    for (const [ch, name] of [['\t', 'tab'], ['x', 'x'], ['>', undefined], ['f', 'f']] as const) dispatch(ctx, ch, { name }, s);
+    expect(m.calls).toEqual([]);
   });
 
   it('tells a viewer why a key is refused, and does nothing else', () => {
@@ -381,5 +425,98 @@ describe('session form fields', () => {
     expect(port?.check('70000')).not.toBeNull();
     expect(dns?.check('')).toBeNull();
     expect(dns?.check('Bad_Name')).not.toBeNull();
+  });
+});
+
+describe('the blessed menu puts attention first', () => {
+  const noAgents: Agents = {
+    call: () => Promise.reject(new BerthError('AGENT_OFFLINE', 'no')),
+    attach: () => Promise.reject(new BerthError('AGENT_OFFLINE', 'no')),
+    addressOf: () => null,
+  };
+  const idOf = (i: number): string => `0000000${i}-aaaa-4bbb-8ccc-00000000000${i}`;
+  const entry = (i: number, name: string, activity: Activity | null = null): SessionEntry => ({ ...(viewEntry({ id: idOf(i), name }) as Extract<SessionEntry, { kind: 'session' }>), activity });
+  const ESC = '\u001b';
+  const CURSOR_RIGHT = new RegExp(`${ESC}\\[(\\d*)C`, 'g');
+  const CSI = new RegExp(`${ESC}\\[[0-9;?]*[A-Za-z]`, 'g');
+  /** Bytes for a terminal as text: blessed's cursor moves right as spaces, its other sequences as line ends. */
+  const asText = (bytes: string): string => bytes.replace(CURSOR_RIGHT, (_m: string, n: string) => ' '.repeat(Number(n || 1))).replace(CSI, '\n');
+
+  /** A menu on in-memory streams over one online agent with sessions a, b, c (no activity yet). */
+  function openMenu(bell?: boolean) {
+    const view = new ClusterView();
+    view.addAgent('agent-1');
+    view.setStatus('agent-1', 'online', '');
+    ['a', 'b', 'c'].forEach((name, i) => view.apply('agent-1', { type: 'session', session: entry(i + 1, name) }));
+    const service = new ShellService({ view, agents: noAgents, audit: new AuditLog('/dev/null', silentLogger), dns: null, logger: silentLogger });
+    let raw = '';
+    const output = new Writable({
+      write(chunk: Buffer, _enc, cb) {
+        raw += chunk.toString();
+        cb();
+      },
+    });
+    const input = new PassThrough();
+    const menu = startMenu({ input, output, cols: 160, rows: 20, service, operator: { name: 'alice', role: 'admin' }, logger: silentLogger, attach: async () => undefined, bell });
+    const bells = (): number => raw.split('\u0007').length - 1;
+    /** The whole screen as text: blessed draws only what changed, so it is made to draw all again. */
+    const screen = async (): Promise<string> => {
+      const from = raw.length;
+      menu.resize(160, 20);
+      await new Promise((r) => setTimeout(r, 20));
+      return asText(raw.slice(from));
+    };
+    /** Waits until the screen shows `text`; the screen then. */
+    const shows = async (text: string): Promise<string> => {
+      let s = await screen();
+      for (let i = 0; i < 100 && !s.includes(text); i++) s = await screen();
+      expect(s).toContain(text);
+      return s;
+    };
+    const push = (e: SessionEntry): void => view.apply('agent-1', { type: 'session', session: e });
+    return { menu, input, bells, shows, push };
+  }
+
+  it('moves a session asking permission to the top, counts it, rings once, keeps the selection on its session, and Tab goes to it', async () => {
+    const m = openMenu();
+    // The rows of the last draw (after its table head).
+    const rowNames = (screen: string): string[] => [...screen.slice(screen.lastIndexOf('NAME')).matchAll(/ ([abc]) +agent-1 /g)].map((x) => x[1] ?? '');
+    try {
+      expect(rowNames(await m.shows('sort: attention'))).toEqual(['a', 'b', 'c']);
+      m.input.write('\u001b[B'); // Down: b
+      await new Promise((r) => setTimeout(r, 50));
+      expect(m.bells()).toBe(0);
+      m.push(entry(3, 'c', { state: 'permission', since: '2026-12-02T10:00:00.000Z', detail: 'Bash' }));
+      expect(rowNames(await m.shows('1 needs you'))).toEqual(['c', 'a', 'b']);
+      expect(m.bells()).toBe(1);
+      m.input.write('x'); // still b, though its row moved down
+      await m.shows('b has no activity to dismiss');
+      m.input.write('\t');
+      m.input.write('x');
+      await m.shows('c is permission: only done or waiting can be dismissed');
+      // c waits for input (done with the tool): the bell rings again; X dismisses it, the count goes.
+      m.push(entry(3, 'c', { state: 'waiting', since: '2026-12-02T10:01:00.000Z', detail: '' }));
+      await m.shows(' waiting ');
+      expect(m.bells()).toBe(2);
+      m.input.write('x');
+      const s = await m.shows('dismissed c until its activity changes');
+      expect(s).not.toContain('need');
+      expect(rowNames(s)).toEqual(['a', 'b', 'c']);
+      expect(m.bells()).toBe(2);
+    } finally {
+      m.menu.destroy();
+    }
+  });
+
+  it('stays quiet for an operator who turned the bell off', async () => {
+    const m = openMenu(false);
+    try {
+      await m.shows('sort: attention');
+      m.push(entry(1, 'a', { state: 'waiting', since: '2026-12-02T10:00:00.000Z', detail: '' }));
+      await m.shows('1 needs you');
+      expect(m.bells()).toBe(0);
+    } finally {
+      m.menu.destroy();
+    }
   });
 });

@@ -1,11 +1,17 @@
-import { SessionEntry } from '../../common/protocol';
+import { Activity, SessionEntry } from '../../common/protocol';
 import { AgentStatus, ClusterSession, ClusterView } from '../../shell/cluster/view';
+import { SORTS, needingYou, nextAgent, sortSessions } from '../../shell/ui/menu-attention';
 import {
   INITIAL_STATE,
   MenuState,
   clearMessage,
+  cycleAgent,
+  cycleSort,
+  dismiss,
   filterKey,
   finishBusy,
+  follow,
+  jumpToNeedingYou,
   layout,
   matchesFilter,
   moveSelection,
@@ -17,7 +23,9 @@ import {
   startBusy,
   startFiltering,
   tableHeight,
+  tableRows,
   tick,
+  observe,
 } from '../../shell/ui/menu-state';
 import { viewEntry } from '../helpers/entries';
 import { SPINNER, plain, settingsText, statusLine, tableLines, titleLine } from '../../shell/ui/menu-view';
@@ -103,7 +111,7 @@ describe('layout when rows appear and go', () => {
     expect(layout(state({ selected: 7 }), 5, 10).selected).toBe(4);
   });
 
-  it('keeps the selection at its index when rows appear (the view orders by creation time)', () => {
+  it('keeps the selection at its index when rows appear, if no session is followed', () => {
     expect(layout(state({ selected: 2 }), 9, 10).selected).toBe(2);
   });
 
@@ -202,16 +210,16 @@ describe('title line', () => {
   view.setStatus('agent-1', 'online', '');
   const alice = { name: 'alice', role: 'admin' as const };
 
-  it('names the operator, counts the agents online and the sessions shown, and names the agents away', () => {
+  it('names the operator, counts the agents online and the sessions shown, names the agents away and the sort', () => {
     const line = titleLine(alice, view.agentList(), 3, INITIAL_STATE);
-    expect(plain(line)).toBe(' berth  alice (admin)  agents 1/2 online (? agent-2 connecting)  sessions 3');
+    expect(plain(line)).toBe(' berth  alice (admin)  agents 1/2 online (? agent-2 connecting)  sessions 3  sort: attention');
     expect(line.find((s) => s.text === 'berth')?.tone).toBe('bold');
     expect(line.find((s) => s.text.startsWith('(?'))?.tone).toBe('warn');
   });
 
   it('leaves the agents away out when all are online', () => {
     view.setStatus('agent-2', 'online', '');
-    expect(plain(titleLine(alice, view.agentList(), 0, INITIAL_STATE))).toBe(' berth  alice (admin)  agents 2/2 online  sessions 0');
+    expect(plain(titleLine(alice, view.agentList(), 0, INITIAL_STATE))).toBe(' berth  alice (admin)  agents 2/2 online  sessions 0  sort: attention');
   });
 
   it('shows the filter, with a cursor while it is typed', () => {
@@ -262,5 +270,324 @@ describe('settings page', () => {
 
   it('says when no agent is enrolled', () => {
     expect(settingsText({ name: 'vic', role: 'viewer' }, [])).toMatch(/agents:\n\(none enrolled\)$/);
+  });
+});
+
+// ---- attention first: sort, selection that follows its session, jump, dismiss, agent filter, bell ----
+
+const T0 = Date.parse('2026-12-02T10:00:00.000Z');
+/** The time `min` minutes after T0. */
+const at = (min: number): string => new Date(T0 + min * 60_000).toISOString();
+
+/** `s` with an activity (null: none) since `since`. */
+function act(s: ClusterSession, activity: Activity['state'] | null, since = at(0)): ClusterSession {
+  if (s.entry.kind !== 'session') return s;
+  return { ...s, entry: { ...s.entry, activity: activity ? { state: activity, since, detail: '' } : null } };
+}
+
+/** `s` last attached at `when` (null: never). */
+function used(s: ClusterSession, when: string | null): ClusterSession {
+  if (s.entry.kind !== 'session') return s;
+  return { ...s, entry: { ...s.entry, meta: { ...s.entry.meta, lastAccessedAt: when } } };
+}
+
+const names = (shown: ClusterSession[]): string[] => shown.map((s) => (s.entry.kind === 'session' ? s.entry.meta.name : `broken ${s.id.slice(0, 8)}`));
+
+describe('the sort', () => {
+  it('puts attention first: permission, waiting, stuck, done, working, idle, exited, then none', () => {
+    const all = [
+      act(session(1, 'none'), null),
+      act(session(2, 'exited'), 'exited'),
+      act(session(3, 'idle'), 'idle'),
+      act(session(4, 'working'), 'working'),
+      act(session(5, 'done'), 'done'),
+      act(session(6, 'stuck'), 'stuck'),
+      act(session(7, 'waiting'), 'waiting'),
+      act(session(8, 'permission'), 'permission'),
+    ];
+    expect(names(tableRows(all, INITIAL_STATE))).toEqual(['permission', 'waiting', 'stuck', 'done', 'working', 'idle', 'exited', 'none']);
+  });
+
+  it('breaks ties by the oldest since (waiting longest first), then by creation', () => {
+    const all = [
+      act(session(1, 'w-new'), 'waiting', at(5)),
+      act(session(2, 'w-old'), 'waiting', at(1)),
+      act(session(3, 'w-same-a'), 'waiting', at(3)),
+      act(session(4, 'w-same-b'), 'waiting', at(3)),
+      act(session(5, 'none-a'), null),
+      broken(6, 'bad json'),
+      act(session(7, 'none-b'), null),
+    ];
+    expect(names(sortSessions(all, 'attention', new Map()))).toEqual(['w-old', 'w-same-a', 'w-same-b', 'w-new', 'none-a', `broken ${uuid(6).slice(0, 8)}`, 'none-b']);
+  });
+
+  it('counts the activity of an agent away as none (its last report may be stale)', () => {
+    const all = [act(session(1, 'here'), 'working'), act(session(2, 'away', { status: 'offline' }), 'permission')];
+    expect(names(tableRows(all, INITIAL_STATE))).toEqual(['here', 'away']);
+  });
+
+  it('sorts by name (broken ones last), by agent, and by last use (the latest first, never used last), ties by creation', () => {
+    const all = [
+      used(session(1, 'web', { agent: 'agent-2' }), at(1)),
+      used(session(2, 'api', { agent: 'agent-1' }), null),
+      broken(3, 'bad json'),
+      used(session(4, 'db', { agent: 'agent-1' }), at(9)),
+      used(session(5, 'cache', { agent: 'agent-2' }), at(1)),
+    ];
+    const b = `broken ${uuid(3).slice(0, 8)}`;
+    expect(names(sortSessions(all, 'name', new Map()))).toEqual(['api', 'cache', 'db', 'web', b]);
+    expect(names(sortSessions(all, 'agent', new Map()))).toEqual(['api', 'db', 'web', b, 'cache']);
+    expect(names(sortSessions(all, 'used', new Map()))).toEqual(['db', 'web', 'cache', 'api', b]);
+  });
+
+  it('cycles attention → name → agent → last used → attention, and the title says which', () => {
+    const alice = { name: 'alice', role: 'admin' as const };
+    let st = INITIAL_STATE;
+    const seen: string[] = [];
+    for (let i = 0; i <= SORTS.length; i++) {
+      seen.push(/ {2}sort: ([a-z ]+)$/.exec(plain(titleLine(alice, [], 0, st)))?.[1] ?? '');
+      st = cycleSort(st);
+    }
+    expect(seen).toEqual(['attention', 'name', 'agent', 'last used', 'attention']);
+  });
+});
+
+describe('the selection follows its session', () => {
+  const a = session(1, 'a');
+  const b = session(2, 'b');
+  const c = session(3, 'c');
+
+  it('stays on the same session when a push moves its row', () => {
+    let st = follow(INITIAL_STATE, tableRows([a, b, c], INITIAL_STATE));
+    expect(st).toMatchObject({ selected: 0, selectedId: a.id });
+    // c starts waiting (to the top), b finishes (second): a is now the third row.
+    const pushed = [a, act(b, 'done'), act(c, 'waiting')];
+    st = follow(st, tableRows(pushed, st));
+    expect(st).toMatchObject({ selected: 2, selectedId: a.id });
+    expect(selectedSession(st, tableRows(pushed, st))?.id).toBe(a.id);
+  });
+
+  it('acts on the session followed even before the next layout (rows moved, not drawn yet)', () => {
+    const st = state({ selected: 0, selectedId: a.id });
+    expect(selectedSession(st, [c, b, a])?.id).toBe(a.id);
+  });
+
+  it('falls back to its index when its session is no longer shown, then follows the one there', () => {
+    let st = follow(state({ selected: 1, selectedId: b.id }), [a, c]);
+    expect(st).toMatchObject({ selected: 1, selectedId: c.id });
+    st = follow(state({ selected: 2, selectedId: c.id }), [a]);
+    expect(st).toMatchObject({ selected: 0, selectedId: a.id });
+    expect(follow(state({ selected: 0, selectedId: a.id }), [])).toMatchObject({ selected: 0, selectedId: null });
+  });
+
+  it('follows the session the arrows moved to', () => {
+    let st = follow(INITIAL_STATE, [a, b, c]);
+    st = follow(moveSelection(st, 1, 3), [a, b, c]);
+    expect(st).toMatchObject({ selected: 1, selectedId: b.id });
+    st = follow(st, [c, b, a]);
+    expect(st.selected).toBe(1);
+    st = follow(st, [b, c, a]);
+    expect(st).toMatchObject({ selected: 0, selectedId: b.id });
+  });
+
+  it('keeps its session through a new sort', () => {
+    const all = [act(a, null), act(b, 'waiting'), act(c, 'done')];
+    let st = follow(INITIAL_STATE, tableRows(all, INITIAL_STATE));
+    expect(selectedSession(st, tableRows(all, st))?.id).toBe(b.id);
+    st = cycleSort(st);
+    st = follow(st, tableRows(all, st));
+    expect(st).toMatchObject({ sort: 'name', selected: 1, selectedId: b.id });
+  });
+
+  it('goes to the first row when the text filter changes', () => {
+    const st = filterKey(state({ filtering: true, selected: 2, selectedId: c.id }), 'a', { name: 'a' });
+    expect(follow(st, [a, b, c])).toMatchObject({ selected: 0, selectedId: a.id });
+  });
+});
+
+describe('the jump to the next session needing you', () => {
+  const all = [
+    act(session(1, 'perm'), 'permission'),
+    act(session(2, 'busy'), 'working'),
+    act(session(3, 'wait'), 'waiting'),
+    act(session(4, 'done'), 'done'),
+    act(session(5, 'stuck'), 'stuck'),
+  ];
+  const byCreation = { ...INITIAL_STATE, sort: 'agent' as const }; // one agent: creation order
+
+  it('goes to the next row that needs you, skipping the others, and wraps past the end', () => {
+    const shown = tableRows(all, byCreation);
+    const seen: string[] = [];
+    let st = follow(byCreation, shown);
+    for (let i = 0; i < 4; i++) {
+      st = jumpToNeedingYou(st, shown);
+      seen.push(names([selectedSession(st, shown)!])[0]!);
+    }
+    expect(seen).toEqual(['wait', 'stuck', 'perm', 'wait']);
+    expect(st.selectedId).toBe(all[2]!.id);
+  });
+
+  it('skips a dismissed waiting and the sessions of an agent away', () => {
+    const rows = [act(session(1, 'a'), 'waiting'), act(session(2, 'b', { status: 'offline' }), 'permission'), act(session(3, 'c'), 'permission')];
+    let st = dismiss(follow(byCreation, rows), rows[0]!, 'a');
+    st = jumpToNeedingYou(st, rows);
+    expect(st.selected).toBe(2);
+    st = jumpToNeedingYou(st, rows);
+    expect(st.selected).toBe(2); // the only one: it stays
+  });
+
+  it('says so when no session needs you', () => {
+    const st = jumpToNeedingYou(state({ selected: 1 }), [act(session(1, 'x'), 'done'), session(2, 'y')]);
+    expect(st).toMatchObject({ selected: 1, message: 'no session needs you', messageIsError: false });
+    expect(jumpToNeedingYou(INITIAL_STATE, []).message).toBe('no session needs you');
+  });
+});
+
+describe('dismiss', () => {
+  const view = new ClusterView();
+  view.addAgent('agent-1');
+  view.setStatus('agent-1', 'online', '');
+  const put = (s: ClusterSession): void => view.apply('agent-1', { type: 'session', session: s.entry });
+  const alice = { name: 'alice', role: 'admin' as const };
+
+  it('acknowledges a waiting or done until its activity changes: it sorts as none and is not counted', () => {
+    const w = act(session(1, 'w'), 'waiting', at(1));
+    const d = act(session(2, 'd'), 'done', at(2));
+    const p = act(session(3, 'p'), 'permission', at(3));
+    const n = session(4, 'n');
+    for (const s of [w, d, p, n]) put(s);
+    let st = INITIAL_STATE;
+    expect(names(tableRows(view.sessions(), st))).toEqual(['p', 'w', 'd', 'n']);
+    expect(plain(titleLine(alice, view.agentList(), 4, st))).toContain('  2 need you  ');
+    st = dismiss(st, w, 'w');
+    expect(st).toMatchObject({ message: 'dismissed w until its activity changes', messageIsError: false });
+    st = dismiss(st, d, 'd');
+    expect(names(tableRows(view.sessions(), st))).toEqual(['p', 'w', 'd', 'n']);
+    expect(needingYou(view.agentList(), st.dismissed)).toBe(1);
+    expect(plain(titleLine(alice, view.agentList(), 4, st))).toContain('  1 needs you  ');
+    // Dismissed cells are dim; the others keep their colour.
+    const lines = tableLines(tableRows(view.sessions(), st), state({ ...st, selected: 3 }), 10);
+    expect(lines.slice(1, 4).map((l) => l[1]?.tone)).toEqual(['error', 'dim', 'dim']);
+
+    // w waits again (a new since): no longer dismissed, and forgotten at the next look.
+    const again = act(w, 'waiting', at(7));
+    put(again);
+    expect(names(tableRows(view.sessions(), st))).toEqual(['p', 'w', 'd', 'n']);
+    expect(needingYou(view.agentList(), st.dismissed)).toBe(2);
+    st = observe(st, view.sessions(), []).state;
+    expect([...st.dismissed.keys()]).toEqual([d.id]);
+    // d starts working: its dismissal ends too.
+    put(act(d, 'working', at(8)));
+    st = observe(st, view.sessions(), []).state;
+    expect(st.dismissed.size).toBe(0);
+    expect(names(tableRows(view.sessions(), st))).toEqual(['p', 'w', 'd', 'n']);
+  });
+
+  it('moves a dismissed session below those with an activity', () => {
+    const rows = [act(session(1, 'old'), 'done', at(1)), act(session(2, 'new'), 'working', at(2)), session(3, 'none')];
+    const st = dismiss(INITIAL_STATE, rows[0]!, 'old');
+    expect(names(tableRows(rows, st))).toEqual(['new', 'old', 'none']);
+  });
+
+  it('refuses any other activity, none, an agent away and a second dismiss, saying why', () => {
+    const say = (s: ClusterSession, st = INITIAL_STATE) => dismiss(st, s, 'web');
+    expect(say(act(session(1, 'web'), 'permission'))).toMatchObject({ message: 'web is permission: only done or waiting can be dismissed', messageIsError: true });
+    expect(say(act(session(1, 'web'), 'stuck')).message).toBe('web is stuck: only done or waiting can be dismissed');
+    expect(say(act(session(1, 'web'), 'working')).message).toBe('web is working: only done or waiting can be dismissed');
+    expect(say(session(1, 'web')).message).toBe('web has no activity to dismiss');
+    expect(say(broken(1, 'bad')).message).toBe('web has no activity to dismiss');
+    expect(say(act(session(1, 'web', { status: 'offline' }), 'done')).message).toBe('web has no activity to dismiss');
+    const w = act(session(1, 'web'), 'waiting');
+    const once = say(w);
+    expect(say(w, once)).toMatchObject({ message: 'web is dismissed already, until its activity changes', messageIsError: true, dismissed: once.dismissed });
+  });
+});
+
+describe('the agent filter', () => {
+  const all = [session(1, 'a1', { agent: 'agent-1' }), session(2, 'b2', { agent: 'agent-2' }), session(3, 'a3', { agent: 'agent-1' })];
+  const alice = { name: 'alice', role: 'admin' as const };
+
+  it('cycles all → each agent (by name) → all, beside the text filter, and the title shows it', () => {
+    let st = INITIAL_STATE;
+    const seen: Array<[string | null, string[]]> = [];
+    for (let i = 0; i < 4; i++) {
+      seen.push([st.agent, names(tableRows(all, st))]);
+      st = cycleAgent(st, ['agent-2', 'agent-1']);
+    }
+    expect(seen).toEqual([
+      [null, ['a1', 'b2', 'a3']],
+      ['agent-1', ['a1', 'a3']],
+      ['agent-2', ['b2']],
+      [null, ['a1', 'b2', 'a3']],
+    ]);
+    st = state({ agent: 'agent-1', filter: '3' });
+    expect(names(tableRows(all, st))).toEqual(['a3']);
+    expect(plain(titleLine(alice, [], 1, st))).toMatch(/ {2}sort: attention {2}agent: agent-1 {2}filter: 3$/);
+  });
+
+  it('goes back to all when the agent it shows is gone, and says when no row matches', () => {
+    expect(nextAgent('agent-9', ['agent-1'])).toBeNull();
+    expect(nextAgent(null, [])).toBeNull();
+    expect(tableLines([], state({ agent: 'agent-3' }), 5)[1]).toEqual([{ text: 'no session matches the filter', tone: 'dim' }]);
+  });
+
+  it('keeps the selected session when it is still shown', () => {
+    let st = follow(state({ selected: 2 }), all);
+    st = cycleAgent(st, ['agent-1', 'agent-2']);
+    expect(follow(st, tableRows(all, st))).toMatchObject({ selected: 1, selectedId: all[2]!.id });
+  });
+});
+
+describe('the bell', () => {
+  const a = session(1, 'a');
+  const b = session(2, 'b', { agent: 'agent-2' });
+
+  /** Looks at `all` (`shown` of them pass the filters): whether the bell rang, and the state after. */
+  const look = (st: MenuState, all: ClusterSession[], shown = tableRows(all, st)) => observe(st, all, shown);
+
+  it('rings when a session you can see starts waiting or asks permission, never on the first look', () => {
+    let r = look(INITIAL_STATE, [act(a, 'waiting'), b]);
+    expect(r.ring).toBe(false);
+    r = look(r.state, [act(a, 'waiting'), b]);
+    expect(r.ring).toBe(false);
+    r = look(r.state, [act(a, 'waiting'), act(b, 'permission')]);
+    expect(r.ring).toBe(true);
+    r = look(r.state, [act(a, 'waiting'), act(b, 'permission')]);
+    expect(r.ring).toBe(false);
+    // waiting again after working: a new since rings again
+    r = look(r.state, [act(a, 'working', at(1)), act(b, 'permission')]);
+    expect(r.ring).toBe(false);
+    r = look(r.state, [act(a, 'waiting', at(2)), act(b, 'permission')]);
+    expect(r.ring).toBe(true);
+  });
+
+  it('does not ring for other activities', () => {
+    let r = look(INITIAL_STATE, [a, b]);
+    for (const x of ['done', 'stuck', 'working', 'idle', 'exited'] as const) {
+      r = look(r.state, [act(a, x, at(1)), b]);
+      expect(r.ring).toBe(false);
+    }
+  });
+
+  it('does not ring for a session the filters hide, nor when a waiting session only comes into view', () => {
+    let st = state({ agent: 'agent-1' });
+    let r = look(st, [a, b]);
+    r = look(r.state, [a, act(b, 'waiting')]);
+    expect(r.ring).toBe(false);
+    st = cycleAgent(r.state, ['agent-1', 'agent-2']);
+    expect(st.agent).toBe('agent-2');
+    r = look(st, [a, act(b, 'waiting')]);
+    expect(r.ring).toBe(false);
+    r = look(r.state, [a, act(b, 'permission', at(3))]);
+    expect(r.ring).toBe(true);
+  });
+
+  it('does not ring for an agent away, nor when it comes back with the same activity', () => {
+    const away = session(2, 'b', { agent: 'agent-2', status: 'offline' });
+    let r = look(INITIAL_STATE, [a, b]);
+    r = look(r.state, [a, act(away, 'waiting')]);
+    expect(r.ring).toBe(false);
+    r = look(r.state, [a, act(b, 'waiting')]);
+    expect(r.ring).toBe(false);
   });
 });
