@@ -92,6 +92,8 @@ export const agentConfigSchema = z
     /** A lock nobody refreshed for this long is stale. */
     lockStaleSeconds: z.number().int().min(2).max(3600).default(10),
     maxSessions: z.number().int().min(1).nullable().default(null),
+    /** A session whose program said it is working and then nothing for this long shows as stuck. */
+    stuckAfterSeconds: z.number().int().min(10).max(86400).default(600),
     /**
      * A folder shared by the agents of one host that publish on the same address: each claims its
      * sessions' ports there, so none hands out a port another reserved. Null: this agent only.

@@ -63,4 +63,6 @@ export interface SessionsPolicy {
   orphanGraceMs: number;
   /** How often the reconciler looks for orphans and leftovers (0: only at start). */
   reconcileIntervalMs: number;
+  /** A working session with no report for this long shows as stuck (default 10 min). */
+  stuckAfterMs?: number;
 }

@@ -57,7 +57,7 @@ export class Sessions extends EventEmitter {
     super();
     this.log = d.logger.child({ component: 'sessions', agent: settings.agent });
     this.containers = new ContainerTracker(d.runtime);
-    this.status = new StatusWatch({ changed: (id) => this.feed.notify(id), logger: this.log });
+    this.status = new StatusWatch({ changed: (id) => this.feed.notify(id), logger: this.log, stuckAfterMs: policy.stuckAfterMs });
     this.feed = new SessionFeed({
       agent: settings.agent,
       defaultCommand: settings.command,

@@ -19,6 +19,8 @@ export const REPORT_FILE = 'event.json';
 export const GIT_FILE = 'git.txt';
 const MAX_REPORT_BYTES = REPORT_CAP_BYTES;
 const MAX_GIT_BYTES = 64 * 1024;
+/** How long a `working` session may go without a report before it is `stuck`. */
+export const STUCK_AFTER_MS = 10 * 60 * 1000;
 /** Least time between two reads of one session's report. */
 export const READ_GAP_MS = 100;
 
@@ -32,6 +34,10 @@ interface Watched {
   /** A read is under way; another change meanwhile reads again after it. */
   reading: boolean;
   again: boolean;
+  /** Turns `working` into `stuck` when no report comes in time. */
+  stuckTimer: NodeJS.Timeout | null;
+  /** The last report's text: the same one read again is no new report. */
+  lastEvent: string | null;
 }
 
 export class StatusWatch {
@@ -43,6 +49,8 @@ export class StatusWatch {
       changed(id: string): void;
       logger: Logger;
       now?: () => Date;
+      /** A session `working` with no report for this long is `stuck` (default 10 min). */
+      stuckAfterMs?: number;
     },
   ) {}
 
@@ -51,7 +59,7 @@ export class StatusWatch {
     const known = this.sessions.get(id);
     if (known?.watcher && known.dir === dir) return;
     if (known) this.forget(id);
-    const w: Watched = { dir, watcher: null, activity: known?.activity ?? null, git: known?.git ?? null, timer: null, lastRead: 0, reading: false, again: false };
+    const w: Watched = { dir, watcher: null, activity: known?.activity ?? null, git: known?.git ?? null, timer: null, lastRead: 0, reading: false, again: false, stuckTimer: null, lastEvent: null };
     this.sessions.set(id, w);
     try {
       w.watcher = watch(dir, { persistent: false }, (_kind, name) => {
@@ -71,6 +79,7 @@ export class StatusWatch {
   async reset(id: string, dir: string): Promise<void> {
     await fs.rm(path.join(dir, REPORT_FILE), { force: true }).catch(() => undefined);
     const w = this.sessions.get(id);
+    if (w?.stuckTimer) clearTimeout(w.stuckTimer);
     if (w?.activity) {
       w.activity = null;
       this.o.changed(id);
@@ -83,6 +92,7 @@ export class StatusWatch {
     if (!w) return;
     w.watcher?.close();
     if (w.timer) clearTimeout(w.timer);
+    if (w.stuckTimer) clearTimeout(w.stuckTimer);
     this.sessions.delete(id);
   }
 
@@ -132,13 +142,37 @@ export class StatusWatch {
       w.git = glance;
       news = true;
     }
-    const next = event === null ? null : activityOfReport(event, this.o.now?.() ?? new Date());
-    if (next && isNews(w.activity, next)) {
+    const next = event === null ? null : activityOfReport(event, this.now());
+    if (next && event !== w.lastEvent) this.armStuck(id, w, next);
+    w.lastEvent = event;
+    if (next && (isNews(w.activity, next) || w.activity?.state === 'stuck')) {
       // A new detail in the same state (another tool while working) keeps when the state began.
       w.activity = w.activity?.state === next.state ? { ...next, since: w.activity.since } : next;
       news = true;
     }
     if (news) this.o.changed(id);
+  }
+
+  /**
+   * A new report came: a `working` session that then says nothing for stuckAfterMs is `stuck`
+   * (one timer per working session, started and cleared by its reports; nothing polls).
+   */
+  private armStuck(id: string, w: Watched, next: Activity): void {
+    if (w.stuckTimer) clearTimeout(w.stuckTimer);
+    w.stuckTimer = null;
+    if (next.state !== 'working') return;
+    const after = this.o.stuckAfterMs ?? STUCK_AFTER_MS;
+    w.stuckTimer = setTimeout(() => {
+      w.stuckTimer = null;
+      if (this.sessions.get(id) !== w || w.activity?.state !== 'working') return;
+      w.activity = { state: 'stuck', since: this.now().toISOString(), detail: `no report for ${after >= 60_000 ? `${Math.round(after / 60_000)} min` : `${Math.ceil(after / 1000)} s`}` };
+      this.o.changed(id);
+    }, after);
+    w.stuckTimer.unref();
+  }
+
+  private now(): Date {
+    return this.o.now?.() ?? new Date();
   }
 
   /** A report file's text, or null when there is none we read (missing, a link, a FIFO, too big). */

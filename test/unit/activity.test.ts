@@ -153,6 +153,24 @@ describe('the watcher', () => {
     expect(changes).toEqual(['s1', 's1']);
   });
 
+  test('working with no report for stuckAfterMs is stuck; the next report ends it; other states never get stuck', async () => {
+    watch.stop();
+    watch = new StatusWatch({ changed: (id) => changes.push(id), logger: silentLogger, stuckAfterMs: 300 });
+    watch.follow('s1', dir);
+    await put(report({ hook_event_name: 'PreToolUse', tool_name: 'Bash' }));
+    await until('working', async () => watch.activity('s1')?.state, (s) => s === 'working', 2000, 10);
+    await until('stuck', async () => watch.activity('s1'), (a) => a?.state === 'stuck', 3000, 20);
+    expect(watch.activity('s1')?.detail).toBe('no report for 1 s');
+    // A report (even the same tool again) ends it.
+    await put(report({ hook_event_name: 'PostToolUse', tool_name: 'Bash' }));
+    await until('working again', async () => watch.activity('s1')?.state, (s) => s === 'working', 2000, 10);
+    await sleep(READ_GAP_MS + 20);
+    await put(report({ hook_event_name: 'Stop' }));
+    await until('done', async () => watch.activity('s1')?.state, (s) => s === 'done', 2000, 10);
+    await sleep(600);
+    expect(watch.activity('s1')?.state).toBe('done');
+  });
+
   test('reads what is there when it starts following', async () => {
     await put(report({ hook_event_name: 'Stop' }));
     watch.follow('s1', dir);
