@@ -1,5 +1,6 @@
 /**
- * A session container's environment: the agent's variables (credentials among them: a literal,
+ * A session's setup as operators give it (command, variables, project) and its container's
+ * environment: the agent's variables (credentials among them: a literal,
  * or a file read at each start so that a rotated key applies at the next start), then the
  * session's own. Secret values go only into the container's environment: never into
  * session.json, a label, a log line or an error (which name the variable and the file, never
@@ -7,7 +8,8 @@
  */
 import { constants, promises as fs } from 'node:fs';
 import { BerthError } from '../common/errors';
-import { SessionEnv } from '../common/session-setup';
+import { RpcParams, SessionMeta } from '../common/protocol';
+import { EnvChanges, MAX_SESSION_ENV, SessionEnv, defaultBranch } from '../common/session-setup';
 
 /** A variable of the agent's config: its value, or the file that holds it. */
 export type EnvSource = string | { file: string };
@@ -58,4 +60,39 @@ async function readSecretFile(name: string, file: string): Promise<string> {
   } finally {
     await h.close();
   }
+}
+
+/** A new session's command, variables and project from its create params (BAD_REQUEST when they do not fit). */
+export function sessionSetup(p: RpcParams<'create'>, agentEnv: Record<string, EnvSource>): Pick<SessionMeta, 'command' | 'env' | 'repo'> {
+  if (p.branch !== undefined && p.repo === undefined) throw new BerthError('BAD_REQUEST', 'branch: needs repo');
+  if (p.env) checkSessionEnv(agentEnv, p.env);
+  return {
+    ...(p.command !== undefined ? { command: p.command } : {}),
+    ...(p.env && Object.keys(p.env).length > 0 ? { env: p.env } : {}),
+    ...(p.repo !== undefined ? { repo: { url: p.repo, branch: p.branch ?? defaultBranch(p.name) } } : {}),
+  };
+}
+
+/** Variables after an edit: a value sets one, null removes it; at most MAX_SESSION_ENV. */
+function mergeEnv(env: SessionEnv, changes: EnvChanges): SessionEnv {
+  const out: SessionEnv = { ...env };
+  for (const [k, v] of Object.entries(changes)) {
+    if (v === null) delete out[k];
+    else out[k] = v;
+  }
+  if (Object.keys(out).length > MAX_SESSION_ENV) throw new BerthError('BAD_REQUEST', `env: a session has at most ${MAX_SESSION_ENV} variables`);
+  return out;
+}
+
+/** `meta` with an edit's command (null: back to the agent's) and variables (null: removed) applied. */
+export function editedSetup(meta: SessionMeta, p: Pick<RpcParams<'edit'>, 'command' | 'env'>): SessionMeta {
+  const next: SessionMeta = { ...meta };
+  if (p.command === null) delete next.command;
+  else if (p.command !== undefined) next.command = p.command;
+  if (p.env) {
+    const env = mergeEnv(meta.env ?? {}, p.env);
+    if (Object.keys(env).length > 0) next.env = env;
+    else delete next.env;
+  }
+  return next;
 }

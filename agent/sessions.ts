@@ -11,13 +11,12 @@ import { randomUUID } from 'node:crypto';
 import { BerthError, messageOf } from '../common/errors';
 import { Logger } from '../common/logging';
 import { Protocol, cloneName } from '../common/names';
-import { EnvChanges, MAX_SESSION_ENV, SessionEnv, defaultBranch } from '../common/session-setup';
 import { HostStats, RpcParams, SessionEntry, SessionMeta, SESSION_FILE_VERSION } from '../common/protocol';
 import { LiveAttaches } from './attaches';
 import { JobBoard } from './jobs';
 import { StatusWatch } from './activity/status-watch';
 import { RepoMirrors } from './repos/mirrors';
-import { EnvSource, checkSessionEnv } from './session-env';
+import { checkSessionEnv, editedSetup, sessionSetup } from './session-env';
 import { OpenAttach, SessionAttacher } from './session-attach';
 import { SessionCatalog } from './catalog';
 import { ContainerWatch } from './container-watch';
@@ -256,14 +255,7 @@ export class Sessions extends EventEmitter {
         const moved = wanted !== meta.port || protocol !== meta.protocol;
         if (moved) port = await this.resolveAndClaim(wanted, protocol, this.catalog.portTable(meta.id), meta.id);
         const limits = p.limits ? { ...meta.limits, ...p.limits } : meta.limits;
-        const next: SessionMeta = { ...meta, name: p.name ?? meta.name, protocol, port, dns, ...(limits ? { limits } : {}) };
-        if (p.command === null) delete next.command;
-        else if (p.command !== undefined) next.command = p.command;
-        if (p.env) {
-          const env = mergeEnv(meta.env ?? {}, p.env);
-          if (Object.keys(env).length > 0) next.env = env;
-          else delete next.env;
-        }
+        const next = editedSetup({ ...meta, name: p.name ?? meta.name, protocol, port, dns, ...(limits ? { limits } : {}) }, p);
         try {
           await this.d.store.write(next);
         } catch (err) {
@@ -400,33 +392,10 @@ export class Sessions extends EventEmitter {
       throw new BerthError('CONFLICT', `agent is full: ${this.policy.maxSessions} sessions`);
     }
   }
-
 }
 
 /** The agent's project mirrors; BAD_REQUEST when it keeps none. */
 function mirrorsOf(d: SessionsDeps): RepoMirrors {
   if (!d.repos) throw new BerthError('BAD_REQUEST', 'repo: this agent takes no projects');
   return d.repos;
-}
-
-/** A new session's command, variables and project from its create params (BAD_REQUEST when they do not fit). */
-function sessionSetup(p: RpcParams<'create'>, agentEnv: Record<string, EnvSource>): Pick<SessionMeta, 'command' | 'env' | 'repo'> {
-  if (p.branch !== undefined && p.repo === undefined) throw new BerthError('BAD_REQUEST', 'branch: needs repo');
-  if (p.env) checkSessionEnv(agentEnv, p.env);
-  return {
-    ...(p.command !== undefined ? { command: p.command } : {}),
-    ...(p.env && Object.keys(p.env).length > 0 ? { env: p.env } : {}),
-    ...(p.repo !== undefined ? { repo: { url: p.repo, branch: p.branch ?? defaultBranch(p.name) } } : {}),
-  };
-}
-
-/** Variables after an edit: a value sets one, null removes it; at most MAX_SESSION_ENV. */
-function mergeEnv(env: SessionEnv, changes: EnvChanges): SessionEnv {
-  const out: SessionEnv = { ...env };
-  for (const [k, v] of Object.entries(changes)) {
-    if (v === null) delete out[k];
-    else out[k] = v;
-  }
-  if (Object.keys(out).length > MAX_SESSION_ENV) throw new BerthError('BAD_REQUEST', `env: a session has at most ${MAX_SESSION_ENV} variables`);
-  return out;
 }

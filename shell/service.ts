@@ -7,7 +7,7 @@ import { BerthError, toBerthError } from '../common/errors';
 import { Logger } from '../common/logging';
 import { Mutex } from '../common/mutex';
 import { Protocol } from '../common/names';
-import { Limits, RpcOp, RpcParamsInput, RpcResult, SessionEntry } from '../common/protocol';
+import { Limits, RpcOp, RpcParamsInput, RpcResult, SessionEntry, entryId } from '../common/protocol';
 import { AgentCalls, OutcomeUnknown, PendingOp } from './agent-calls';
 import { AuditDetail, AuditLog, AuditRecord } from './audit';
 
@@ -101,7 +101,7 @@ export class ShellService {
       const opId = this.calls.opIdOf(op);
       const entry = await this.following(opId, agent, progress, () => this.withDnsName(r.dns, null, () => this.callAgent(op, agent, 'create', params, opId)));
       this.o.view.upsert(agent, entry);
-      return { result: entry, agent, session: entryIdOf(entry) };
+      return { result: entry, agent, session: entryId(entry) };
     });
   }
 
@@ -126,7 +126,7 @@ export class ShellService {
       const opId = this.calls.opIdOf(op);
       const entry = await this.following(opId, s.agent, progress, () => this.callAgent(op, s.agent, 'clone', { session: s.id, ...(name ? { name } : {}) }, opId));
       this.o.view.upsert(s.agent, entry);
-      return { result: entry, detail: { clone: entryIdOf(entry) } };
+      return { result: entry, detail: { clone: entryId(entry) } };
     });
   }
 
@@ -362,9 +362,6 @@ function mustFind(s: ClusterSession | null): ClusterSession {
   return s;
 }
 
-function entryIdOf(e: SessionEntry): string {
-  return e.kind === 'session' ? e.meta.id : e.id;
-}
 
 function nameOf(s: ClusterSession): string {
   return s.entry.kind === 'session' ? s.entry.meta.name : s.id;

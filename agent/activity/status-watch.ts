@@ -17,6 +17,7 @@ import { REPORT_CAP_BYTES, activityOfReport, gitOfReport, isNews } from './hook-
 /** The files berth-hook renames into place: the event, and the project's git state. */
 export const REPORT_FILE = 'event.json';
 export const GIT_FILE = 'git.txt';
+const REPORT_FILES = [REPORT_FILE, GIT_FILE] as const;
 const MAX_REPORT_BYTES = REPORT_CAP_BYTES;
 const MAX_GIT_BYTES = 64 * 1024;
 /** How long a `working` session may go without a report before it is `stuck`. */
@@ -31,13 +32,12 @@ interface Watched {
   git: GitGlance | null;
   timer: NodeJS.Timeout | null;
   lastRead: number;
-  /** A read is under way; another change meanwhile reads again after it. */
+  /** A read is under way; files that change meanwhile are read after it. */
   reading: boolean;
-  again: boolean;
+  /** The report files renamed since they were last read: only those are read. */
+  dirty: Set<string>;
   /** Turns `working` into `stuck` when no report comes in time. */
   stuckTimer: NodeJS.Timeout | null;
-  /** The last report's text: the same one read again is no new report. */
-  lastEvent: string | null;
 }
 
 export class StatusWatch {
@@ -59,17 +59,18 @@ export class StatusWatch {
     const known = this.sessions.get(id);
     if (known?.watcher && known.dir === dir) return;
     if (known) this.forget(id);
-    const w: Watched = { dir, watcher: null, activity: known?.activity ?? null, git: known?.git ?? null, timer: null, lastRead: 0, reading: false, again: false, stuckTimer: null, lastEvent: null };
+    const w: Watched = { dir, watcher: null, activity: known?.activity ?? null, git: known?.git ?? null, timer: null, lastRead: 0, reading: false, dirty: new Set(REPORT_FILES), stuckTimer: null };
     this.sessions.set(id, w);
     try {
       w.watcher = watch(dir, { persistent: false }, (_kind, name) => {
-        if (name === null || String(name) === REPORT_FILE || String(name) === GIT_FILE) this.schedule(id, w);
+        const names = name === null ? REPORT_FILES : REPORT_FILES.filter((f) => f === String(name));
+        if (names.length > 0) this.schedule(id, w, names);
       });
       w.watcher.on('error', (err) => this.o.logger.debug('status watch error', { session: id, err: messageOf(err) }));
     } catch (err) {
       this.o.logger.warn('cannot follow session status', { session: id, err: messageOf(err) });
     }
-    this.schedule(id, w);
+    this.schedule(id, w, REPORT_FILES);
   }
 
   /**
@@ -110,31 +111,30 @@ export class StatusWatch {
     for (const id of [...this.sessions.keys()]) this.forget(id);
   }
 
-  /** Reads the report soon: at once if the last read was long enough ago, else after the gap. */
-  private schedule(id: string, w: Watched): void {
-    if (w.reading) {
-      w.again = true;
-      return;
-    }
-    if (w.timer) return;
+  /** Reads `names` soon: at once if the last read was long enough ago, else after the gap. */
+  private schedule(id: string, w: Watched, names: readonly string[]): void {
+    for (const n of names) w.dirty.add(n);
+    if (w.reading || w.timer) return;
     const wait = Math.max(0, w.lastRead + READ_GAP_MS - Date.now());
     w.timer = setTimeout(() => {
       w.timer = null;
       w.lastRead = Date.now();
       w.reading = true;
-      void this.read(id, w).finally(() => {
+      const names = new Set(w.dirty);
+      w.dirty.clear();
+      void this.read(id, w, names).finally(() => {
         w.reading = false;
-        if (w.again && this.sessions.get(id) === w) {
-          w.again = false;
-          this.schedule(id, w);
-        }
+        if (w.dirty.size > 0 && this.sessions.get(id) === w) this.schedule(id, w, []);
       });
     }, wait);
     w.timer.unref();
   }
 
-  private async read(id: string, w: Watched): Promise<void> {
-    const [event, git] = await Promise.all([this.readFile(w, REPORT_FILE, MAX_REPORT_BYTES), this.readFile(w, GIT_FILE, MAX_GIT_BYTES)]);
+  private async read(id: string, w: Watched, names: Set<string>): Promise<void> {
+    const [event, git] = await Promise.all([
+      names.has(REPORT_FILE) ? this.readFile(w, REPORT_FILE, MAX_REPORT_BYTES) : null,
+      names.has(GIT_FILE) ? this.readFile(w, GIT_FILE, MAX_GIT_BYTES) : null,
+    ]);
     if (this.sessions.get(id) !== w) return;
     let news = false;
     const glance = git === null ? null : gitOfReport(git);
@@ -143,8 +143,7 @@ export class StatusWatch {
       news = true;
     }
     const next = event === null ? null : activityOfReport(event, this.now());
-    if (next && event !== w.lastEvent) this.armStuck(id, w, next);
-    w.lastEvent = event;
+    if (next) this.armStuck(id, w, next);
     if (next && (isNews(w.activity, next) || w.activity?.state === 'stuck')) {
       // A new detail in the same state (another tool while working) keeps when the state began.
       w.activity = w.activity?.state === next.state ? { ...next, since: w.activity.since } : next;

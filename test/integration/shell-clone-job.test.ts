@@ -51,6 +51,16 @@ async function cli(line: string): Promise<SshResult> {
   return { ...r, err: r.err.replace(/^Warning: Permanently added .*\r?\n/m, '') };
 }
 
+/** The results the audit log recorded for `op`, in order. */
+async function auditResults(op: string): Promise<string[]> {
+  return (await fs.readFile(cluster.auditFile, 'utf8'))
+    .split('\n')
+    .filter(Boolean)
+    .map((l) => JSON.parse(l) as { op: string; result: string })
+    .filter((a) => a.op === op)
+    .map((a) => a.result);
+}
+
 interface OpsJson {
   running: Array<{ agent: string; opId: string; op: string; phase: string; bytesDone: number | null; bytesTotal: number | null; target?: { name: string } }>;
   waiting: unknown[];
@@ -97,11 +107,7 @@ test('a clone longer than the RPC timeout completes as a job, with progress in o
 
   // Done: no job left, and one plain `ok` in the audit under the job's op id.
   expect(JSON.parse((await cli('ops --json')).out)).toEqual({ running: [], waiting: [] });
-  const audit = (await fs.readFile(cluster.auditFile, 'utf8'))
-    .split('\n')
-    .filter(Boolean)
-    .map((l) => JSON.parse(l) as { op: string; result: string });
-  expect(audit.filter((a) => a.op === 'clone').map((a) => a.result)).toEqual(['ok', 'ok']);
+  expect(await auditResults('clone')).toEqual(['ok', 'ok']);
 }, 120_000);
 
 test('a create on a project that takes longer than the RPC timeout to fetch completes as a job', async () => {
@@ -110,9 +116,5 @@ test('a create on a project that takes longer than the RPC timeout to fetch comp
   expect({ code: r.code, out: r.out.split(' (')[0] }).toEqual({ code: 0, out: 'created slow-project' });
   expect(Date.now() - started).toBeGreaterThan(2 * RPC_TIMEOUT_MS);
   expect(r.err).toContain('creating slow-project: fetching the project');
-  const audit = (await fs.readFile(cluster.auditFile, 'utf8'))
-    .split('\n')
-    .filter(Boolean)
-    .map((l) => JSON.parse(l) as { op: string; result: string });
-  expect(audit.filter((a) => a.op === 'create').map((a) => a.result)).toEqual(['ok', 'ok']);
+  expect(await auditResults('create')).toEqual(['ok', 'ok']);
 }, 60_000);
