@@ -94,6 +94,8 @@ export const agentConfigSchema = z
     maxSessions: z.number().int().min(1).nullable().default(null),
     /** A session whose program said it is working and then nothing for this long shows as stuck. */
     stuckAfterSeconds: z.number().int().min(10).max(86400).default(600),
+    /** A session no hook reports for (any command but Claude Code) whose pane printed nothing for this long shows as idle. */
+    idleAfterSeconds: z.number().int().min(1).max(86400).default(30),
     /**
      * A folder shared by the agents of one host that publish on the same address: each claims its
      * sessions' ports there, so none hands out a port another reserved. Null: this agent only.

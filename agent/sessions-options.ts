@@ -65,4 +65,6 @@ export interface SessionsPolicy {
   reconcileIntervalMs: number;
   /** A working session with no report for this long shows as stuck (default 10 min). */
   stuckAfterMs?: number;
+  /** A session no hook reports for whose pane printed nothing for this long shows as idle (default 30 s). */
+  idleAfterMs?: number;
 }

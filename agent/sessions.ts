@@ -14,6 +14,7 @@ import { Protocol, cloneName } from '../common/names';
 import { HostStats, RpcParams, SessionEntry, SessionMeta, SESSION_FILE_VERSION } from '../common/protocol';
 import { LiveAttaches } from './attaches';
 import { JobBoard } from './jobs';
+import { SharedCaptures } from './activity/shared-captures';
 import { StatusWatch } from './activity/status-watch';
 import { RepoMirrors } from './repos/mirrors';
 import { checkSessionEnv, editedSetup, sessionSetup } from './session-env';
@@ -47,6 +48,7 @@ export class Sessions extends EventEmitter {
   readonly jobs = new JobBoard();
   /** What each session's program reports about itself. */
   private readonly status: StatusWatch;
+  private readonly captures = new SharedCaptures();
 
   constructor(
     private readonly d: SessionsDeps,
@@ -56,7 +58,7 @@ export class Sessions extends EventEmitter {
     super();
     this.log = d.logger.child({ component: 'sessions', agent: settings.agent });
     this.containers = new ContainerTracker(d.runtime);
-    this.status = new StatusWatch({ changed: (id) => this.feed.notify(id), logger: this.log, stuckAfterMs: policy.stuckAfterMs });
+    this.status = new StatusWatch({ changed: (id) => this.feed.notify(id), logger: this.log, stuckAfterMs: policy.stuckAfterMs, idleAfterMs: policy.idleAfterMs });
     this.feed = new SessionFeed({
       agent: settings.agent,
       defaultCommand: settings.command,
@@ -114,13 +116,18 @@ export class Sessions extends EventEmitter {
     return this.attacher.open(id, operator, readOnly, cols, rows);
   }
 
-  /** The last lines of a running session's pane. Throws CONFLICT when it is not running. */
+  /**
+   * The last lines of a running session's pane (one capture serves every caller within a short
+   * window: shared-captures.ts). Throws CONFLICT when it is not running.
+   */
   async preview(id: string, lines: number): Promise<{ text: string; at: string }> {
     await this.steps.load(id);
     const c = this.containers.get(id);
     if (!c || c.state !== 'running') throw new BerthError('CONFLICT', c?.state === 'paused' ? 'session is paused for a clone' : 'session is not running');
-    const text = await this.d.runtime.capturePane(c.id, this.settings.user, lines);
-    return { text, at: new Date(this.d.clock.now()).toISOString() };
+    return this.captures.get(c.id, lines, async (n) => {
+      const text = await this.d.runtime.capturePane(c.id, this.settings.user, n);
+      return { text, at: new Date(this.d.clock.now()).toISOString() };
+    });
   }
 
   /** Follows the session's status folder, if it has one. */

@@ -25,12 +25,13 @@ export const PACKAGES = ['tmux', 'bash', 'procps', 'ncurses-base', 'libnss-wrapp
 const STEPS = { user: DEFAULT_SESSION_USER, env: ['LANG=C.UTF-8', 'DISABLE_AUTOUPDATER=1'], setid: 'stripped' };
 /**
  * The files of deploy/image the image carries, where, and their mode: the entry point, the hook
- * every Claude Code event runs, and Claude Code's managed settings that name it (read by Claude
- * Code beside a user's own settings, which stay untouched).
+ * every Claude Code event runs, the pane's output watcher, and Claude Code's managed settings
+ * that name the hook (read by Claude Code beside a user's own settings, which stay untouched).
  */
 const IMAGE_FILES: Array<[string, string, number]> = [
   ['berth-session', 'usr/local/bin/berth-session', 0o755],
   ['berth-hook', 'usr/local/bin/berth-hook', 0o755],
+  ['berth-output', 'usr/local/bin/berth-output', 0o755],
   ['managed-settings.json', 'etc/claude-code/managed-settings.json', 0o644],
 ];
 

@@ -14,7 +14,7 @@ import { LIST_FILTER_FLAGS, listFilterOf, matchesList } from './list-filter';
 import { watchSessions } from './watch';
 import { Operator, PendingOp, ShellService } from '../service';
 import { FlagSpec, LIMIT_FLAGS, Parsed, UsageError, envFlags, intFlag, limitsFromFlags, listFlag, parseFlags, splitWords, strFlag } from './args';
-import { AGENT_HEAD, SESSION_HEAD, agentJson, agentRow, errorLine, sessionJson, sessionRow, summary, table } from './format';
+import { AGENT_HEAD, SESSION_HEAD, agentJson, agentRow, errorLine, previewHeadline, sessionJson, sessionRow, summary, table } from './format';
 
 export const USAGE = `usage: ssh -p PORT USER@SHELL <command> [--json]
 
@@ -263,18 +263,9 @@ function envChanges(set: Parsed['flags'][string] | undefined, unset: Parsed['fla
   return Object.keys(out).length > 0 ? out : undefined;
 }
 
-/** The line above a preview: the session, its activity and its project's git state, when known. */
+/** The line above a preview (see previewHeadline). */
 function previewHead(s: ClusterSession): string {
-  if (s.entry.kind !== 'session') return '';
-  const parts = [`${inertCell(s.entry.meta.name)} on ${inertCell(s.agent)}`];
-  const a = s.entry.activity;
-  if (a) parts.push(a.detail ? `${a.state}: ${inertCell(a.detail, 80)}` : a.state);
-  const g = s.entry.git;
-  if (g) {
-    const ab = g.ahead === null ? '' : ` +${g.ahead} -${g.behind ?? 0}`;
-    parts.push(`${inertCell(g.branch)}${ab}, ${g.changed} changed${g.subject ? `, last: ${inertCell(g.subject, 80)}` : ''}`);
-  }
-  return `== ${parts.join(' · ')}\n`;
+  return s.entry.kind === 'session' ? `== ${previewHeadline(s)}\n` : '';
 }
 
 /** How often a long op's progress is printed, at most (a new phase is, at once). */

@@ -179,3 +179,20 @@ export function summary(verb: string, s: ClusterSession): string {
 export function errorLine(code: string, message: string): string {
   return `error: ${code}: ${inertBlock(message, MESSAGE_MAX)}\n`;
 }
+
+/**
+ * What a preview says above the screen's lines: the session, its activity and its project's git
+ * state, when known ("web on agent-1 · working: Bash · main +1 -0, 3 changed, last: fix"). Inert.
+ */
+export function previewHeadline(s: ClusterSession): string {
+  if (s.entry.kind !== 'session') return inertCell(s.id);
+  const parts = [`${inertCell(s.entry.meta.name)} on ${inertCell(s.agent)}`];
+  const a = s.entry.activity;
+  if (a) parts.push(a.detail ? `${a.state}: ${inertCell(a.detail, 80)}` : a.state);
+  const g = s.entry.git;
+  if (g) {
+    const ab = g.ahead === null ? '' : ` +${g.ahead} -${g.behind ?? 0}`;
+    parts.push(`${inertCell(g.branch)}${ab}, ${g.changed} changed${g.subject ? `, last: ${inertCell(g.subject, 80)}` : ''}`);
+  }
+  return parts.join(' · ');
+}

@@ -20,8 +20,8 @@ export interface MenuContext {
   readonly operator: Operator;
   readonly service: MenuService;
   readonly dialogs: Dialogs;
-  /** The terminal's height in rows now. */
-  screenRows(): number;
+  /** How many rows PageUp and PageDown move: the table's height now, less one. */
+  pageRows(): number;
   /** Moves the selection by `delta` rows (within the rows shown) and redraws. */
   move(delta: number): void;
   /** Starts typing a filter (`/`). */
@@ -54,6 +54,10 @@ export interface RowControls {
   cycleSort(): void;
   /** Shows every agent's sessions, then each agent's in turn, then every agent's again. */
   cycleAgent(): void;
+  /** Shows or hides the preview of the selected session. */
+  togglePreview(): void;
+  /** The preview's next height (a third, half, two thirds of the screen), showing it if hidden. */
+  resizePreview(): void;
 }
 
 /** How the menu names a session: its name, or its id's start for a broken one. */

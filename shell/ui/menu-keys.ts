@@ -7,7 +7,6 @@ import type { ClusterSession } from '../cluster/view';
 import type { Action } from '../roles';
 import type { Key } from './dialog';
 import { MenuContext, background, cloneSession, deleteSession, editSession, nameOf, newSession, overrideLock, refuse, restartOrKill } from './menu-actions';
-import { pageStep } from './menu-state';
 import { settingsText } from './menu-view';
 
 interface KeyBase {
@@ -51,8 +50,8 @@ export type KeyEntry = MenuKey | SessionKey | AttachKey;
 export const KEYS: readonly KeyEntry[] = [
   { on: 'menu', label: '↑', keys: ['up'], run: (ctx) => ctx.move(-1) },
   { on: 'menu', label: '↓', keys: ['down'], run: (ctx) => ctx.move(1) },
-  { on: 'menu', label: 'PgUp', keys: ['pageup'], run: (ctx) => ctx.move(-pageStep(ctx.screenRows())) },
-  { on: 'menu', label: 'PgDn', keys: ['pagedown'], run: (ctx) => ctx.move(pageStep(ctx.screenRows())) },
+  { on: 'menu', label: 'PgUp', keys: ['pageup'], run: (ctx) => ctx.move(-ctx.pageRows()) },
+  { on: 'menu', label: 'PgDn', keys: ['pagedown'], run: (ctx) => ctx.move(ctx.pageRows()) },
   { on: 'session', label: 'Enter', keys: ['enter'], hint: 'attach', help: 'attach (viewers: read-only)', run: (ctx, s) => ctx.attach(s) },
   { on: 'menu', label: 'N', keys: ['n', 'N'], hint: 'new', help: 'new session', action: 'create', run: newSession },
   { on: 'menu', label: 'Tab', keys: ['tab'], hint: 'next', help: 'next session needing you', run: (ctx) => ctx.rows?.nextNeedingYou() },
@@ -84,6 +83,8 @@ export const KEYS: readonly KeyEntry[] = [
   { on: 'menu', label: '>', keys: ['>'], hint: 'sort', help: 'sort: attention, name, agent, last used', run: (ctx) => ctx.rows?.cycleSort() },
   { on: 'menu', label: 'F', keys: ['f', 'F'], hint: 'agent', help: 'filter by agent: all, each', run: (ctx) => ctx.rows?.cycleAgent() },
   { on: 'menu', label: '/', keys: ['/'], hint: 'filter', help: 'filter by text', run: (ctx) => ctx.startFilter() },
+  { on: 'menu', label: 'P', keys: ['p', 'P'], hint: 'preview', help: "preview: the selected session's screen", run: (ctx) => ctx.rows?.togglePreview() },
+  { on: 'menu', label: 'L', keys: ['l', 'L'], hint: '', help: 'preview height: 1/3, 1/2, 2/3', run: (ctx) => ctx.rows?.resizePreview() },
   { on: 'menu', label: '?', keys: ['?'], hint: 'help', help: 'this help', run: (ctx) => ctx.dialogs.page('keys', helpText()) },
   { on: 'menu', label: 'Q', keys: ['q', 'Q'], hint: 'quit', help: 'quit', run: (ctx) => ctx.quit() },
   { on: 'attach', label: 'Ctrl-b d', keys: [], help: 'detach from a session' },

@@ -1,6 +1,7 @@
 /**
- * The menu's blessed screen on a pair of streams: a title line, the session table, a status line
- * and the hint bar, each painted from the plain lines of menu-view.ts.
+ * The menu's blessed screen on a pair of streams: a title line, the session table, the preview
+ * (when shown: a line across, then the selected session's screen), a status line and the hint bar,
+ * each painted from the plain lines of menu-view.ts and menu-preview.ts.
  */
 import { Readable, Writable } from 'node:stream';
 import blessed from 'blessed';
@@ -12,6 +13,10 @@ import { Line, Tone } from './menu-view';
 export interface Frame {
   title: Line;
   table: Line[];
+  /** The preview's lines (its headline first); empty: no preview, the table takes its room. */
+  preview: Line[];
+  /** The rows the preview takes (0: none). */
+  previewRows: number;
   status: Line;
 }
 
@@ -85,12 +90,22 @@ export function openMenuScreen(input: Readable, output: Writable, cols: number, 
   const line = { left: 0, width: '100%', height: 1, tags: true, wrap: false } as const;
   const title = blessed.box({ parent: screen, top: 0, ...line, style: { bg: 'blue', fg: 'white' } });
   const table = blessed.box({ parent: screen, top: 1, left: 0, width: '100%', height: '100%-3', tags: true, wrap: false });
+  // Above the status line; its first line is its headline, underlined across the screen.
+  const preview = blessed.box({ parent: screen, bottom: 2, left: 0, width: '100%', height: 1, tags: true, wrap: false, hidden: true });
   const status = blessed.box({ parent: screen, bottom: 1, ...line });
   blessed.box({ parent: screen, bottom: 0, ...line, content: tagged(hints) });
   return {
     rows: () => screen.height as number,
     paint(frame) {
       title.setContent(tagged(frame.title));
+      const below = frame.previewRows > 0 ? frame.previewRows : 0;
+      table.height = `100%-${3 + below}`;
+      if (below > 0) {
+        preview.height = below;
+        const [head, ...rest] = frame.preview;
+        preview.setContent([`{underline}${head ? tagged(head) : ''}${' '.repeat(Math.max(0, (screen.width as number) - (head ? head.reduce((n, s) => n + s.text.length, 0) : 0)))}{/underline}`, ...rest.map(tagged)].join('\n'));
+        preview.show();
+      } else preview.hide();
       table.setContent(frame.table.map(tagged).join('\n'));
       status.setContent(tagged(frame.status));
       screen.render();

@@ -12,6 +12,7 @@
 import { sessionRow } from '../cli/format';
 import type { ClusterSession } from '../cluster/view';
 import type { Key } from './dialog';
+import { INITIAL_PREVIEW, PreviewLayout, cyclePreviewSize, previewRows, togglePreview } from './menu-preview';
 import { Dismissed, SortOrder, Waits, dismissProblem, nextAgent, nextNeedingYou, nextSort, pruneDismissed, rings, sortSessions, waitsOf, withDismissed } from './menu-attention';
 
 export interface MenuState {
@@ -40,6 +41,8 @@ export interface MenuState {
   readonly busy: string | null;
   /** The spinner's frame counter while an op runs. */
   readonly spin: number;
+  /** The preview pane below the table: shown or not, and how high (menu-preview.ts). */
+  readonly preview: PreviewLayout;
 }
 
 export const INITIAL_STATE: MenuState = {
@@ -56,19 +59,20 @@ export const INITIAL_STATE: MenuState = {
   messageIsError: false,
   busy: null,
   spin: 0,
+  preview: INITIAL_PREVIEW,
 };
 
 /** Lines the title, the table's head, the status line and the hint bar take. */
 const CHROME_ROWS = 4;
 
-/** How many session rows fit on a terminal `screenRows` high (at least one). */
-export function tableHeight(screenRows: number): number {
-  return Math.max(1, screenRows - CHROME_ROWS);
+/** How many session rows fit on a terminal `screenRows` high (at least one), beside the preview when shown. */
+export function tableHeight(screenRows: number, preview: PreviewLayout = { open: false, size: 0 }): number {
+  return Math.max(1, screenRows - CHROME_ROWS - previewRows(screenRows, preview));
 }
 
 /** How far PageUp and PageDown move the selection: a table's height less one row. */
-export function pageStep(screenRows: number): number {
-  return screenRows - CHROME_ROWS - 1;
+export function pageStep(screenRows: number, preview: PreviewLayout = { open: false, size: 0 }): number {
+  return Math.max(1, tableHeight(screenRows, preview) - 1);
 }
 
 /** Whether a session matches a filter: any cell of its row, or the start of its id; any case. */
@@ -127,6 +131,16 @@ export function dismiss(st: MenuState, s: ClusterSession, name: string): MenuSta
 /** The next sort order; the selection keeps its session. */
 export function cycleSort(st: MenuState): MenuState {
   return { ...st, sort: nextSort(st.sort) };
+}
+
+/** P: shows or hides the preview. */
+export function flipPreview(st: MenuState): MenuState {
+  return { ...st, preview: togglePreview(st.preview) };
+}
+
+/** L: the preview's next height (showing it if hidden). */
+export function resizePreview(st: MenuState): MenuState {
+  return { ...st, preview: cyclePreviewSize(st.preview) };
 }
 
 /** Shows all agents' sessions, then each agent's of `agents` in turn; the selection keeps its session if still shown. */

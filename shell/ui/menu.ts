@@ -17,7 +17,9 @@ import { dispatch, hintText } from './menu-keys';
 import { MenuScreen, openMenuScreen } from './menu-screen';
 import * as S from './menu-state';
 import { jobLine } from '../jobs-text';
+import { mayShow, previewLines, previewRows } from './menu-preview';
 import { statusLine, tableLines, titleLine } from './menu-view';
+import { PreviewFeed } from './preview-feed';
 
 export interface MenuOptions {
   input: Readable;
@@ -69,6 +71,7 @@ class MenuController implements Menu, MenuContext {
   private redrawQueued = false;
   private ended: () => void = () => undefined;
   private readonly spinner: NodeJS.Timeout;
+  private readonly preview: PreviewFeed;
 
   constructor(
     private readonly o: MenuOptions,
@@ -84,6 +87,10 @@ class MenuController implements Menu, MenuContext {
         this.render();
       },
     );
+    this.preview = new PreviewFeed({
+      fetch: (id, lines) => this.service.preview(this.operator, id, lines),
+      changed: () => this.render(),
+    });
     this.service.view.on('change', this.redraw);
     this.service.view.on('jobs', this.redraw);
     this.spinner = setInterval(() => {
@@ -100,13 +107,19 @@ class MenuController implements Menu, MenuContext {
     if (this.destroyed || this.attached) return;
     const all = this.service.view.sessions();
     const shown = S.tableRows(all, this.state);
-    const height = S.tableHeight(this.screen.rows());
+    const rows = this.screen.rows();
+    const height = S.tableHeight(rows, this.state.preview);
     const seen = S.observe(this.state, all, shown);
     this.state = S.layout(S.follow(seen.state, shown), shown.length, height);
     if (seen.ring && this.o.bell !== false) this.screen.bell();
+    const below = previewRows(rows, this.state.preview);
+    const selected = S.selectedSession(this.state, shown);
+    this.preview.show(below > 0 && selected ? { id: selected.id, lines: below - 1, live: mayShow(selected), version: JSON.stringify([selected.state, selected.entry]) } : null);
     this.screen.paint({
       title: titleLine(this.operator, this.service.view.agentList(), shown.length, this.state),
       table: tableLines(shown, this.state, height),
+      preview: previewLines(selected, this.preview.current(), below),
+      previewRows: below,
       status: statusLine(this.state, this.jobLines()),
     });
   };
@@ -132,6 +145,7 @@ class MenuController implements Menu, MenuContext {
     if (this.destroyed) return;
     this.destroyed = true;
     clearInterval(this.spinner);
+    this.preview.stop();
     this.service.view.off('change', this.redraw);
     this.service.view.off('jobs', this.redraw);
     this.screen.destroy();
@@ -139,8 +153,8 @@ class MenuController implements Menu, MenuContext {
 
   // ---- MenuContext (for the key handlers) ----
 
-  screenRows(): number {
-    return this.screen.rows();
+  pageRows(): number {
+    return S.pageStep(this.screen.rows(), this.state.preview);
   }
 
   move(delta: number): void {
@@ -172,6 +186,7 @@ class MenuController implements Menu, MenuContext {
     const refused = S.refuseWhileBusy(this.state);
     if (refused) return this.set(refused);
     this.attached = true;
+    this.preview.show(null);
     this.screen.leave();
     this.o
       .attach(s.id, this.operator.role === 'viewer')
@@ -197,6 +212,8 @@ class MenuController implements Menu, MenuContext {
     dismiss: (s) => this.set(S.dismiss(this.state, s, nameOf(s))),
     cycleSort: () => this.set(S.cycleSort(this.state)),
     cycleAgent: () => this.set(S.cycleAgent(this.state, this.service.view.agentList().map((a) => a.id))),
+    togglePreview: () => this.set(S.flipPreview(this.state)),
+    resizePreview: () => this.set(S.resizePreview(this.state)),
   };
 
   // ---- internals ----

@@ -46,7 +46,8 @@ async function selectedSays(expected: string): Promise<void> {
 }
 
 beforeAll(async () => {
-  cluster = await startCluster({ runLabel, agents: 1 });
+  // A command that prints nothing: every activity in this file is one the test reports.
+  cluster = await startCluster({ runLabel, agents: 1, agentConfig: { command: 'sleep infinity' } });
   await cluster.agentsOnline();
   for (const name of ['first', 'second', 'third']) ids[name] = (await json<SessionJson>(`create --name ${name}`)).id;
   // A session's status folder is made at its start.

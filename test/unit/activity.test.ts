@@ -12,7 +12,7 @@ import path from 'node:path';
 import { silentLogger } from '../../common/logging';
 import { Activity } from '../../common/protocol';
 import { activityOfReport, gitOfReport, isNews } from '../../agent/activity/hook-report';
-import { READ_GAP_MS, REPORT_FILE, StatusWatch } from '../../agent/activity/status-watch';
+import { OUTPUT_FILE, READ_GAP_MS, REPORT_FILE, StatusWatch } from '../../agent/activity/status-watch';
 import { activityCell, sessionRow } from '../../shell/cli/format';
 import { INITIAL_STATE } from '../../shell/ui/menu-state';
 import { needingYou, tableLines, titleLine } from '../../shell/ui/menu-view';
@@ -224,6 +224,101 @@ describe('the watcher', () => {
     await put(report({ hook_event_name: 'UserPromptSubmit' }), other);
     await sleep(READ_GAP_MS * 3);
     expect(changes).toEqual(['b']);
+  });
+});
+
+describe('output, for any command', () => {
+  let dir: string;
+  let changes: string[];
+  let watch: StatusWatch;
+  const IDLE_MS = 400;
+  beforeEach(async () => {
+    dir = await fs.mkdtemp(path.join(os.tmpdir(), 'berth-output-'));
+    changes = [];
+    watch = new StatusWatch({ changed: (id) => changes.push(id), logger: silentLogger, idleAfterMs: IDLE_MS });
+  });
+  afterEach(async () => {
+    watch.stop();
+    await fs.rm(dir, { recursive: true, force: true });
+  });
+
+  /** What berth-output does when the pane prints: a file aside, renamed into place. */
+  const printed = async (): Promise<void> => {
+    const tmp = path.join(dir, `.output.${Math.random()}`);
+    await fs.writeFile(tmp, 'output\n');
+    await fs.rename(tmp, path.join(dir, OUTPUT_FILE));
+  };
+  const state = async (): Promise<string | undefined> => watch.activity('s1')?.state;
+
+  test('printing is working; quiet for idleAfterMs is idle, since the last output; printing again is working', async () => {
+    watch.follow('s1', dir);
+    await printed();
+    await until('working', state, (s) => s === 'working', 2000, 10);
+    expect(watch.activity('s1')?.detail).toBe('output');
+    // Output that goes on keeps it working, and tells nothing new.
+    for (let i = 0; i < 5; i++) {
+      await sleep(IDLE_MS / 4);
+      await printed();
+    }
+    expect(await state()).toBe('working');
+    const lastOutput = Date.now();
+    await until('idle', state, (s) => s === 'idle', 3000, 20);
+    const idle = watch.activity('s1');
+    expect(idle?.detail).toBe('no output');
+    expect(Math.abs(Date.parse(idle?.since ?? '') - lastOutput)).toBeLessThan(IDLE_MS / 2);
+    expect(Date.now() - lastOutput).toBeGreaterThanOrEqual(IDLE_MS - 20);
+    await printed();
+    await until('working again', state, (s) => s === 'working', 2000, 10);
+    expect(changes).toEqual(['s1', 's1', 's1']);
+  });
+
+  test("once a hook reported, its report wins: output changes nothing and the session never turns idle", async () => {
+    watch.follow('s1', dir);
+    await printed();
+    await until('working', state, (s) => s === 'working', 2000, 10);
+    const tmp = path.join(dir, '.event.x');
+    await fs.writeFile(tmp, report({ hook_event_name: 'Notification', notification_type: 'permission_prompt', message: 'Claude needs your permission to use Bash' }));
+    await fs.rename(tmp, path.join(dir, REPORT_FILE));
+    await until('permission', state, (s) => s === 'permission', 2000, 10);
+    await printed();
+    await sleep(IDLE_MS * 2);
+    expect(await state()).toBe('permission');
+    // A new container forgets the hooks: output counts again.
+    await watch.reset('s1', dir);
+    expect(watch.activity('s1')).toBeNull();
+    await printed();
+    await until('working from output', state, (s) => s === 'working', 2000, 10);
+  });
+
+  test('a flood of output marks changes the state once and reads nothing', async () => {
+    watch.follow('s1', dir);
+    for (let i = 0; i < 500; i++) await printed();
+    await until('working', state, (s) => s === 'working', 2000, 10);
+    await sleep(50);
+    expect(changes).toEqual(['s1']);
+  });
+
+  test('an agent that starts following a session recalls its last output from the file, never later than now', async () => {
+    await printed();
+    const old = new Date(Date.now() - 60_000);
+    await fs.utimes(path.join(dir, OUTPUT_FILE), old, old);
+    watch.follow('s1', dir);
+    await until('idle', state, (s) => s === 'idle', 2000, 10);
+    expect(Math.abs(Date.parse(watch.activity('s1')?.since ?? '') - old.getTime())).toBeLessThan(1000);
+    watch.forget('s1');
+
+    // Printed a moment ago: working, and idle once quiet long enough.
+    await printed();
+    watch.follow('s2', dir);
+    await until('working', async () => watch.activity('s2')?.state, (s) => s === 'working', 2000, 10);
+    await until('then idle', async () => watch.activity('s2')?.state, (s) => s === 'idle', 3000, 20);
+
+    // A time in the future (the container's clock is its word) counts as now.
+    const future = new Date(Date.now() + 3_600_000);
+    await fs.utimes(path.join(dir, OUTPUT_FILE), future, future);
+    watch.follow('s3', dir);
+    await until('working', async () => watch.activity('s3'), (a) => a?.state === 'working', 2000, 10);
+    expect(Date.parse(watch.activity('s3')?.since ?? '')).toBeLessThanOrEqual(Date.now());
   });
 });
 

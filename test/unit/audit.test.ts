@@ -81,7 +81,7 @@ function menu(service: ShellService, operator: Operator) {
       confirm: (question) => opened.push(question),
       page: (title) => opened.push(title),
     },
-    screenRows: () => 24,
+    pageRows: () => 19,
     move: () => undefined,
     startFilter: () => undefined,
     attach: () => undefined,

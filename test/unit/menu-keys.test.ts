@@ -74,7 +74,7 @@ function fakeMenu(role: Role = 'admin', online = ['agent-1']) {
       confirm: (question, yes) => (opened.confirm = { question, yes }),
       page: (title, text) => (opened.page = { title, text }),
     },
-    screenRows: () => 24,
+    pageRows: () => 19,
     move: (d) => calls.push(['move', d]),
     startFilter: () => calls.push(['filter']),
     rows: {
@@ -82,6 +82,8 @@ function fakeMenu(role: Role = 'admin', online = ['agent-1']) {
       dismiss: (x) => calls.push(['dismiss', x.id]),
       cycleSort: () => calls.push(['sort']),
       cycleAgent: () => calls.push(['agent']),
+      togglePreview: () => calls.push(['preview']),
+      resizePreview: () => calls.push(['preview-size']),
     },
     attach: (s) => calls.push(['attach', s.id]),
     say: (text, error = false) => calls.push(['say', text, error]),
@@ -96,7 +98,7 @@ const press = (ch: string | undefined, name?: string): [string | undefined, Key]
 describe('the key table', () => {
   it('makes the hint bar the menu shows today', () => {
     expect(hintText()).toBe(
-      'Enter attach · N new · Tab next · X dismiss · B bg · C clone · E edit · R restart · K kill · D delete · O override · S · > sort · F agent · / filter · ? help · Q quit',
+      'Enter attach · N new · Tab next · X dismiss · B bg · C clone · E edit · R restart · K kill · D delete · O override · S · > sort · F agent · / filter · P preview · L · ? help · Q quit',
     );
   });
 
@@ -110,7 +112,8 @@ describe('the key table', () => {
       'K      kill (stop the container)                   D  delete (asks Y/N)',
       'O      override a stale lock (admin)               S  settings: version, agents',
       '>      sort: attention, name, agent, last used     F  filter by agent: all, each',
-      '/      filter by text                              ?  this help',
+      "/      filter by text                              P  preview: the selected session's screen",
+      'L      preview height: 1/3, 1/2, 2/3               ?  this help',
       'Q      quit                                        Ctrl-b d  detach from a session',
     ]);
   });
