@@ -114,3 +114,21 @@ export async function settle(terms: Term[], quietMs = 40, maxMs = 2000): Promise
     await sleep(quietMs / 4);
   }
 }
+
+/**
+ * What to add to performance.now() for ms since the epoch, as `date +%s%N` in a container reads
+ * them (the same kernel's CLOCK_REALTIME), at the monotonic clock's resolution: Date.now() counts
+ * whole ms only, so this spins (at most 2 ms) until it ticks and takes the offset at that edge,
+ * good to a few µs. Take it afresh for each measurement: under NTP the clocks drift a few ppm apart.
+ */
+export function wallOffset(): number {
+  const start = Date.now();
+  const limit = performance.now() + 2;
+  let wall = start;
+  let mono = performance.now();
+  while (wall === start && mono < limit) {
+    wall = Date.now();
+    mono = performance.now();
+  }
+  return wall - mono;
+}
