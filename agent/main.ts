@@ -7,6 +7,7 @@ import { BerthError, messageOf } from '../common/errors';
 import { withDeadline } from '../common/deadline';
 import { Logger, createLogger } from '../common/logging';
 import { BERTH_VERSION, HelloEvent, PROTOCOL_VERSION } from '../common/protocol';
+import { BUILD } from '../common/build-info';
 import { AgentConfig, DEFAULT_SESSION_USER, hostKeyPath, trustedKeysPath } from './config';
 import { DockerodeRuntime } from './docker/dockerode-runtime';
 import { ContainerRuntime } from './docker/runtime';
@@ -135,6 +136,8 @@ export async function startAgent(o: AgentOptions): Promise<RunningAgent> {
     agent: cfg.id,
     protocol: PROTOCOL_VERSION,
     version: BERTH_VERSION,
+    commit: BUILD.commit,
+    builtAt: BUILD.builtAt,
     hostname: os.hostname(),
     publishAddress: cfg.publishAddress,
     capacity: { cpus: os.cpus().length, memoryMb: Math.round(os.totalmem() / 1048576), maxSessions: cfg.maxSessions, limits },

@@ -46,7 +46,11 @@ export class SessionSteps {
     return this.parts.log;
   }
 
-  /** Runs `fn` on the session under its lock; a broken session only where `allowBroken`. */
+  /**
+   * Runs `fn` on the session under its lock; a broken session only where `allowBroken`. Every
+   * taking and every release of a session's lock goes through here, and each pushes the session's
+   * entry (its `lock` says who holds it, for which op, since when).
+   */
   async withLock<T>(
     id: string,
     operator: string,
@@ -59,6 +63,7 @@ export class SessionSteps {
       throw new BerthError('CONFLICT', `session is broken (${s.reason}); only kill and delete work on it`);
     }
     const release = await this.d.locks.acquire(this.d.store.dir(id), operator, op);
+    this.feed.notify(id);
     try {
       return await fn(s);
     } finally {

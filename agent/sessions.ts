@@ -151,7 +151,7 @@ export class Sessions extends EventEmitter {
 
   /** Host figures for the `stats` op and event. */
   stats(): HostStats {
-    return hostStats(this.catalog.size, this.containers.runningCount());
+    return hostStats(this.catalog.size, this.containers.runningCount(), this.d.store.root);
   }
 
   /** Every known session's entry, from memory (for a new events subscriber). */

@@ -1,5 +1,6 @@
 /** Pure: what an operator sees of a session, derived from metadata, Docker, attaches and the lock. */
 import os from 'node:os';
+import { statfsSync } from 'node:fs';
 import { Activity, GitGlance, HostStats, Limits, LockInfo, SessionEntry, SessionMeta, SessionState } from '../common/protocol';
 import { projectDir, setupHash } from '../common/session-setup';
 import { ContainerSpec, ContainerSummary } from './docker/runtime';
@@ -142,9 +143,17 @@ export function clampLimits(limits: Limits, hostCpus: number): Limits {
   return limits.cpus !== undefined && hostCpus > 0 && limits.cpus > hostCpus ? { ...limits, cpus: hostCpus } : limits;
 }
 
-/** This host's figures for the `stats` op and event. */
-export function hostStats(sessions: number, containersRunning: number): HostStats {
+/** This host's figures for the `stats` op and event; the disk's are those of the folder `root` is on. */
+export function hostStats(sessions: number, containersRunning: number, root: string): HostStats {
+  let disk: Pick<HostStats, 'diskFreeMb' | 'diskTotalMb'> = {};
+  try {
+    const st = statfsSync(root);
+    disk = { diskFreeMb: Math.round((st.bavail * st.bsize) / 1048576), diskTotalMb: Math.round((st.blocks * st.bsize) / 1048576) };
+  } catch {
+    // a root that went away says nothing of its disk
+  }
   return {
+    ...disk,
     cpus: os.cpus().length,
     load1: os.loadavg()[0] ?? 0,
     memoryTotalMb: Math.round(os.totalmem() / 1048576),

@@ -5,8 +5,9 @@
  */
 import { readFileSync } from 'node:fs';
 import { parseArgs } from 'node:util';
-import { BerthError, toBerthError } from '../common/errors';
-import { BERTH_VERSION, PROTOCOL_VERSION } from '../common/protocol';
+import { BerthError, messageOf, toBerthError } from '../common/errors';
+import { PROTOCOL_VERSION } from '../common/protocol';
+import { BUILD } from '../common/build-info';
 import { hostKeyPath, loadAgentConfig, trustedKeysPath } from '../agent/config';
 import { startAgent } from '../agent/main';
 import { authorizeKey, ensureHostKey, publicKeyOf } from '../agent/rpc/keys';
@@ -15,8 +16,10 @@ import { ensureKeyFile } from '../common/ssh-keys';
 import { createLogger } from '../common/logging';
 import { loadShellConfig, shellPaths } from '../shell/config';
 import { probeFingerprint, readAgents, removeAgent, upsertAgent } from '../shell/agents';
+import { PinnedJump, fingerprintSchema, parseJump } from '../shell/agents/enrolled';
 import { startShell } from '../shell/main';
-import { errorLine } from '../shell/cli/format';
+import { describeChanges } from '../shell/live-config';
+import { errorLine, versionText } from '../shell/cli/format';
 import { defaultDemoDir, demoUser, runDemo } from './demo';
 
 const USAGE = `usage: berth <command>
@@ -27,7 +30,9 @@ const USAGE = `usage: berth <command>
   agent fingerprint --config FILE        print this agent's host key fingerprint
   shell serve --config FILE              run the cluster's SSH entry point
   shell add-agent --config FILE --id ID --host H --port P [--fingerprint SHA256:…] [--address IP]
-                                         enrol an agent (its host key is pinned)
+        [--jump USER@HOST:PORT [--jump-fingerprint SHA256:…]]
+                                         enrol an agent (its host key is pinned), reached
+                                         through a bastion with --jump (its key pinned too)
   shell remove-agent --config FILE --id ID
   shell agents --config FILE             the enrolled agents
   shell show-key --config FILE           the public key agents must trust (authorize-shell)
@@ -35,7 +40,7 @@ const USAGE = `usage: berth <command>
                                          build the session image offline (debootstrap)
   demo [--dir D] [--port P] [--dns-port P]
                                          a local cluster in the foreground (npm run demo)
-  version                                print the version
+  version                                print the version, commit and build date
 `;
 
 class UsageError extends Error {}
@@ -94,6 +99,28 @@ async function agentCommand(args: string[]): Promise<void> {
   }
 }
 
+/**
+ * add-agent's bastion: `--jump` checked part by part, and its host key, from `--jump-fingerprint`
+ * or else as the bastion presents it now (said, so the operator can compare). Undefined without
+ * `--jump`. Throws UsageError for a bad flag, AGENT_OFFLINE when the bastion does not answer.
+ */
+async function pinJump(text: string | undefined, given: string | undefined, out: (l: string) => void): Promise<PinnedJump | undefined> {
+  if (text === undefined) {
+    if (given !== undefined) throw new UsageError('--jump-fingerprint needs --jump USER@HOST:PORT');
+    return undefined;
+  }
+  const r = parseJump(text);
+  if (!r.ok) throw new UsageError(`--jump: ${r.problem}`);
+  if (given !== undefined && !fingerprintSchema.safeParse(given).success) {
+    throw new UsageError('--jump-fingerprint must be an OpenSSH SHA256 fingerprint (SHA256: and 43 characters)');
+  }
+  if (given) return { ...r.jump, fingerprint: given };
+  const seen = await probeFingerprint(r.jump.host, r.jump.port);
+  out(`pinned the host key the bastion presents now: ${seen}`);
+  out('  check it against `ssh-keygen -lf /etc/ssh/ssh_host_ed25519_key.pub` on the bastion');
+  return { ...r.jump, fingerprint: seen };
+}
+
 /** On SIGINT or SIGTERM: say so, stop `what`, and exit 0 (1 if stopping failed). */
 function stopOnSignal(what: { stop(): Promise<void> }, saying: (signal: string) => string): void {
   const stop = (sig: string): void => {
@@ -113,10 +140,18 @@ async function shellCommand(args: string[]): Promise<void> {
   switch (sub) {
     case 'serve': {
       const { values } = parse(rest, { config: { type: 'string', short: 'c' } });
-      const cfg = loadShellConfig(need(values.config, '--config FILE'));
+      const file = need(values.config, '--config FILE');
+      const cfg = loadShellConfig(file);
       const logger = createLogger({ level: cfg.log.level, file: cfg.log.file });
-      const shell = await startShell({ config: cfg, logger });
+      const shell = await startShell({ config: cfg, configFile: file, logger });
       out(`berth shell listening on ${shell.host}:${shell.port}${shell.dns ? ` dns ${shell.dns.host}:${shell.dns.port}` : ''}`);
+      // systemctl reload: operators and agents change; everyone stays connected.
+      process.on('SIGHUP', () => {
+        shell.reload().then(
+          (c) => out(`berth shell reloaded: ${describeChanges(c)}`),
+          (err: unknown) => out(`berth shell reload refused, running config kept: ${messageOf(err)}`),
+        );
+      });
       stopOnSignal(shell, (sig) => `berth shell stopping (${sig})`);
       return;
     }
@@ -128,22 +163,41 @@ async function shellCommand(args: string[]): Promise<void> {
         port: { type: 'string' },
         fingerprint: { type: 'string' },
         address: { type: 'string' },
+        jump: { type: 'string' },
+        'jump-fingerprint': { type: 'string' },
       });
       const cfg = loadShellConfig(need(values.config, '--config FILE'));
       const host = need(values.host, '--host H');
       const portText = need(values.port, '--port P');
       if (!/^\d+$/.test(portText)) throw new UsageError('--port must be a port number');
       const port = Number(portText);
+      const jump = await pinJump(opt(values.jump), opt(values['jump-fingerprint']), out);
+      const key = await ensureKeyFile(shellPaths(cfg.stateDir).agentKey, 'berth-shell');
       let fp = opt(values.fingerprint);
       if (!fp) {
-        fp = await probeFingerprint(host, port);
+        fp = await probeFingerprint(host, port, 10_000, jump && { jump, privateKey: key.private }).catch((err: unknown) => {
+          const e = toBerthError(err);
+          // Through a bastion the probe logs in to it: it must trust the shell's key already.
+          throw jump ? new BerthError(e.code, `${e.message}; the bastion must trust the shell's key first (berth shell show-key), or give --fingerprint`, { cause: err }) : e;
+        });
         out(`pinned the host key the agent presents now: ${fp}`);
         out('  check it against `berth agent fingerprint` on the agent host');
       }
-      const entry = { id: need(values.id, '--id ID'), host, port, fingerprint: fp, ...(opt(values.address) ? { address: opt(values.address) } : {}) };
+      const entry = {
+        id: need(values.id, '--id ID'),
+        host,
+        port,
+        fingerprint: fp,
+        ...(opt(values.address) ? { address: opt(values.address) } : {}),
+        ...(jump ? { jump: opt(values.jump), jumpFingerprint: jump.fingerprint } : {}),
+      };
       const r = await upsertAgent(shellPaths(cfg.stateDir).agents, entry);
-      out(`${r === 'added' ? 'enrolled' : 'updated'} agent ${entry.id} at ${host}:${port}; restart the shell to connect to it`);
-      const key = await ensureKeyFile(shellPaths(cfg.stateDir).agentKey, 'berth-shell');
+      const through = jump ? ` through bastion ${opt(values.jump)}` : '';
+      out(`${r === 'added' ? 'enrolled' : 'updated'} agent ${entry.id} at ${host}:${port}${through}; a running shell connects to it on reload (systemctl reload berth-shell, or SIGHUP)`);
+      if (jump) {
+        out("on the bastion, let this shell's key forward to the agent and nothing else (the bastion user's authorized_keys):");
+        out(`  restrict,port-forwarding,permitopen="${host.includes(':') ? `[${host}]` : host}:${port}" ${key.public}`);
+      }
       out('on the agent host, trust this shell with:');
       out(`  berth agent authorize-shell --config AGENT.json "${key.public}"`);
       return;
@@ -152,7 +206,7 @@ async function shellCommand(args: string[]): Promise<void> {
       const { values } = parse(rest, { config: { type: 'string', short: 'c' }, id: { type: 'string' } });
       const cfg = loadShellConfig(need(values.config, '--config FILE'));
       await removeAgent(shellPaths(cfg.stateDir).agents, need(values.id, '--id ID'));
-      out(`removed agent ${String(values.id)}; restart the shell to drop its connection`);
+      out(`removed agent ${String(values.id)}; a running shell drops its connection on reload (systemctl reload berth-shell, or SIGHUP)`);
       return;
     }
     case 'agents': {
@@ -218,7 +272,7 @@ async function main(argv: string[]): Promise<void> {
     }
     case 'version':
     case '--version':
-      process.stdout.write(`berth ${BERTH_VERSION} (protocol ${PROTOCOL_VERSION})\n`);
+      process.stdout.write(versionText(BUILD, PROTOCOL_VERSION));
       return;
     case 'help':
     case '--help':

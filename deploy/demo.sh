@@ -5,6 +5,6 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 source deploy/prereqs.sh
 [ -d node_modules ] || npm ci --no-audit --no-fund
-npx tsc -b
+npm run build --silent
 node dist/deploy/berth.js image build --if-missing
 exec node dist/deploy/berth.js demo "$@"

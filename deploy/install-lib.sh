@@ -136,13 +136,21 @@ JS
 # files (`berth image build` reads them from PREFIX/deploy/image), the dependencies.
 install_package() {
   if [ ! -f "$source_dir/dist/deploy/berth.js" ]; then
-    say "building berth in $source_dir (npm ci, tsc -b)"
-    (cd "$source_dir" && npm ci --no-audit --no-fund && npx tsc -b)
+    say "building berth in $source_dir (npm ci, npm run build)"
+    (cd "$source_dir" && npm ci --no-audit --no-fund && npm run build)
   fi
   ensure_dir "$prefix" 755 root:root
   ensure_dir "$prefix/dist" 755 root:root
   local part
   for part in common agent shell deploy; do sync_dir "$source_dir/dist/$part" "$prefix/dist/$part"; done
+  # The build's stamp (version, commit, date: deploy/stamp-build.ts); without one, berth says
+  # its commit and build date are unknown.
+  if [ -f "$source_dir/dist/build-info.json" ]; then
+    ensure_file "$prefix/dist/build-info.json" 644 <"$source_dir/dist/build-info.json"
+  elif [ -e "$prefix/dist/build-info.json" ]; then
+    rm -f "$prefix/dist/build-info.json"
+    changed "removed $prefix/dist/build-info.json (the source has no stamp)"
+  fi
   ensure_file "$prefix/package.json" 644 <"$source_dir/package.json"
   ensure_file "$prefix/package-lock.json" 644 <"$source_dir/package-lock.json"
   ensure_dir "$prefix/deploy" 755 root:root

@@ -84,6 +84,13 @@ else if (name && !cfg.operators.some((o) => o.name === name)) console.error(`${f
 JS
 ) || die "$config: cannot read it as JSON"
 if [ -n "$text" ]; then ensure_file "$config" 644 <<<"$text"; fi
+# The shell writes its operators back (operator add|remove|role|keys), in place: shell.json is
+# the berth group's to write.
+if [ "$(stat -c '%a %U:%G' "$config")" != "660 root:berth" ]; then
+  chown root:berth "$config"
+  chmod 660 "$config"
+  changed "made $config writable by the shell (660 root:berth)"
+fi
 operators=$("$node_bin" -e 'console.log(JSON.parse(require("fs").readFileSync(process.argv[1], "utf8")).operators?.length ?? 0)' "$config")
 
 key=""

@@ -57,6 +57,11 @@ export const shellConfigSchema = z
       .prefault({}),
     /** Default: <stateDir>/audit.jsonl. */
     auditFile: z.string().optional(),
+    /** Before the audit file would pass maxBytes it is renamed `<file>.1` (then .2 … .keep; older ones go). */
+    audit: z
+      .object({ maxBytes: z.number().int().min(1024).default(10 * 1024 * 1024), keep: z.number().int().min(1).max(100).default(5) })
+      .strict()
+      .prefault({}),
     /** Every call to an agent answers within this, or fails with TIMEOUT. */
     rpcTimeoutMs: z.number().int().min(100).max(600_000).default(10_000),
     /** Operators' logins: grace time, and caps on connections not logged in yet (per address, in all). */

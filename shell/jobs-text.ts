@@ -26,10 +26,19 @@ export function jobProgress(job: Job): string {
   return `${byteSize(job.bytesDone)} of ${byteSize(job.bytesTotal)} (${pct}%)`;
 }
 
-/** Whole seconds from `startedAt` to `now`. */
+/** How long from `since` (ISO) to `now`: "12 s" below 2 min, "5 min" below 2 h, else "3 h"; "?" for a time that does not parse. */
+export function ageText(since: string, now: Date): string {
+  const ms = now.getTime() - Date.parse(since);
+  if (!Number.isFinite(ms)) return '?';
+  const s = Math.max(0, Math.round(ms / 1000));
+  if (s < 120) return `${s} s`;
+  const min = Math.round(s / 60);
+  return min < 120 ? `${min} min` : `${Math.round(min / 60)} h`;
+}
+
+/** How long a job has run (see ageText). */
 export function jobAge(job: Job, now: Date): string {
-  const s = Math.max(0, Math.round((now.getTime() - Date.parse(job.startedAt)) / 1000));
-  return s < 120 ? `${s} s` : `${Math.round(s / 60)} min`;
+  return ageText(job.startedAt, now);
 }
 
 /**

@@ -7,7 +7,9 @@ import { ClusterView } from './cluster/view';
 import { ShellConfig, shellPaths } from './config';
 import { Dns, startDns } from './dns';
 import { ShellService } from './service';
+import { ConfigChanges, HOST, LiveConfig } from './live-config';
 import { loadOperators } from './ssh/operator-keys';
+import { OperatorRoster } from './ssh/operator-roster';
 import { createShellServer } from './ssh/server';
 
 export interface RunningShell {
@@ -16,12 +18,19 @@ export interface RunningShell {
   service: ShellService;
   /** Where the managed dnsmasq answers, or null (unmanaged, or no DNS). */
   dns: { host: string; port: number } | null;
+  /**
+   * Reads shell.json and agents.json again and applies the operators and agents (what SIGHUP
+   * does). Throws BAD_REQUEST, keeping the running config, when either file is invalid.
+   */
+  reload(): Promise<ConfigChanges>;
   /** Stops serving, drops the agent links and the DNS server. Idempotent. */
   stop(): Promise<void>;
 }
 
 export interface ShellOptions {
   config: ShellConfig;
+  /** The file `config` came from: operators and agents then change live (see live-config.ts). */
+  configFile?: string;
   logger?: Logger;
   keepaliveMs?: number;
 }
@@ -33,7 +42,7 @@ export async function startShell(o: ShellOptions): Promise<RunningShell> {
   // operator's menu must never take the shell down for everyone.
   process.on('uncaughtException', (err) => logger.error('uncaught exception', { err: err.message, stack: err.stack }));
   const paths = shellPaths(cfg.stateDir);
-  const operators = loadOperators(cfg.operators);
+  const operators = new OperatorRoster(loadOperators(cfg.operators));
   const hostKey = await ensureKeyFile(paths.hostKey, 'berth-shell-host');
   const agentKey = await ensureKeyFile(paths.agentKey, 'berth-shell');
   const agents = await readAgents(paths.agents);
@@ -44,7 +53,10 @@ export async function startShell(o: ShellOptions): Promise<RunningShell> {
       : null;
   const view = new ClusterView();
   const pool = new AgentPool({ view, privateKey: agentKey.private, rpcTimeoutMs: cfg.rpcTimeoutMs, logger, keepaliveMs: o.keepaliveMs });
-  const service = new ShellService({ view, agents: pool, audit: new AuditLog(cfg.auditFile, logger), dns, logger });
+  const audit = new AuditLog(cfg.auditFile, logger, cfg.audit);
+  const live = new LiveConfig({ configFile: o.configFile ?? null, agentsFile: paths.agents, roster: operators, pool, audit, logger, shellKey: agentKey.public });
+  await live.remember();
+  const service = new ShellService({ view, agents: pool, audit, dns, logger, live });
   const server = createShellServer({ hostKey: hostKey.private, operators, service, logger, login: cfg.login });
   let addr: { address: string; port: number };
   try {
@@ -61,6 +73,7 @@ export async function startShell(o: ShellOptions): Promise<RunningShell> {
     port: addr.port,
     service,
     dns: dns?.address ?? null,
+    reload: () => live.reload(HOST),
     async stop() {
       if (stopped) return;
       stopped = true;

@@ -14,11 +14,13 @@ export type Action =
   | 'background'
   | 'delete'
   | 'override'
-  | 'manage-agents';
+  | 'manage-agents'
+  | 'manage-operators'
+  | 'audit';
 
 const VIEWER: Action[] = ['list', 'attach'];
 const OPERATOR: Action[] = [...VIEWER, 'attach-write', 'create', 'edit', 'clone', 'restart', 'kill', 'background', 'delete'];
-const ADMIN: Action[] = [...OPERATOR, 'override', 'manage-agents'];
+const ADMIN: Action[] = [...OPERATOR, 'override', 'manage-agents', 'manage-operators', 'audit'];
 const ALLOWED: Record<Role, ReadonlySet<Action>> = {
   viewer: new Set(VIEWER),
   operator: new Set(OPERATOR),

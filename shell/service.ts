@@ -12,11 +12,13 @@ import { AgentCalls, OutcomeUnknown, PendingOp } from './agent-calls';
 import { AuditDetail, AuditLog, AuditRecord } from './audit';
 
 export type { PendingOp } from './agent-calls';
+import { placeSession, refusesSessions } from './cluster/placement';
 import { resolveRef } from './cluster/refs';
 import { ClusterJob, ClusterSession, ClusterView } from './cluster/view';
 import { Role } from './config';
 import { Action, assertMay, forbidden, may } from './roles';
 import { AgentAttach, Agents } from './agents';
+import type { LiveConfig } from './live-config';
 
 export interface Operator {
   name: string;
@@ -73,7 +75,7 @@ export class ShellService {
   private readonly calls: AgentCalls;
 
   constructor(
-    private readonly o: { view: ClusterView; agents: Agents; audit: AuditLog; dns: DnsSink | null; logger: Logger },
+    private readonly o: { view: ClusterView; agents: Agents; audit: AuditLog; dns: DnsSink | null; logger: Logger; live?: LiveConfig },
   ) {
     this.calls = new AgentCalls(o);
     o.view.on('change', () => this.scheduleDns());
@@ -81,6 +83,21 @@ export class ShellService {
 
   get view(): ClusterView {
     return this.o.view;
+  }
+
+  /** The audit log ops are recorded in (for an admin's `audit`, which checks the role itself). */
+  get auditLog(): AuditLog {
+    return this.o.audit;
+  }
+
+  /**
+   * The live config, for an admin (`agent` and `operator` commands): checks `action` (a refusal
+   * is audited), and throws CONFLICT where the shell has none (started without a config file).
+   */
+  liveConfig(op: Operator, action: 'manage-agents' | 'manage-operators'): LiveConfig {
+    this.check(op, action);
+    if (!this.o.live) throw new BerthError('CONFLICT', 'this shell cannot change its config while it runs');
+    return this.o.live;
   }
 
   /** Finds the session REF means (see refs.ts). */
@@ -95,8 +112,8 @@ export class ShellService {
   async create(op: Operator, r: CreateRequest, progress?: (j: ClusterJob) => void): Promise<SessionEntry> {
     return this.audited(op, 'create', { agent: r.agent }, async () => {
       assertMay(op, 'create');
-      const agent = r.agent ?? this.pickAgent();
-      if (!this.o.view.agent(agent)) throw new BerthError('NOT_FOUND', `no agent named ${agent}`);
+      const agent = r.agent ?? placeSession(this.o.view.agentList());
+      this.assertTakesSessions(agent);
       const params = { name: r.name, protocol: r.protocol, port: r.port, dns: r.dns, limits: r.limits, command: r.command, env: r.env, repo: r.repo, branch: r.branch };
       const opId = this.calls.opIdOf(op);
       const entry = await this.following(opId, agent, progress, () => this.withDnsName(r.dns, null, () => this.callAgent(op, agent, 'create', params, opId)));
@@ -123,6 +140,7 @@ export class ShellService {
     return this.audited(op, 'clone', { ref }, async (found) => {
       const s = mustFind(found);
       assertMay(op, 'clone');
+      this.assertTakesSessions(s.agent);
       const opId = this.calls.opIdOf(op);
       const entry = await this.following(opId, s.agent, progress, () => this.callAgent(op, s.agent, 'clone', { session: s.id, ...(name ? { name } : {}) }, opId));
       this.o.view.upsert(s.agent, entry);
@@ -280,11 +298,11 @@ export class ShellService {
   }
 
   /** The online agent with the fewest sessions. Throws AGENT_OFFLINE when none is online. */
-  private pickAgent(): string {
-    const online = this.o.view.agentList().filter((a) => a.status === 'online');
-    const best = online.sort((x, y) => x.sessions.size - y.sessions.size)[0];
-    if (!best) throw new BerthError('AGENT_OFFLINE', 'no agent is online');
-    return best.id;
+  /** Throws NOT_FOUND for an unknown agent, CONFLICT for a drained one (see placement.ts). */
+  private assertTakesSessions(agent: string): void {
+    const a = this.o.view.agent(agent);
+    if (!a) throw new BerthError('NOT_FOUND', `no agent named ${agent}`);
+    if (a.drained) throw new BerthError('CONFLICT', refusesSessions(a) ?? `${agent} is drained`);
   }
 
   /**

@@ -13,6 +13,9 @@ export const helloEventSchema = z.object({
   agent: z.string(),
   protocol: z.number().int(),
   version: z.string(),
+  /** The git commit the agent was built from and when (see common/build-info.ts; older agents: absent). */
+  commit: z.string().optional(),
+  builtAt: z.string().optional(),
   hostname: z.string(),
   publishAddress: z.string(),
   capacity: z.object({

@@ -107,6 +107,9 @@ export const hostStatsSchema = z.object({
   memoryFreeMb: z.number(),
   containersRunning: z.number().int(),
   sessions: z.number().int(),
+  /** Free space under the sessions root (older agents: absent). */
+  diskFreeMb: z.number().optional(),
+  diskTotalMb: z.number().optional(),
 });
 export type HostStats = z.infer<typeof hostStatsSchema>;
 

@@ -1,8 +1,10 @@
+import { BUILD } from '../build-info';
+
 /** Bumped whenever a frame changes shape; exchanged in the `hello` event. */
 export const PROTOCOL_VERSION = 1;
 
-/** The package version, reported in `hello` and by `berth version`. */
-export const BERTH_VERSION = '0.1.0';
+/** The package version (package.json's, as stamped at build), reported in `hello` and by `berth version`. */
+export const BERTH_VERSION = BUILD.version;
 
 export const SUBSYSTEMS = {
   rpc: 'berth-rpc',

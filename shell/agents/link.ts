@@ -1,10 +1,11 @@
 /**
- * One persistent SSH connection from the shell to one agent: the agent's host key is pinned (any
- * other key is refused), keepalives find a silent agent within seconds, and a lost connection is
- * retried with backoff. Carries RPC calls (each with a timeout), the event stream and attaches.
+ * One persistent SSH connection from the shell to one agent, straight or through a bastion: the
+ * agent's host key is pinned (any other key is refused, as is a bastion presenting another key
+ * than its pin), keepalives find a silent agent within seconds, and a lost connection (the
+ * bastion's included) is retried with backoff. Carries RPC calls (each with a timeout), the event
+ * stream and attaches.
  */
 import { EventEmitter } from 'node:events';
-import net from 'node:net';
 import { Duplex } from 'node:stream';
 import { Client, ClientChannel } from 'ssh2';
 import { z } from 'zod';
@@ -29,6 +30,8 @@ import {
   rpcResultSchemas,
 } from '../../common/protocol';
 import { fingerprint } from '../../common/ssh-keys';
+import { PinnedJump } from './enrolled';
+import { Route, directRoute, jumpRoute } from './jump';
 
 export type LinkStatus = 'connecting' | 'online' | 'offline';
 
@@ -37,6 +40,9 @@ export interface AgentLinkOptions {
   host: string;
   port: number;
   fingerprint: string;
+  /** A bastion to reach host:port through (host and port as the bastion sees them); none: straight there. */
+  jump?: PinnedJump;
+  /** The shell's agent key: logs in to the agent, and to the bastion. */
   privateKey: Buffer;
   logger: Logger;
   /** Keepalive interval; a peer silent for ~3 of them is dropped. */
@@ -70,6 +76,8 @@ export class AgentLink extends EventEmitter {
   /** Why the link is not online, for the menu and `agents`. */
   reason = '';
   private conn: Client | null = null;
+  /** What carries `conn`: its socket, or its bastion connection. */
+  private route: Route | null = null;
   private rpc: ClientChannel | null = null;
   private readonly pending = new Map<number, PendingCall>();
   private nextId = 1;
@@ -89,12 +97,15 @@ export class AgentLink extends EventEmitter {
     this.connect();
   }
 
-  /** Drops the connection and stops retrying. Idempotent. */
+  /**
+   * Drops the connection (the agent's and the bastion's, or an attempt under way) and stops
+   * retrying; calls still waiting fail with AGENT_OFFLINE. Idempotent.
+   */
   stop(): void {
     this.stopped = true;
     if (this.retryTimer) clearTimeout(this.retryTimer);
-    this.conn?.end();
-    this.setStatus('offline', 'stopped');
+    if (this.conn) this.lost(this.conn, 'stopped');
+    else this.setStatus('offline', 'stopped');
   }
 
   /**
@@ -182,27 +193,32 @@ export class AgentLink extends EventEmitter {
   private connect(): void {
     this.setStatus('connecting', '');
     const conn = new Client();
-    this.conn = conn;
-    const sock = net.connect({ host: this.o.host, port: this.o.port, noDelay: true });
     let wrongKey = '';
-    sock.once('error', (err) => this.lost(conn, `cannot reach ${this.o.host}:${this.o.port}: ${err.message}`));
-    sock.once('connect', () => {
-      conn.connect({
-        sock,
-        username: 'berth-shell',
-        privateKey: this.o.privateKey,
-        readyTimeout: 5000,
-        keepaliveInterval: this.o.keepaliveMs ?? 1000,
-        keepaliveCountMax: 3,
-        hostVerifier: (key: Buffer) => {
-          const seen = fingerprint(key);
-          if (seen === this.o.fingerprint) return true;
-          wrongKey = `host key changed: expected ${this.o.fingerprint}, agent presented ${seen}`;
-          this.log.error('refused agent host key', { expected: this.o.fingerprint, seen });
-          return false;
-        },
-      });
-    });
+    const keepaliveMs = this.o.keepaliveMs ?? 1000;
+    const on = {
+      open: (sock: Duplex): void => {
+        conn.connect({
+          sock,
+          username: 'berth-shell',
+          privateKey: this.o.privateKey,
+          readyTimeout: 5000,
+          keepaliveInterval: keepaliveMs,
+          keepaliveCountMax: 3,
+          hostVerifier: (key: Buffer) => {
+            const seen = fingerprint(key);
+            if (seen === this.o.fingerprint) return true;
+            wrongKey = `host key changed: expected ${this.o.fingerprint}, agent presented ${seen}`;
+            this.log.error('refused agent host key', { expected: this.o.fingerprint, seen });
+            return false;
+          },
+        });
+      },
+      lost: (reason: string): void => this.lost(conn, reason),
+    };
+    this.conn = conn;
+    this.route = this.o.jump
+      ? jumpRoute({ jump: this.o.jump, to: { host: this.o.host, port: this.o.port }, privateKey: this.o.privateKey, keepaliveMs, readyTimeoutMs: 5000, logger: this.log }, on)
+      : directRoute(this.o.host, this.o.port, on);
     conn.on('ready', () => {
       this.openChannels(conn).catch((err: unknown) => {
         this.log.warn('open channels', { err: messageOf(err) });
@@ -226,10 +242,9 @@ export class AgentLink extends EventEmitter {
           continue;
         }
         if (parsed.type === 'hello' && parsed.protocol !== PROTOCOL_VERSION) {
-          this.reason = `agent speaks protocol ${parsed.protocol}, this shell speaks ${PROTOCOL_VERSION}`;
           this.log.error('protocol mismatch', { agentProtocol: parsed.protocol, shellProtocol: PROTOCOL_VERSION });
           this.stopped = true;
-          conn.end();
+          this.lost(conn, `agent speaks protocol ${parsed.protocol}, this shell speaks ${PROTOCOL_VERSION}`);
           return;
         }
         if (parsed.type === 'hello') {
@@ -264,7 +279,9 @@ export class AgentLink extends EventEmitter {
 
   private lost(conn: Client, reason: string): void {
     if (this.conn !== conn) return;
+    const route = this.route;
     this.conn = null;
+    this.route = null;
     this.rpc = null;
     for (const [id, w] of this.pending) {
       clearTimeout(w.timer);
@@ -272,6 +289,7 @@ export class AgentLink extends EventEmitter {
       this.pending.delete(id);
     }
     conn.end();
+    route?.close();
     this.setStatus('offline', reason);
     if (this.stopped) return;
     const wait = this.backoff;

@@ -4,7 +4,7 @@ import { BerthError } from '../../common/errors';
 import { Logger } from '../../common/logging';
 import { AttachHeader, RpcOp, RpcParamsInput, RpcResult } from '../../common/protocol';
 import { ClusterView } from '../cluster/view';
-import { AgentEntry } from './enrolled';
+import { AgentEntry, jumpOf } from './enrolled';
 import { AgentAttach, AgentLink } from './link';
 
 /** What the shell's operations need from the agents. */
@@ -24,6 +24,23 @@ export interface CallOptions {
   timeoutMs?: number;
 }
 
+/** What AgentPool.sync changed, by agent id. */
+export interface AgentChanges {
+  added: string[];
+  removed: string[];
+  /** Reconnected: where or how it is reached changed. */
+  changed: string[];
+  drained: string[];
+  resumed: string[];
+}
+
+/** An entry without what the link does not use (a change of these keeps the link). */
+function linkOf(e: AgentEntry): AgentEntry {
+  const rest = { ...e };
+  delete rest.drained;
+  return rest;
+}
+
 export class AgentPool implements Agents {
   private readonly links = new Map<string, { entry: AgentEntry; link: AgentLink }>();
 
@@ -33,22 +50,74 @@ export class AgentPool implements Agents {
 
   /** Connects to every agent (and keeps reconnecting). */
   start(entries: AgentEntry[]): void {
-    for (const entry of entries) {
-      const link = new AgentLink({
-        id: entry.id,
-        host: entry.host,
-        port: entry.port,
-        fingerprint: entry.fingerprint,
-        privateKey: this.o.privateKey,
-        logger: this.o.logger,
-        keepaliveMs: this.o.keepaliveMs,
-      });
-      this.o.view.addAgent(entry.id);
-      link.on('status', (status: AgentLink['status'], reason: string) => this.o.view.setStatus(entry.id, status, reason));
-      link.on('event', (e) => this.o.view.apply(entry.id, e));
-      this.links.set(entry.id, { entry, link });
-      link.start();
+    for (const entry of entries) this.connect(entry);
+  }
+
+  /** The agents enrolled now. */
+  entries(): AgentEntry[] {
+    return [...this.links.values()].map((l) => l.entry);
+  }
+
+  /**
+   * Makes the links match `entries` (a reload, an `agent` command): links of agents gone are
+   * closed and their sessions leave the view; new agents are connected; an agent whose entry
+   * changed (address, key, port) is reconnected. The other links are not touched, so nothing
+   * attached through them notices. Returns the ids of each kind.
+   */
+  sync(entries: AgentEntry[]): AgentChanges {
+    const next = new Map(entries.map((e) => [e.id, e]));
+    const out: AgentChanges = { added: [], removed: [], changed: [], drained: [], resumed: [] };
+    for (const [id, { entry }] of this.links) {
+      const now = next.get(id);
+      if (!now) {
+        this.disconnect(id);
+        this.o.view.removeAgent(id);
+        out.removed.push(id);
+      } else if (JSON.stringify(linkOf(now)) !== JSON.stringify(linkOf(entry))) {
+        this.disconnect(id);
+        this.connect(now);
+        out.changed.push(id);
+      } else if (Boolean(now.drained) !== Boolean(entry.drained)) {
+        // Only the drain changed: the link stays.
+        this.links.set(id, { entry: now, link: this.links.get(id)!.link });
+        this.o.view.setDrained(id, now.drained === true);
+        out[now.drained ? 'drained' : 'resumed'].push(id);
+      }
     }
+    for (const e of entries) {
+      if (this.links.has(e.id)) continue;
+      this.connect(e);
+      out.added.push(e.id);
+    }
+    return out;
+  }
+
+  private disconnect(id: string): void {
+    const l = this.links.get(id);
+    if (!l) return;
+    this.links.delete(id);
+    l.link.removeAllListeners('event');
+    l.link.stop();
+    l.link.removeAllListeners('status');
+  }
+
+  private connect(entry: AgentEntry): void {
+    const link = new AgentLink({
+      id: entry.id,
+      host: entry.host,
+      port: entry.port,
+      fingerprint: entry.fingerprint,
+      jump: jumpOf(entry),
+      privateKey: this.o.privateKey,
+      logger: this.o.logger,
+      keepaliveMs: this.o.keepaliveMs,
+    });
+    this.o.view.addAgent(entry.id);
+    this.o.view.setDrained(entry.id, entry.drained === true);
+    link.on('status', (status: AgentLink['status'], reason: string) => this.o.view.setStatus(entry.id, status, reason));
+    link.on('event', (e) => this.o.view.apply(entry.id, e));
+    this.links.set(entry.id, { entry, link });
+    link.start();
   }
 
   stop(): void {

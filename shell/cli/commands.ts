@@ -4,17 +4,20 @@
  * the terminal. Everything printed is inert on a terminal: text through format.ts or inertCell,
  * JSON through inertJson.
  */
-import { BERTH_VERSION, MAX_PREVIEW_BYTES, MAX_PREVIEW_LINES, PROTOCOL_VERSION, SessionEntry, entryId, opIdSchema } from '../../common/protocol';
+import { MAX_PREVIEW_BYTES, MAX_PREVIEW_LINES, PROTOCOL_VERSION, SessionEntry, entryId, opIdSchema } from '../../common/protocol';
+import { BUILD } from '../../common/build-info';
 import { PROTOCOLS, Protocol } from '../../common/names';
-import { toBerthError } from '../../common/errors';
+import { BerthError, toBerthError } from '../../common/errors';
 import { inertBlock, inertCell, inertJson } from '../../common/terminal-text';
 import { ClusterJob, ClusterSession } from '../cluster/view';
 import { JOB_HEAD, jobLine, jobRow } from '../jobs-text';
+import { auditCommand } from './audit-command';
 import { LIST_FILTER_FLAGS, listFilterOf, matchesList } from './list-filter';
 import { watchSessions } from './watch';
+import { FLEET_USAGE, runFleetCommand } from './fleet-commands';
 import { Operator, PendingOp, ShellService } from '../service';
 import { FlagSpec, LIMIT_FLAGS, Parsed, UsageError, envFlags, intFlag, limitsFromFlags, listFlag, parseFlags, splitWords, strFlag } from './args';
-import { AGENT_HEAD, SESSION_HEAD, agentJson, agentRow, errorLine, previewHeadline, sessionJson, sessionRow, summary, table } from './format';
+import { AGENT_HEAD, SESSION_HEAD, agentJson, agentRow, attachedSentence, errorLine, othersAttached, previewHeadline, sessionJson, sessionRow, summary, table, versionText } from './format';
 
 export const USAGE = `usage: ssh -p PORT USER@SHELL <command> [--json]
 
@@ -26,7 +29,9 @@ export const USAGE = `usage: ssh -p PORT USER@SHELL <command> [--json]
          [--repo URL [--branch B]]
   edit REF [--name N] [--protocol tcp|udp] [--port P] [--dns D] [LIMITS] [SETUP] [--unset-env NAME]
   clone REF [--name N]
-  restart REF | kill REF | background REF
+  restart REF | background REF
+  kill REF [--yes]                         stops its container; --yes when other operators are
+                                           attached to it
   preview REF [--lines N]                  the last N lines (40; at most 500) of its screen,
                                            without attaching
   watch [--json] [list's filters]          every session change as it comes, until you leave
@@ -35,9 +40,12 @@ export const USAGE = `usage: ssh -p PORT USER@SHELL <command> [--json]
                                            outcome is not known yet (an agent was slow)
   delete REF --yes
   override REF [--reason TEXT]
+  audit [--since T] [--operator O] [--session REF] [--op OP] [--limit N]
+                                           admins: the audit log, oldest first (T: 10m, 2h, 3d
+                                           or an ISO time; N: the most recent, 1000)
   attach REF [--read-only]                 needs ssh -t
   whoami | version | help
-
+${FLEET_USAGE}
 REF: a session id, a unique id prefix (4+ characters) or a unique name.
 PORT: 0 none, -1 the lowest free from 1001, or a port number.
 LIMITS: --memory MB (or 512m, 4g) --cpus N (0.5, 2) --pids N; up to the agent's maximums,
@@ -104,9 +112,13 @@ async function dispatch(cmd: string, rest: string[], op: Operator, svc: ShellSer
       return { code: 0 };
     case 'version': {
       const { flags } = parseFlags(rest, JSON_FLAG, 0);
-      io.out(flags.json ? `${inertJson({ version: BERTH_VERSION, protocol: PROTOCOL_VERSION })}\n` : `berth ${BERTH_VERSION} (protocol ${PROTOCOL_VERSION})\n`);
+      io.out(flags.json ? `${inertJson({ ...BUILD, protocol: PROTOCOL_VERSION })}\n` : versionText(BUILD, PROTOCOL_VERSION));
       return { code: 0 };
     }
+    case 'agent':
+    case 'operator':
+      await runFleetCommand(cmd, rest, op, svc, io);
+      return { code: 0 };
     case 'whoami': {
       const { flags } = parseFlags(rest, JSON_FLAG, 0);
       io.out(flags.json ? `${inertJson(op)}\n` : `${inertCell(op.name)} (${op.role})\n`);
@@ -181,8 +193,9 @@ async function dispatch(cmd: string, rest: string[], op: Operator, svc: ShellSer
     }
     case 'restart':
     case 'kill': {
-      const { flags, positionals } = parseFlags(rest, OP_FLAGS, 1);
+      const { flags, positionals } = parseFlags(rest, cmd === 'kill' ? { ...OP_FLAGS, yes: 'boolean' } : OP_FLAGS, 1);
       const ref = need(positionals[0], `${cmd} REF`);
+      if (cmd === 'kill' && flags.yes !== true) refuseKillUnderOthers(svc, op, ref);
       printSession(cmd === 'kill' ? 'killed' : 'restarted', await svc.simple(withOpId(op, flags), cmd, ref), flags.json === true);
       return { code: 0 };
     }
@@ -225,6 +238,8 @@ async function dispatch(cmd: string, rest: string[], op: Operator, svc: ShellSer
       if (code !== 0) io.err(errorLine('TIMEOUT', 'watch: the client reads too slowly; start it again'));
       return { code };
     }
+    case 'audit':
+      return auditCommand(rest, op, svc, io);
     case 'ops': {
       const { flags } = parseFlags(rest, JSON_FLAG, 0);
       const running = svc.view.jobs();
@@ -286,6 +301,24 @@ function progressPrinter(io: CliIo, json: boolean, sourceName: string): ((j: Clu
     last = { phase: j.job.phase, at: now };
     io.err(`${jobLine(j, sourceName, new Date(now))}\n`);
   };
+}
+
+/**
+ * Without --yes, a kill of a session other operators are attached to is refused (CONFLICT, in the
+ * audit) naming them, after the role check. A REF that means no session is left to the op.
+ */
+function refuseKillUnderOthers(svc: ShellService, op: Operator, ref: string): void {
+  let s: ClusterSession;
+  try {
+    s = svc.resolve(ref);
+  } catch {
+    return;
+  }
+  const others = othersAttached(s, op.name);
+  if (others.length === 0) return;
+  svc.check(op, 'kill', ref);
+  const name = s.entry.kind === 'session' ? s.entry.meta.name : s.id;
+  throw svc.refused(op, 'kill', ref, new BerthError('CONFLICT', `${attachedSentence(others)} to ${name}: kill ${ref} --yes kills it anyway`));
 }
 
 /** The name of the session REF means, as typed if it means none. */

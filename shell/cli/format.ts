@@ -3,9 +3,12 @@
  * can influence is made inert here before it is printed (common/terminal-text.ts); the `--json`
  * shapes keep the values as they are (commands.ts prints them with inertJson).
  */
-import { Activity, GitGlance, SessionEntry } from '../../common/protocol';
+import { Activity, GitGlance, LockInfo, SessionEntry } from '../../common/protocol';
+import { BuildInfo, UNKNOWN } from '../../common/build-info';
 import { inertBlock, inertCell } from '../../common/terminal-text';
 import { AgentView, ClusterSession } from '../cluster/view';
+import { headroom } from '../cluster/placement';
+import { ageText } from '../jobs-text';
 
 const STATE_WORDS = { '-': 'stopped', R: 'running', C: 'connected', L: 'locked', '?': 'unknown' } as const;
 export type StateWord = (typeof STATE_WORDS)[keyof typeof STATE_WORDS];
@@ -63,8 +66,15 @@ export interface AgentJson {
   status: AgentView['status'];
   reason: string | null;
   version: string | null;
+  /** The git commit the agent was built from and when; null when it does not say (older agents). */
+  commit: string | null;
+  builtAt: string | null;
   hostname: string | null;
   sessions: number;
+  /** No new sessions (an admin's `agent drain`); those it has keep running. */
+  drained: boolean;
+  /** Its free share (0-1) of its tightest resource, what placement ranks by (cluster/placement.ts). */
+  headroom: number;
   stats: AgentView['stats'];
 }
 
@@ -101,8 +111,12 @@ export function agentJson(a: AgentView): AgentJson {
     status: a.status,
     reason: a.reason || null,
     version: a.hello?.version ?? null,
+    commit: a.hello?.commit ?? null,
+    builtAt: a.hello?.builtAt ?? null,
     hostname: a.hello?.hostname ?? null,
     sessions: a.sessions.size,
+    drained: a.drained,
+    headroom: Math.round(headroom(a.stats) * 100) / 100,
     stats: a.stats,
   };
 }
@@ -160,10 +174,31 @@ export function activityCell(s: ClusterSession): string {
 
 /** An agent's row of the table, each cell inert on one line. */
 export function agentRow(a: AgentView): string[] {
-  return [inertCell(a.id), a.status, String(a.sessions.size), inertCell(a.hello?.version ?? '-'), inertCell(a.reason, NOTE_MAX)];
+  const s = a.stats;
+  const gb = (mb: number): string => (mb / 1024).toFixed(1);
+  return [
+    inertCell(a.id),
+    a.drained ? `${a.status}, drained` : a.status,
+    String(a.sessions.size),
+    s ? String(s.containersRunning) : '-',
+    s ? `${s.load1.toFixed(1)}/${s.cpus}` : '-',
+    s ? `${gb(s.memoryTotalMb - s.memoryFreeMb)}/${gb(s.memoryTotalMb)} GB` : '-',
+    s?.diskFreeMb !== undefined ? `${gb(s.diskFreeMb)} GB` : '-',
+    agentVersion(a),
+    inertCell(a.reason, NOTE_MAX),
+  ];
 }
 
-export const AGENT_HEAD = ['AGENT', 'STATUS', 'SESSIONS', 'VERSION', 'NOTE'];
+/** An agent's version with its commit's start, when it said them ("0.1.0 3f2a9c1"); "-" before its hello. Inert. */
+export function agentVersion(a: AgentView): string {
+  const h = a.hello;
+  if (!h) return '-';
+  const commit = h.commit && h.commit !== UNKNOWN ? ` ${inertCell(h.commit.slice(0, 7))}` : '';
+  return `${inertCell(h.version, NOTE_MAX)}${commit}`;
+}
+
+/** The agents table: sessions, running containers, load/CPUs, memory used/total, disk free under the sessions root. */
+export const AGENT_HEAD = ['AGENT', 'STATUS', 'SESSIONS', 'RUNNING', 'LOAD/CPUS', 'MEMORY', 'DISK FREE', 'VERSION', 'NOTE'];
 
 /** One line saying what an op did. */
 export function summary(verb: string, s: ClusterSession): string {
@@ -181,10 +216,11 @@ export function errorLine(code: string, message: string): string {
 }
 
 /**
- * What a preview says above the screen's lines: the session, its activity and its project's git
- * state, when known ("web on agent-1 · working: Bash · main +1 -0, 3 changed, last: fix"). Inert.
+ * What a preview says above the screen's lines: the session, its activity, its project's git
+ * state and its lock, when known ("web on agent-1 · working: Bash · main +1 -0, 3 changed, last:
+ * fix · locked by alice for clone, 12 s"). The lock's age is as of `now`. Inert.
  */
-export function previewHeadline(s: ClusterSession): string {
+export function previewHeadline(s: ClusterSession, now: Date = new Date()): string {
   if (s.entry.kind !== 'session') return inertCell(s.id);
   const parts = [`${inertCell(s.entry.meta.name)} on ${inertCell(s.agent)}`];
   const a = s.entry.activity;
@@ -194,5 +230,43 @@ export function previewHeadline(s: ClusterSession): string {
     const ab = g.ahead === null ? '' : ` +${g.ahead} -${g.behind ?? 0}`;
     parts.push(`${inertCell(g.branch)}${ab}, ${g.changed} changed${g.subject ? `, last: ${inertCell(g.subject, 80)}` : ''}`);
   }
+  if (s.entry.lock) parts.push(lockText(s.entry.lock, now));
   return parts.join(' · ');
+}
+
+/** Who holds a lock, for what and how long: "locked by alice for clone, 12 s" (", stale" once stale). Inert. */
+export function lockText(l: LockInfo, now: Date): string {
+  return `locked by ${inertCell(l.operator, 64)} for ${inertCell(l.op, 32)}, ${ageText(l.since, now)}${l.stale ? ', stale' : ''}`;
+}
+
+/** The operators other than `me` attached to a session, each once, in the order they came. */
+export function othersAttached(s: ClusterSession, me: string): string[] {
+  const attached = s.entry.kind === 'session' ? s.entry.attached : [];
+  return [...new Set(attached)].filter((n) => n !== me);
+}
+
+/** Names as a sentence says them: "bob", "bob and carol", "alice, bob and carol". Inert. */
+export function nameList(names: string[]): string {
+  const safe = names.map((n) => inertCell(n, 64));
+  const last = safe.pop();
+  if (last === undefined) return '';
+  return safe.length === 0 ? last : `${safe.join(', ')} and ${last}`;
+}
+
+/** "alice is attached", "alice and bob are attached". Inert. */
+export function attachedSentence(names: string[]): string {
+  return `${nameList(names)} ${names.length === 1 ? 'is' : 'are'} attached`;
+}
+
+/**
+ * What `version` says of a build (the shell's own, or `berth version`'s): its version and
+ * protocol on the first line ("berth 0.1.0 (protocol 1)"), then its commit and build date.
+ */
+export function versionText(b: BuildInfo, protocol: number): string {
+  return `berth ${inertCell(b.version)} (protocol ${protocol})\n${buildLine(b)}\n`;
+}
+
+/** "commit 3f2a…, built 2026-12-03T10:04:11Z" (the whole commit, or `unknown`). Inert. */
+export function buildLine(b: BuildInfo): string {
+  return `commit ${inertCell(b.commit, 64)}, built ${inertCell(b.builtAt, 40)}`;
 }

@@ -16,6 +16,8 @@ export interface AgentView {
   reason: string;
   hello: HelloEvent | null;
   stats: HostStats | null;
+  /** Drained by an admin (agents.json): no new sessions; those it has keep running. */
+  drained: boolean;
   sessions: Map<string, SessionEntry>;
 }
 
@@ -41,9 +43,23 @@ export class ClusterView extends EventEmitter {
   /** Sessions received since a hello, until `synced` makes them the agent's whole set. */
   private readonly staging = new Map<string, Map<string, SessionEntry>>();
 
+  constructor() {
+    super();
+    // Every open menu and every attach follows the view: one listener each, as many as operators.
+    this.setMaxListeners(0);
+  }
+
   addAgent(id: string): void {
     if (this.agents.has(id)) return;
-    this.agents.set(id, { id, status: 'connecting', reason: '', hello: null, stats: null, sessions: new Map() });
+    this.agents.set(id, { id, status: 'connecting', reason: '', hello: null, stats: null, drained: false, sessions: new Map() });
+    this.emit('change');
+  }
+
+  /** Marks an agent drained (or not). */
+  setDrained(id: string, drained: boolean): void {
+    const a = this.agents.get(id);
+    if (!a || a.drained === drained) return;
+    a.drained = drained;
     this.emit('change');
   }
 

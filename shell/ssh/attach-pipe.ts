@@ -3,14 +3,20 @@
  * stream and back, window changes follow (clamped: the agent is only ever asked a bounded size),
  * and whichever side ends first ends the attach and records the detach. What the session prints
  * reaches the operator through a TerminalFilter (a session is untrusted code: no clipboard
- * sequence, no DCS such as a tmux passthrough). `ssh -t shell attach REF` and the menu's Enter
- * both use it.
+ * sequence, no DCS such as a tmux passthrough). With `title`, the terminal's title names the
+ * session and the other sessions that need the operator (attach-title.ts), and the session's own
+ * titles are dropped. `ssh -t shell attach REF` and the menu's Enter both use it; each pipe keeps
+ * its own title state, so operators attached to one session (pair work) each get theirs.
  */
 import { Duplex } from 'node:stream';
 import { messageOf } from '../../common/errors';
 import { Logger } from '../../common/logging';
 import { clampTermSize } from '../../common/protocol';
+import type { ClusterView } from '../cluster/view';
 import type { Operator, ShellService } from '../service';
+import type { Dismissed } from '../ui/menu-attention';
+import { AttachTitle, startAttachTitle } from './attach-title';
+import { may } from '../roles';
 import { TerminalFilter } from './terminal-filter';
 
 export interface Size {
@@ -29,6 +35,12 @@ export interface AttachPipeOptions {
   /** The operator's terminal size now (it may change while the attach opens). */
   size(): Size;
   logger: Logger;
+  /** The terminal title tells of other sessions needing the operator; none without this. */
+  title?: {
+    view: Pick<ClusterView, 'sessions' | 'on' | 'off'>;
+    /** What the operator dismissed in the menu: those do not count. */
+    dismissed?: () => ReadonlyMap<string, Dismissed>;
+  };
 }
 
 export interface AttachPipe {
@@ -51,10 +63,21 @@ export async function openAttachPipe(o: AttachPipeOptions): Promise<AttachPipe> 
   const { channel } = o;
   let finished = false;
   let finish: (failed: boolean) => void = () => undefined;
+  const toOperator = new TerminalFilter({ dropTitles: o.title !== undefined });
+  const title: AttachTitle | null = o.title
+    ? startAttachTitle({
+        ...o.title,
+        session,
+        write: (b) => {
+          if (channel.writable) channel.write(b);
+        },
+      })
+    : null;
   const ended = new Promise<{ failed: boolean }>((resolve) => {
     finish = (failed) => {
       if (finished) return;
       finished = true;
+      title?.end();
       channel.off('data', toSession);
       channel.off('close', onChannelClose);
       attach.close();
@@ -62,15 +85,19 @@ export async function openAttachPipe(o: AttachPipeOptions): Promise<AttachPipe> 
       resolve({ failed });
     };
   });
+  // An operator whose role dropped to viewer while attached (a config change) types no more:
+  // the attach goes on as the read-only one the new role allows.
   const toSession = (d: Buffer): void => {
+    if (!o.readOnly && !may(o.operator.role, 'attach-write')) return;
     attach.stream.write(d);
   };
   const onChannelClose = (): void => finish(false);
-  const toOperator = new TerminalFilter();
   attach.stream.on('data', (d: Buffer) => {
     if (finished) return;
     const safe = toOperator.push(d);
-    if (safe.length > 0) channel.write(safe);
+    if (safe.length === 0) return;
+    channel.write(safe);
+    title?.sent(safe);
   });
   attach.stream.on('close', () => finish(false));
   attach.stream.on('error', (err: Error) => {

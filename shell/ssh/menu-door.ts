@@ -39,7 +39,7 @@ export function serveMenu(
   const attach = async (sessionId: string, readOnly: boolean): Promise<void> => {
     mode = 'attach';
     try {
-      pipe = await openAttachPipe({ channel: ch, service, operator: op, ref: sessionId, readOnly, size: () => current, logger });
+      pipe = await openAttachPipe({ channel: ch, service, operator: op, ref: sessionId, readOnly, size: () => current, logger, title: { view: service.view, dismissed: () => menu.dismissed() } });
       await pipe.ended;
     } finally {
       pipe = null;

@@ -13,11 +13,13 @@ import { errorLine } from '../cli/format';
 import { Operator, ShellService } from '../service';
 import { AttachPipe, openAttachPipe } from './attach-pipe';
 import { serveMenu } from './menu-door';
-import { KnownOperator, findKey } from './operator-keys';
+import { findKey } from './operator-keys';
+import { OperatorRoster } from './operator-roster';
 
 export interface ShellServerOptions {
   hostKey: Buffer;
-  operators: Map<string, KnownOperator>;
+  /** The operators now (a reload replaces them while connections stay open). */
+  operators: OperatorRoster;
   service: ShellService;
   logger: Logger;
   /** Login grace time and pre-auth caps; defaults: 20 s, 30 per address, 200 in all. */
@@ -39,7 +41,7 @@ interface Tty {
 
 /** What every connection's handlers need. */
 interface Door {
-  operators: Map<string, KnownOperator>;
+  operators: OperatorRoster;
   service: ShellService;
   log: Logger;
 }
@@ -72,6 +74,7 @@ export function createShellServer(o: ShellServerOptions): ShellServer {
 function serveClient(door: Door, client: Connection, login: Login, gone: () => void): void {
   let operator: Operator | null = null;
   let connected: Operator | null = null;
+  let forget = (): void => undefined;
   client.on('authentication', (ctx) => {
     const r = authenticate(door, ctx);
     if (!('why' in r)) {
@@ -89,6 +92,8 @@ function serveClient(door: Door, client: Connection, login: Login, gone: () => v
     const op = operator;
     if (!op) return client.end();
     connected = op;
+    // Removed from the roster: ended; a new role: this op's from the next action on.
+    forget = door.operators.connected(op, () => client.end());
     login.loggedIn();
     door.log.info('operator connected', { operator: op.name, address: login.address });
     client.on('session', (accept) => serveSession(door, accept(), op));
@@ -96,6 +101,7 @@ function serveClient(door: Door, client: Connection, login: Login, gone: () => v
   client.on('error', (err) => door.log.debug('operator connection error', { err: err.message }));
   client.on('close', () => {
     gone();
+    forget();
     if (connected) door.log.info('operator disconnected', { operator: connected.name });
   });
 }
@@ -162,7 +168,7 @@ async function execCommand(door: Door, ch: ServerChannel, line: string, op: Oper
 async function attachCommand(door: Door, ch: ServerChannel, op: Operator, a: { ref: string; readOnly: boolean }, tty: Tty, term: Terminal): Promise<void> {
   let pipe: AttachPipe;
   try {
-    pipe = await openAttachPipe({ channel: ch, service: door.service, operator: op, ...a, size: () => tty.size ?? term, logger: door.log });
+    pipe = await openAttachPipe({ channel: ch, service: door.service, operator: op, ...a, size: () => tty.size ?? term, logger: door.log, title: { view: door.service.view } });
   } catch (err) {
     const e = toBerthError(err);
     ch.stderr.write(errorLine(e.code, e.message).replace(/\r?\n/g, '\r\n'));

@@ -9,6 +9,8 @@
  *  - every OSC 52 (`ESC ] 52 ; …`, leading zeros or not), and every OSC whose number is not a
  *    plain number ended by `;`, BEL or ST: terminals read those in ways that differ (some skip
  *    control characters inside it), and tmux never writes one;
+ *  - with `dropTitles`, every OSC 0, 1 and 2 (the window title and icon name), so that the title
+ *    the shell writes during an attach is the only one the operator's terminal shows;
  *  - every DCS (`ESC P …`, the form of a passthrough), and SOS, PM and APC (`ESC X`, `ESC ^`,
  *    `ESC _`), which tmux never writes either;
  *  - the same introducers as UTF-8 encoded C1 controls (C2 90, C2 98, C2 9D, C2 9E, C2 9F). A
@@ -60,10 +62,13 @@ const EMPTY = Buffer.alloc(0);
 export interface TerminalFilterOptions {
   /** How many bytes of a string that never ends are dropped before output passes again. */
   maxDrop?: number;
+  /** Removes OSC 0, 1 and 2 too (leading zeros or not): the title is the shell's. Default false. */
+  dropTitles?: boolean;
 }
 
 export class TerminalFilter {
   private readonly maxDrop: number;
+  private readonly dropTitles: boolean;
   /** The tail of the last chunk that could not be told yet; it goes before the next chunk. */
   private held: Buffer = EMPTY;
   private dropping = false;
@@ -72,6 +77,7 @@ export class TerminalFilter {
 
   constructor(o: TerminalFilterOptions = {}) {
     this.maxDrop = Math.max(1, o.maxDrop ?? DEFAULT_MAX_DROP);
+    this.dropTitles = o.dropTitles ?? false;
   }
 
   /**
@@ -107,7 +113,7 @@ export class TerminalFilter {
       if (c2 !== -1 && c2 < i) c2 = b.indexOf(C2, i);
       if (esc === -1 && c2 === -1) break;
       i = esc === -1 ? c2 : c2 === -1 ? esc : Math.min(esc, c2);
-      const v = i === esc ? atEsc(b, i) : atC2(b, i);
+      const v = i === esc ? atEsc(b, i, this.dropTitles) : atC2(b, i, this.dropTitles);
       if (v === KEEP) {
         i++;
         continue;
@@ -164,32 +170,32 @@ export class TerminalFilter {
 }
 
 /** At an ESC: what follows decides. */
-function atEsc(b: Buffer, i: number): Verdict {
+function atEsc(b: Buffer, i: number, dropTitles: boolean): Verdict {
   if (i + 1 >= b.length) return MORE;
   const d = b[i + 1];
   // Terminals carry out C0 controls and ignore DEL while reading an escape sequence, so
   // `ESC BEL P` is a DCS to some; and an ESC before ESC or a C1 is cancelled by it.
   if (d < 0x20 || d === DEL || d === C2) return REMOVE;
   if (ESC_STRING.has(d)) return DROP;
-  if (d === ESC_OSC) return oscHead(b, i + 2);
+  if (d === ESC_OSC) return oscHead(b, i + 2, dropTitles);
   return KEEP;
 }
 
 /** At a C2 (a UTF-8 lead byte): a C1 control when its second byte is 80 to 9F. */
-function atC2(b: Buffer, i: number): Verdict {
+function atC2(b: Buffer, i: number, dropTitles: boolean): Verdict {
   if (i + 1 >= b.length) return MORE;
   const d = b[i + 1];
   if (d === ESC || d === C2) return REMOVE;
   if (C1_STRING.has(d)) return DROP;
-  if (d === C1_OSC) return oscHead(b, i + 2);
+  if (d === C1_OSC) return oscHead(b, i + 2, dropTitles);
   return KEEP;
 }
 
 /**
  * An OSC whose number starts at `p`: it passes only as a plain number of at most
- * MAX_OSC_DIGITS digits, not 52, ended by `;`, BEL or ST.
+ * MAX_OSC_DIGITS digits, not 52 (nor 0, 1 or 2 with `dropTitles`), ended by `;`, BEL or ST.
  */
-function oscHead(b: Buffer, p: number): Verdict {
+function oscHead(b: Buffer, p: number, dropTitles: boolean): Verdict {
   const n = b.length;
   let value = 0;
   let j = p;
@@ -200,7 +206,7 @@ function oscHead(b: Buffer, p: number): Verdict {
     value = value * 10 + (c - 0x30);
   }
   if (j >= n) return MORE;
-  if (j === p || value === 52) return DROP;
+  if (j === p || value === 52 || (dropTitles && value <= 2)) return DROP;
   const t = b[j];
   if (t === SEMICOLON || t === BEL) return KEEP;
   if (t !== ESC) return DROP;

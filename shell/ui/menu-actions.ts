@@ -7,6 +7,7 @@ import { cloneName, dnsNameSchema, portRequestSchema, problemWith, Protocol, ses
 import { branchSchema, commandSchema, repoUrlSchema } from '../../common/session-setup';
 import type { Limits } from '../../common/protocol';
 import type { ClusterSession } from '../cluster/view';
+import { attachedSentence, othersAttached } from '../cli/format';
 import { limitProblem, limitsFromText } from '../limits-text';
 import type { Action } from '../roles';
 import type { Operator, ShellService } from '../service';
@@ -181,7 +182,7 @@ export function cloneSession(ctx: MenuContext, s: ClusterSession): void {
   });
 }
 
-/** O: asks why, then removes a stale lock. */
+/** O: asks why, then removes the session's lock, whoever holds it. */
 export function overrideLock(ctx: MenuContext, s: ClusterSession): void {
   const name = nameOf(s);
   const field: Field = { label: 'reason', value: '', check: (v) => (v.trim() ? null : 'say why') };
@@ -202,10 +203,21 @@ export function deleteSession(ctx: MenuContext, s: ClusterSession): void {
   );
 }
 
-/** R and K: restarts or stops the session's container. */
-export function restartOrKill(ctx: MenuContext, s: ClusterSession, action: 'restart' | 'kill'): void {
+/** R: starts the session's container. */
+export function restartSession(ctx: MenuContext, s: ClusterSession): void {
+  runSimple(ctx, s, 'restart', 'restarting', 'restarted');
+}
+
+/** K: stops the session's container; asks Y/N first, naming them, when other operators are attached. */
+export function killSession(ctx: MenuContext, s: ClusterSession): void {
+  const kill = (): void => runSimple(ctx, s, 'kill', 'killing', 'killed');
+  const others = othersAttached(s, ctx.operator.name);
+  if (others.length === 0) return kill();
+  ctx.dialogs.confirm(`Kill ${nameOf(s)}? ${attachedSentence(others)}`, kill);
+}
+
+function runSimple(ctx: MenuContext, s: ClusterSession, action: 'restart' | 'kill', doing: string, done: string): void {
   const name = nameOf(s);
-  const [doing, done] = action === 'restart' ? ['restarting', 'restarted'] : ['killing', 'killed'];
   ctx.run(`${doing} ${name}`, async () => {
     await ctx.service.simple(ctx.operator, action, s.id);
     return `${done} ${name}`;

@@ -6,7 +6,7 @@ import { toBerthError } from '../../common/errors';
 import type { ClusterSession } from '../cluster/view';
 import type { Action } from '../roles';
 import type { Key } from './dialog';
-import { MenuContext, background, cloneSession, deleteSession, editSession, nameOf, newSession, overrideLock, refuse, restartOrKill } from './menu-actions';
+import { MenuContext, background, cloneSession, deleteSession, editSession, killSession, nameOf, newSession, overrideLock, refuse, restartSession } from './menu-actions';
 import { settingsText } from './menu-view';
 
 interface KeyBase {
@@ -34,8 +34,8 @@ export interface MenuKey extends KeyBase {
 /** A key for the selected session; with no session selected it does nothing. */
 export interface SessionKey extends KeyBase {
   on: 'session';
-  /** The states it applies in; in any other it says `refusal` (after the role check). */
-  states?: { only: ReadonlyArray<ClusterSession['state']>; refusal(name: string): string };
+  /** The sessions it applies to; to any other it says `refusal` (after the role check). */
+  appliesTo?: { test(s: ClusterSession): boolean; refusal(name: string): string };
   run(ctx: MenuContext, s: ClusterSession): void;
 }
 
@@ -59,17 +59,17 @@ export const KEYS: readonly KeyEntry[] = [
   { on: 'session', label: 'B', keys: ['b', 'B'], hint: 'bg', help: 'background your attach', action: 'background', run: background },
   { on: 'session', label: 'C', keys: ['c', 'C'], hint: 'clone', help: 'clone', action: 'clone', run: cloneSession },
   { on: 'session', label: 'E', keys: ['e', 'E'], hint: 'edit', help: 'edit (restart to apply)', action: 'edit', run: editSession },
-  { on: 'session', label: 'R', keys: ['r', 'R'], hint: 'restart', help: 'restart a stopped session', action: 'restart', run: (ctx, s) => restartOrKill(ctx, s, 'restart') },
-  { on: 'session', label: 'K', keys: ['k', 'K'], hint: 'kill', help: 'kill (stop the container)', action: 'kill', run: (ctx, s) => restartOrKill(ctx, s, 'kill') },
+  { on: 'session', label: 'R', keys: ['r', 'R'], hint: 'restart', help: 'restart a stopped session', action: 'restart', run: restartSession },
+  { on: 'session', label: 'K', keys: ['k', 'K'], hint: 'kill', help: 'kill (Y/N if others are attached)', action: 'kill', run: killSession },
   { on: 'session', label: 'D', keys: ['d', 'D'], hint: 'delete', help: 'delete (asks Y/N)', action: 'delete', run: deleteSession },
   {
     on: 'session',
     label: 'O',
     keys: ['o', 'O'],
     hint: 'override',
-    help: 'override a stale lock (admin)',
+    help: "override a session's lock (admin)",
     action: 'override',
-    states: { only: ['L'], refusal: (name) => `${name} is not locked` },
+    appliesTo: { test: (s) => s.entry.lock !== null, refusal: (name) => `${name} is not locked` },
     run: overrideLock,
   },
   {
@@ -115,7 +115,8 @@ function allowed(ctx: MenuContext, action: Action | undefined, s?: ClusterSessio
 
 /**
  * Acts on a key press in the menu (no dialog open, no filter being typed): a session key with no
- * session selected does nothing; then the role check, then the session's state, then the handler.
+ * session selected does nothing; then the role check, then whether it applies to the session,
+ * then the handler.
  */
 export function dispatch(ctx: MenuContext, ch: string | undefined, key: Key, selected: ClusterSession | undefined, keys: readonly KeyEntry[] = KEYS): void {
   const entry = findKey(ch, key, keys);
@@ -125,8 +126,8 @@ export function dispatch(ctx: MenuContext, ch: string | undefined, key: Key, sel
     return;
   }
   if (!selected || !allowed(ctx, entry.action, selected)) return;
-  if (entry.states && !entry.states.only.includes(selected.state)) {
-    return refuse(ctx, entry.action, selected, 'CONFLICT', entry.states.refusal(nameOf(selected)));
+  if (entry.appliesTo && !entry.appliesTo.test(selected)) {
+    return refuse(ctx, entry.action, selected, 'CONFLICT', entry.appliesTo.refusal(nameOf(selected)));
   }
   entry.run(ctx, selected);
 }

@@ -4,9 +4,10 @@
  * settings page. Every text an agent, a session or a keystroke can influence is made inert here
  * (common/terminal-text.ts), so a span never holds a control character.
  */
-import { BERTH_VERSION, PROTOCOL_VERSION } from '../../common/protocol';
+import { BUILD, BuildInfo } from '../../common/build-info';
+import { PROTOCOL_VERSION } from '../../common/protocol';
 import { inertCell } from '../../common/terminal-text';
-import { ACTIVITY_COLUMN, NOTE_MAX, SESSION_HEAD, sessionRow } from '../cli/format';
+import { ACTIVITY_COLUMN, AGENT_HEAD, NOTE_MAX, SESSION_HEAD, agentRow, buildLine, sessionRow, table } from '../cli/format';
 import type { AgentView, ClusterSession } from '../cluster/view';
 import type { Operator } from '../service';
 import { SORT_WORDS, isDismissed, needingYou } from './menu-attention';
@@ -108,12 +109,11 @@ export function statusLine(st: MenuState, jobs: string[] = []): Line {
   return running ? [span(inertCell(running, STATUS_MAX), 'dim')] : [];
 }
 
-/** The settings page (S): versions, the operator, and each agent's state. */
-export function settingsText(operator: Operator, agents: AgentView[]): string {
-  const lines = agents.map((a) => {
-    const version = inertCell(a.hello?.version ?? '-', NOTE_MAX);
-    const hostname = inertCell(a.hello?.hostname ?? '', NOTE_MAX);
-    return `${inertCell(a.id).padEnd(12)} ${a.status.padEnd(10)} ${String(a.sessions.size).padStart(4)} sessions  ${version}  ${hostname} ${inertCell(a.reason, NOTE_MAX)}`;
-  });
-  return `berth ${BERTH_VERSION} (protocol ${PROTOCOL_VERSION})\noperator ${inertCell(operator.name)} (${operator.role})\n\nagents:\n${lines.join('\n') || '(none enrolled)'}`;
+/** The settings page (S): the shell's version and build, the operator, and each agent's state and build. */
+export function settingsText(operator: Operator, agents: AgentView[], build: BuildInfo = BUILD): string {
+  // The agents as `agents` shows them (capacity included), with each host's name.
+  const rows = agents.map((a) => [...agentRow(a), inertCell(a.hello?.hostname ?? '', NOTE_MAX)]);
+  const list = rows.length > 0 ? table([...AGENT_HEAD, 'HOST'], rows).replace(/\n$/, '') : '(none enrolled)';
+  const head = `berth ${inertCell(build.version)} (protocol ${PROTOCOL_VERSION})\noperator ${inertCell(operator.name)} (${operator.role})`;
+  return `${head}\nthis shell: ${buildLine(build)}\n\nagents:\n${list}`;
 }

@@ -20,6 +20,7 @@ import { jobLine } from '../jobs-text';
 import { mayShow, previewLines, previewRows } from './menu-preview';
 import { statusLine, tableLines, titleLine } from './menu-view';
 import { PreviewFeed } from './preview-feed';
+import type { Dismissed } from './menu-attention';
 
 export interface MenuOptions {
   input: Readable;
@@ -47,6 +48,8 @@ export interface Menu {
   done: Promise<void>;
   /** Tears the screen down. Idempotent. */
   destroy(): void;
+  /** What the operator dismissed in this menu (an attach from it leaves those out of its notices). */
+  dismissed(): ReadonlyMap<string, Dismissed>;
 }
 
 /** Cluster changes within this long are drawn once. */
@@ -132,6 +135,10 @@ class MenuController implements Menu, MenuContext {
     const names = new Map(view.sessions().map((s) => [s.id, s.entry.kind === 'session' ? s.entry.meta.name : s.id]));
     const now = new Date();
     return jobs.map((j) => jobLine(j, names.get(j.job.session) ?? j.job.session.slice(0, 8), now));
+  }
+
+  dismissed(): ReadonlyMap<string, Dismissed> {
+    return this.state.dismissed;
   }
 
   resize(cols: number, rows: number): void {

@@ -8,6 +8,7 @@ import { execFile } from 'node:child_process';
 import { realpathSync } from 'node:fs';
 import { randomUUID } from 'node:crypto';
 import { REPO_ROOT } from '../helpers/agent-process';
+import { readBuildInfo } from '../../common/build-info';
 import { SESSION_IMAGE, docker, removeTestContainers, testLabelArgs } from '../helpers/docker';
 
 const runLabel = `e2e-install-${randomUUID().slice(0, 8)}`;
@@ -110,6 +111,9 @@ test('install-agent.sh twice: the same state, and the second run changes nothing
 
   // The installed program runs, and the berth user (the service's) reads its config and key.
   expect(await ok('/usr/local/bin/berth version')).toMatch(/^berth \d+\.\d+\.\d+ \(protocol \d+\)/);
+  // The build's stamp came along: the installed program names the source's commit and date.
+  const stamp = readBuildInfo(REPO_ROOT);
+  expect(await ok('/usr/local/bin/berth version')).toContain(`commit ${stamp.commit}, built ${stamp.builtAt}`);
   const fp = (await ok("su -s /bin/sh berth -c 'berth agent fingerprint --config /etc/berth/agent.json'")).trim();
   expect(fp).toMatch(/^SHA256:[A-Za-z0-9+/]{43}$/);
   expect(first).toContain(`agent host key: ${fp}`);

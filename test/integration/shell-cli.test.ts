@@ -95,8 +95,8 @@ afterAll(async () => {
 
 test('version, whoami, help and agents', async () => {
   const v = await cli('version');
-  expect(v).toEqual({ code: 0, out: expect.stringMatching(/^berth \d+\.\d+\.\d+\S* \(protocol \S+\)\n$/), err: '' });
-  expect(await json('version')).toEqual({ version: expect.any(String), protocol: expect.anything() });
+  expect(v).toEqual({ code: 0, out: expect.stringMatching(/^berth \d+\.\d+\.\d+\S* \(protocol \S+\)\ncommit ([0-9a-f]{40}|unknown), built \S+\n$/), err: '' });
+  expect(await json('version')).toEqual({ version: expect.any(String), commit: expect.stringMatching(/^([0-9a-f]{40}|unknown)$/), builtAt: expect.any(String), protocol: expect.anything() });
   expect(await cli('whoami')).toEqual({ code: 0, out: 'alice (admin)\n', err: '' });
   expect(await json('whoami')).toEqual({ name: 'alice', role: 'admin' });
   expect(await json('whoami', 'bob')).toEqual({ name: 'bob', role: 'operator' });

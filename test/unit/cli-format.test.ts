@@ -7,11 +7,12 @@
  */
 import { BerthError } from '../../common/errors';
 import { silentLogger } from '../../common/logging';
-import { SessionEntry } from '../../common/protocol';
+import { PROTOCOL_VERSION, SessionEntry } from '../../common/protocol';
+import { BUILD } from '../../common/build-info';
 import { AuditLog } from '../../shell/audit';
 import { Agents } from '../../shell/agents/pool';
 import { runCommand } from '../../shell/cli/commands';
-import { MESSAGE_MAX, NOTE_MAX, agentJson, sessionJson, sessionRow, summary, table } from '../../shell/cli/format';
+import { MESSAGE_MAX, NOTE_MAX, agentJson, nameList, previewHeadline, sessionJson, sessionRow, summary, table, versionText } from '../../shell/cli/format';
 import { ClusterSession } from '../../shell/cluster/view';
 import { Operator, ShellService } from '../../shell/service';
 import { rawChars, viewWithAgent } from '../helpers/raw-text';
@@ -116,7 +117,7 @@ describe('the error line', () => {
   });
 
   it('bounds a huge message', async () => {
-    const r = await run(`kill ${WEB}`, { error: new BerthError('INTERNAL', `${'\u001b'.repeat(10_000)}end`) });
+    const r = await run(`kill ${WEB} --yes`, { error: new BerthError('INTERNAL', `${'\u001b'.repeat(10_000)}end`) });
     expect(r.err).toBe(`error: INTERNAL: ${'\\x1b'.repeat(Math.floor((MESSAGE_MAX - 1) / 4))}…\n`);
   });
 
@@ -130,6 +131,52 @@ describe('the error line', () => {
   it('shows the operator name inert in whoami', async () => {
     const mallory: Operator = { name: `m${OSC_TITLE}`, role: 'admin' };
     expect((await run('whoami', { operator: mallory })).out).toBe('m\\x1b]0;pwned\\x07 (admin)\n');
+  });
+});
+
+describe('kill with others attached', () => {
+  it('is refused naming them, inert, without --yes; the operator herself does not count', async () => {
+    const r = await run(`kill ${WEB}`, { error: new BerthError('CONFLICT', 'the agent was asked') });
+    expect(r).toEqual({ code: 1, out: '', err: `error: CONFLICT: bob\\x1b]0;pwned\\x07 is attached to web: kill ${WEB} --yes kills it anyway\n` });
+    // With --yes it is the agent's to answer.
+    expect((await run(`kill ${WEB} --yes`, { error: new BerthError('CONFLICT', 'the agent was asked') })).err).toBe('error: CONFLICT: the agent was asked\n');
+    // A viewer is told the role first.
+    const vic: Operator = { name: 'vic', role: 'viewer' };
+    expect((await run(`kill ${WEB}`, { operator: vic })).err).toBe('error: FORBIDDEN: vic is a viewer and may not kill\n');
+  });
+
+  it('names them as a sentence does', () => {
+    expect(nameList([])).toBe('');
+    expect(nameList(['bob'])).toBe('bob');
+    expect(nameList(['bob', 'carol'])).toBe('bob and carol');
+    expect(nameList(['alice', 'bob', `carol${OSC_TITLE}`])).toBe('alice, bob and carol\\x1b]0;pwned\\x07');
+  });
+});
+
+describe('the preview headline', () => {
+  const NOW = new Date('2026-12-02T10:00:00.000Z');
+  const lock = (operator: string, since: string, stale = false) => ({ operator, op: 'clone', since, stale });
+
+  it('says who holds the lock, for which op and how long, after the activity', () => {
+    const e = { ...web(), activity: { state: 'working' as const, since: '2026-12-02T09:00:00.000Z', detail: 'Bash' }, lock: lock('alice', '2026-12-02T09:59:48.000Z') };
+    expect(previewHeadline(clusterSession(e), NOW)).toBe('web on agent-1 · working: Bash · locked by alice for clone, 12 s');
+  });
+
+  it('counts in minutes, then hours; says when the lock is stale; is inert', () => {
+    const at = (since: string, stale = false, operator = 'bob') => previewHeadline(clusterSession({ ...web(), lock: lock(operator, since, stale) }), NOW);
+    expect(at('2026-12-02T09:55:00.000Z')).toBe('web on agent-1 · locked by bob for clone, 5 min');
+    expect(at('2026-12-02T05:00:00.000Z', true)).toBe('web on agent-1 · locked by bob for clone, 5 h, stale');
+    expect(at('not a time', false, `m${OSC_TITLE}`)).toBe('web on agent-1 · locked by m\\x1b]0;pwned\\x07 for clone, ?');
+    expect(previewHeadline(clusterSession(web()), NOW)).toBe('web on agent-1');
+  });
+});
+
+describe('version', () => {
+  it("prints this build's version and protocol, then its commit and date; --json has them all", async () => {
+    const text = await run('version');
+    expect(text.out).toBe(`berth ${BUILD.version} (protocol ${PROTOCOL_VERSION})\ncommit ${BUILD.commit}, built ${BUILD.builtAt}\n`);
+    expect(JSON.parse((await run('version --json')).out)).toEqual({ ...BUILD, protocol: PROTOCOL_VERSION });
+    expect(versionText({ version: '1.2.3', commit: 'unknown', builtAt: 'unknown' }, 7)).toBe('berth 1.2.3 (protocol 7)\ncommit unknown, built unknown\n');
   });
 });
 

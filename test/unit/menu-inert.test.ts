@@ -89,8 +89,10 @@ describe('menu lines (pure)', () => {
   it('the settings page shows each agent on one line, its version, hostname and note inert', () => {
     const text = settingsText({ name: 'alice', role: 'admin' }, view.agentList());
     expect(rawChars(text, { lines: true })).toEqual([]);
-    expect(text.split('\n')).toHaveLength(6);
-    expect(text).toContain(`9\\x1b]0;pwned\\x07  h\\x1b[6n ${HOSTILE_SHOWN}`);
+    // The head, then one line per agent.
+    expect(text.split('\n')).toHaveLength(8);
+    expect(text).toContain(`9\\x1b]0;pwned\\x07  ${HOSTILE_SHOWN}`);
+    expect(text).toMatch(/ h\\x1b\[6n$/m);
   });
 });
 
@@ -152,7 +154,8 @@ describe('the blessed menu', () => {
       input.write('k'); // kill the broken session (the first row): the agent refuses
       await shows(t, `CONFLICT: session is broken (${HOSTILE_SHOWN})`);
       input.write('s'); // the settings page
-      await shows(t, `9\\x1b]0;pwned\\x07  h\\x1b[6n`);
+      await shows(t, 'h\\x1b[6n');
+      await shows(t, `9\\x1b]0;pwned\\x07  ${HOSTILE_SHOWN.slice(0, 20)}`);
       expectInert(t);
     } finally {
       menu.destroy();

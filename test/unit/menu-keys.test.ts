@@ -1,7 +1,7 @@
 import { PassThrough, Writable } from 'node:stream';
 import { BerthError } from '../../common/errors';
 import { silentLogger } from '../../common/logging';
-import { Activity, BERTH_VERSION, PROTOCOL_VERSION, SessionEntry } from '../../common/protocol';
+import { Activity, BERTH_VERSION, LockInfo, PROTOCOL_VERSION, SessionEntry } from '../../common/protocol';
 import { AuditLog } from '../../shell/audit';
 import { Agents } from '../../shell/agents/pool';
 import { ClusterSession, ClusterView } from '../../shell/cluster/view';
@@ -16,14 +16,14 @@ import { KEYS, KeyEntry, dispatch, findKey, helpText, hintText } from '../../she
 
 const ID = '3f2b8c1e-1c2d-4e5f-8a9b-0c1d2e3f4a5b';
 
-function web(o: { state?: SessionEntry['state']; restartNeeded?: boolean } = {}): SessionEntry {
+function web(o: { state?: SessionEntry['state']; restartNeeded?: boolean; attached?: string[]; lock?: LockInfo } = {}): SessionEntry {
   return {
     kind: 'session',
     agent: 'agent-1',
     meta: { version: 1, id: ID, name: 'web', protocol: 'tcp', port: 1001, dns: 'webdns', createdAt: '2026-01-01T00:00:00.000Z', lastAccessedAt: null, createdBy: 'alice' },
     state: o.state ?? 'R',
-    attached: [],
-    lock: null,
+    attached: o.attached ?? [],
+    lock: o.lock ?? null,
     container: null,
     restartNeeded: o.restartNeeded ?? false,
   };
@@ -109,8 +109,8 @@ describe('the key table', () => {
       'Tab    next session needing you                    X  dismiss done/waiting until it changes',
       'B      background your attach                      C  clone',
       'E      edit (restart to apply)                     R  restart a stopped session',
-      'K      kill (stop the container)                   D  delete (asks Y/N)',
-      'O      override a stale lock (admin)               S  settings: version, agents',
+      'K      kill (Y/N if others are attached)           D  delete (asks Y/N)',
+      "O      override a session's lock (admin)           S  settings: version, agents",
       '>      sort: attention, name, agent, last used     F  filter by agent: all, each',
       "/      filter by text                              P  preview: the selected session's screen",
       'L      preview height: 1/3, 1/2, 2/3               ?  this help',
@@ -194,7 +194,7 @@ describe('dispatching keys', () => {
     const m = fakeMenu();
     dispatch(m.ctx, ...press('?'), s);
     expect(m.opened.page).toEqual({ title: 'keys', text: helpText() });
-    expect(m.opened.page?.text).toContain('override a stale lock');
+    expect(m.opened.page?.text).toContain("override a session's lock");
     dispatch(m.ctx, ...press('S'), s);
     expect(m.opened.page?.title).toBe('settings');
     expect(m.opened.page?.text).toContain(`berth ${BERTH_VERSION} (protocol ${PROTOCOL_VERSION})\noperator alice (admin)`);
@@ -256,6 +256,30 @@ describe('dispatching keys', () => {
     ]);
   });
 
+  it('kills at once when nobody else is attached, the operator herself included', async () => {
+    const m = fakeMenu();
+    dispatch(m.ctx, ...press('k'), cs(web({ attached: ['alice', 'alice'] })));
+    expect(m.opened).toEqual({});
+    expect(await m.runs[0]?.result).toBe('killed web');
+    expect(m.calls).toEqual([['simple', 'kill', ID]]);
+  });
+
+  it('asks Y/N before K kills a session others are attached to, naming each once', async () => {
+    const m = fakeMenu();
+    dispatch(m.ctx, ...press('K'), cs(web({ attached: ['bob', 'alice', 'carol', 'bob'] })));
+    expect(m.opened.confirm?.question).toBe('Kill web? bob and carol are attached');
+    expect(m.runs).toEqual([]);
+    expect(m.calls).toEqual([]);
+    m.opened.confirm?.yes();
+    expect(m.runs[0]?.label).toBe('killing web');
+    expect(await m.runs[0]?.result).toBe('killed web');
+    expect(m.calls).toEqual([['simple', 'kill', ID]]);
+
+    const one = fakeMenu();
+    dispatch(one.ctx, ...press('K'), cs(web({ attached: ['bob'] })));
+    expect(one.opened.confirm?.question).toBe('Kill web? bob is attached');
+  });
+
   it('says how many of your attaches B ended', async () => {
     const m = fakeMenu();
     dispatch(m.ctx, ...press('b'), s);
@@ -274,14 +298,16 @@ describe('dispatching keys', () => {
     expect(m.calls).toEqual([['delete', ID]]);
   });
 
-  it('overrides only a locked session, after the role check, asking why', async () => {
+  it('overrides only a locked session, whatever its state, after the role check, asking why', async () => {
+    const lock: LockInfo = { operator: 'bob', op: 'clone', since: '2026-01-01T00:00:00.000Z', stale: false };
     const op = fakeMenu('operator');
-    dispatch(op.ctx, ...press('O'), s);
+    dispatch(op.ctx, ...press('O'), cs(web({ state: 'L', lock })));
     expect(op.calls).toEqual([['say', 'alice is an operator and may not override', true]]);
     const m = fakeMenu();
     dispatch(m.ctx, ...press('o'), s);
     expect(m.calls).toEqual([['say', 'web is not locked', true]]);
-    dispatch(m.ctx, ...press('o'), cs(web({ state: 'L' })));
+    // Running (someone attached) and locked: the lock decides, not the state letter.
+    dispatch(m.ctx, ...press('o'), cs(web({ state: 'C', attached: ['bob'], lock })));
     const form = m.opened.form!;
     expect(form.title).toBe('override the lock of web');
     expect(form.fields[0]?.check('  ')).toBe('say why');

@@ -259,13 +259,28 @@ describe('session table', () => {
 });
 
 describe('settings page', () => {
-  it('gives the versions, the operator and each agent', () => {
+  it("gives the shell's version and build, the operator and each agent with its version and commit", () => {
     const view = new ClusterView();
     view.addAgent('agent-1');
     view.setStatus('agent-1', 'offline', 'connection closed');
-    const text = settingsText({ name: 'vic', role: 'viewer' }, view.agentList());
-    expect(text).toMatch(/^berth \S+ \(protocol \d+\)\noperator vic \(viewer\)\n\nagents:\n/);
-    expect(text).toContain('agent-1      offline       0 sessions  -   connection closed');
+    view.addAgent('agent-2');
+    view.setStatus('agent-2', 'online', '');
+    const capacity = { cpus: 1, memoryMb: 1024, maxSessions: null };
+    view.apply('agent-2', { type: 'hello', agent: 'agent-2', protocol: 1, version: '1.2.3', commit: `3f2a9c1${'0'.repeat(33)}`, builtAt: '2026-12-01T09:00:00Z', hostname: 'h2', publishAddress: '127.0.0.1', capacity });
+    const build = { version: '1.2.3', commit: 'a'.repeat(40), builtAt: '2026-12-02T10:00:00Z' };
+    const text = settingsText({ name: 'vic', role: 'viewer' }, view.agentList(), build);
+    expect(text).toMatch(/^berth 1\.2\.3 \(protocol \d+\)\noperator vic \(viewer\)\nthis shell: commit a{40}, built 2026-12-02T10:00:00Z\n\nagents:\n/);
+    // The agents as `agents` shows them, capacity and all, with their host names.
+    const rows = text.split('\n').slice(5);
+    expect(rows[0]?.split(/ {2,}/)).toEqual(['AGENT', 'STATUS', 'SESSIONS', 'RUNNING', 'LOAD/CPUS', 'MEMORY', 'DISK FREE', 'VERSION', 'NOTE', 'HOST']);
+    expect(rows[1]?.trim().split(/ {2,}/)).toEqual(['agent-1', 'offline', '0', '-', '-', '-', '-', '-', 'connection closed']);
+    expect(rows[2]?.trim().split(/ {2,}/)).toEqual(['agent-2', 'online', '0', '-', '-', '-', '-', '1.2.3 3f2a9c1', 'h2']);
+    // An agent that does not know its commit (an unstamped build, an older agent) shows its version alone.
+    view.apply('agent-2', { type: 'hello', agent: 'agent-2', protocol: 1, version: '1.2.3', commit: 'unknown', hostname: 'h2', publishAddress: '127.0.0.1', capacity });
+    view.apply('agent-2', { type: 'stats', stats: { cpus: 2, load1: 0.5, memoryTotalMb: 4096, memoryFreeMb: 1024, containersRunning: 3, sessions: 5, diskFreeMb: 10240, diskTotalMb: 20480 } });
+    view.setDrained('agent-2', true);
+    const again = settingsText({ name: 'vic', role: 'viewer' }, view.agentList(), build).split('\n').slice(5);
+    expect(again[2]?.trim().split(/ {2,}/)).toEqual(['agent-2', 'online, drained', '0', '3', '0.5/2', '3.0/4.0 GB', '10.0 GB', '1.2.3', 'h2']);
   });
 
   it('says when no agent is enrolled', () => {

@@ -96,3 +96,18 @@ test('an attach to a session a dead clone left paused waits for the lock to go s
   await a.close();
   expect(h.fake.attaches.map((x) => x.closedByAgent)).toEqual([true]);
 });
+
+test("taking a session's lock pushes its entry with the lock, and the release pushes it without", async () => {
+  const id = await createSession('pushed');
+  const from = h.events.length;
+  const start = h.fake.hold('start');
+  const restarting = h.sessions.restart(id, 'alice');
+  await start.reached;
+  // The restart holds the lock while Docker starts the container: subscribers see who and why.
+  const locked = asView(await h.waitForEntry(id, (e) => e.lock !== null, from));
+  expect(locked).toMatchObject({ state: 'L', lock: { operator: 'alice', op: 'restart', stale: false } });
+  const at = h.events.length;
+  start.release();
+  await restarting;
+  expect(asView(await h.waitForEntry(id, (e) => e.lock === null && e.state === 'R', at))).toMatchObject({ lock: null });
+});
