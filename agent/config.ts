@@ -103,6 +103,11 @@ export const agentConfigSchema = z
     portClaims: z.string().min(1).nullable().default(null),
     /** Shells' logins: grace time, and caps on connections not logged in yet (per address, in all). */
     login: loginLimitsSchema.prefault({}),
+    /**
+     * How long a deleted session stays in the trash (restorable) before it is purged; fractions
+     * allowed (0.01: 36 s); 0: delete for good at once.
+     */
+    trashHours: z.number().min(0).max(8760).default(24),
     /** Extra labels on every container (tests mark theirs with one). */
     extraLabels: z.record(labelKey, z.string().max(256)).default({}),
     log: z

@@ -108,6 +108,7 @@ export async function startAgent(o: AgentOptions): Promise<RunningAgent> {
       maxSessions: cfg.maxSessions,
       stuckAfterMs: cfg.stuckAfterSeconds * 1000,
       idleAfterMs: cfg.idleAfterSeconds * 1000,
+      trashMs: Math.round(cfg.trashHours * 3_600_000),
       orphanGraceMs: cfg.orphanGraceSeconds * 1000,
       reconcileIntervalMs: o.reconcileIntervalMs ?? Math.min(30_000, Math.max(1000, (cfg.orphanGraceSeconds * 1000) / 2)),
     },

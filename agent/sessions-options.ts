@@ -67,4 +67,6 @@ export interface SessionsPolicy {
   stuckAfterMs?: number;
   /** A session no hook reports for whose pane printed nothing for this long shows as idle (default 30 s). */
   idleAfterMs?: number;
+  /** How long a deleted session stays in the trash before it is purged; 0 (the default): deleted at once. */
+  trashMs?: number;
 }

@@ -11,7 +11,7 @@ import { randomUUID } from 'node:crypto';
 import { BerthError, messageOf } from '../common/errors';
 import { Logger } from '../common/logging';
 import { Protocol, cloneName } from '../common/names';
-import { HostStats, RpcParams, SessionEntry, SessionMeta, SESSION_FILE_VERSION } from '../common/protocol';
+import { HostStats, RpcParams, SessionEntry, SessionMeta, SESSION_FILE_VERSION, TrashEntry } from '../common/protocol';
 import { LiveAttaches } from './attaches';
 import { JobBoard } from './jobs';
 import { SharedCaptures } from './activity/shared-captures';
@@ -28,13 +28,15 @@ import { resolveAndClaim } from './ports/claims';
 import { checkRequestedLimits } from './limits';
 import { Reconciler } from './reconcile';
 import { SessionSteps, okMeta } from './session-steps';
+import { SessionTrash } from './session-trash';
+import { SessionMoves } from './session-move';
 import { ContainerSettings, SessionsDeps, SessionsPolicy } from './sessions-options';
 import { hostStats, isRunning } from './view';
 
 export type { Clock, ContainerSettings, SessionsDeps, SessionsPolicy } from './sessions-options';
 export type { OpenAttach } from './session-attach';
 
-/** Events: `session` (a full SessionEntry) and `removed` (an id), on every change. */
+/** Events: `session` (a full SessionEntry) and `removed` (an id), on every change; `trash` (every TrashEntry) when the trash changes. */
 export class Sessions extends EventEmitter {
   private readonly log: Logger;
   private readonly catalog = new SessionCatalog();
@@ -49,6 +51,10 @@ export class Sessions extends EventEmitter {
   /** What each session's program reports about itself. */
   private readonly status: StatusWatch;
   private readonly captures = new SharedCaptures();
+  /** Deleted sessions until they are purged (see session-trash.ts). */
+  readonly trash: SessionTrash;
+  /** Moves of sessions to and from other agents (session-move.ts). */
+  readonly moves: SessionMoves;
 
   constructor(
     private readonly d: SessionsDeps,
@@ -83,6 +89,22 @@ export class Sessions extends EventEmitter {
       stopped: (id) => void this.steps.closeAttaches(id, null),
       everyRound: () => void this.sweep(),
     });
+    this.moves = new SessionMoves({
+      ...{ store: d.store, locks: d.locks, runtime: d.runtime, catalog: this.catalog, containers: this.containers, steps: this.steps, feed: this.feed },
+      refresh: (id) => this.watch.refresh(id),
+      forgetStatus: (id) => this.status.forget(id),
+      claim: (port, protocol, id) => this.resolveAndClaim(port, protocol, this.catalog.portTable(null), id),
+      releaseClaim: (port, protocol, id) => this.releaseClaim(port, protocol, id),
+      stopTimeoutSec: settings.stopTimeoutSec ?? 10,
+      log: this.log,
+    });
+    this.trash = new SessionTrash({
+      ...{ d, settings, steps: this.steps, catalog: this.catalog, containers: this.containers, status: this.status, feed: this.feed, log: this.log },
+      trashMs: policy.trashMs ?? 0,
+      resolveAndClaim: (...a) => this.resolveAndClaim(...a),
+      releaseClaim: (...a) => this.releaseClaim(...a),
+      changed: (t: TrashEntry[]) => this.emit('trash', t),
+    });
     this.attacher = new SessionAttacher({ d, settings, steps: this.steps, watch: this.watch, containers: this.containers, attaches: this.attaches, feed: this.feed, log: this.log });
   }
 
@@ -92,6 +114,8 @@ export class Sessions extends EventEmitter {
     if (moved.migrated.length > 0) this.log.info('moved sessions to the current layout', { sessions: moved.migrated });
     for (const u of moved.unreadable) this.log.warn('moved session has no usable metadata', { session: u.id, reason: u.reason });
     await this.sweep();
+    await this.trash.start();
+    await this.moves.recover();
     for (const id of await this.d.store.listIds()) {
       const s = await this.d.store.read(id);
       if (s) this.catalog.set(id, s);
@@ -141,6 +165,7 @@ export class Sessions extends EventEmitter {
   async stop(): Promise<void> {
     this.watch.stop();
     this.status.stop();
+    this.trash.stop();
     await this.attaches.closeAll();
   }
 
@@ -353,22 +378,14 @@ export class Sessions extends EventEmitter {
     return n;
   }
 
-  /** Stops and removes the container, then the folder, lock, port and metadata. */
-  async delete(id: string, operator: string): Promise<void> {
-    await this.steps.withLock(id, operator, 'delete', async () => {
-      await this.steps.closeAttaches(id, null);
-      for (const c of await this.d.runtime.listSession(id)) await this.d.runtime.stopAndRemove(c.id, this.settings.stopTimeoutSec ?? 10);
-      this.containers.delete(id);
-      await this.catalog.reserve(async () => {
-        const held = this.catalog.get(id);
-        this.status.forget(id);
-        await this.d.store.remove(id);
-        this.catalog.delete(id);
-        if (held?.kind === 'ok') await this.releaseClaim(held.meta.port, held.meta.protocol, id);
-      });
-    }, { allowBroken: true });
-    this.log.info('deleted session', { session: id, operator });
-    this.feed.notify(id);
+  /** Stops and removes the container, moves the folder to the trash, releases the port (see SessionTrash.delete). */
+  delete(id: string, operator: string): Promise<TrashEntry | null> {
+    return this.trash.delete(id, operator);
+  }
+
+  /** Brings a trashed session back, stopped (see SessionTrash.restore). */
+  restore(id: string, operator: string, noPort: boolean): Promise<SessionEntry> {
+    return this.trash.restore(id, operator, noPort);
   }
 
   /** Removes a session's lock, whoever holds it; touches nothing else. Throws CONFLICT if unlocked. */

@@ -23,6 +23,8 @@ export interface AuditDetail {
   clone?: string;
   readOnly?: boolean;
   detached?: number;
+  /** The agent a move goes to. */
+  to?: string;
   /** The op's id: the records of one op (an unknown outcome, then the late one) share it. */
   opId?: string;
   /** The outcome of an op whose answer came after the shell had stopped waiting. */
@@ -248,6 +250,7 @@ export function auditLine(r: AuditRecord, at: Date): string {
       clone: optional(d.clone, id),
       readOnly: d.readOnly,
       detached: d.detached,
+      to: optional(d.to, id),
       opId: optional(d.opId, id),
       late: d.late,
     },

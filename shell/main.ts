@@ -65,6 +65,7 @@ export async function startShell(o: ShellOptions): Promise<RunningShell> {
     await dns?.stop();
     throw err;
   }
+  pool.onOnline(() => void service.resolveMoves());
   pool.start(agents);
   logger.info('shell listening', { host: addr.address, port: addr.port, agents: view.agentList().length });
   let stopped = false;

@@ -9,17 +9,19 @@ export type Action =
   | 'create'
   | 'edit'
   | 'clone'
+  | 'move'
   | 'restart'
   | 'kill'
   | 'background'
   | 'delete'
+  | 'restore'
   | 'override'
   | 'manage-agents'
   | 'manage-operators'
   | 'audit';
 
 const VIEWER: Action[] = ['list', 'attach'];
-const OPERATOR: Action[] = [...VIEWER, 'attach-write', 'create', 'edit', 'clone', 'restart', 'kill', 'background', 'delete'];
+const OPERATOR: Action[] = [...VIEWER, 'attach-write', 'create', 'edit', 'clone', 'move', 'restart', 'kill', 'background', 'delete', 'restore'];
 const ADMIN: Action[] = [...OPERATOR, 'override', 'manage-agents', 'manage-operators', 'audit'];
 const ALLOWED: Record<Role, ReadonlySet<Action>> = {
   viewer: new Set(VIEWER),

@@ -10,11 +10,13 @@ import { Protocol } from '../common/names';
 import { Limits, RpcOp, RpcParamsInput, RpcResult, SessionEntry, entryId } from '../common/protocol';
 import { AgentCalls, OutcomeUnknown, PendingOp } from './agent-calls';
 import { AuditDetail, AuditLog, AuditRecord } from './audit';
+import { MoveProgress, SessionMover } from './move';
 
 export type { PendingOp } from './agent-calls';
 import { placeSession, refusesSessions } from './cluster/placement';
 import { resolveRef } from './cluster/refs';
-import { ClusterJob, ClusterSession, ClusterView } from './cluster/view';
+import { assertNameFreeForRestore, resolveTrashRef, trashedHolderOf } from './cluster/trash-refs';
+import { ClusterJob, ClusterSession, ClusterTrash, ClusterView } from './cluster/view';
 import { Role } from './config';
 import { Action, assertMay, forbidden, may } from './roles';
 import { AgentAttach, Agents } from './agents';
@@ -73,11 +75,13 @@ export class ShellService {
   private dnsQueued = false;
   private readonly dnsQueue = new Mutex();
   private readonly calls: AgentCalls;
+  private readonly mover: SessionMover;
 
   constructor(
     private readonly o: { view: ClusterView; agents: Agents; audit: AuditLog; dns: DnsSink | null; logger: Logger; live?: LiveConfig },
   ) {
     this.calls = new AgentCalls(o);
+    this.mover = new SessionMover(o);
     o.view.on('change', () => this.scheduleDns());
   }
 
@@ -148,6 +152,34 @@ export class ShellService {
     });
   }
 
+  /**
+   * Moves a session to agent `to` (see shell/move.ts): the same id, name, command, port and DNS
+   * name there. Audited `unknown` when an agent was lost on the way (the shell resolves it when
+   * the links are back).
+   */
+  async move(op: Operator, ref: string, to: string, progress?: (p: MoveProgress) => void): Promise<void> {
+    return this.audited(op, 'move', { ref }, async (found) => {
+      const s = mustFind(found);
+      assertMay(op, 'move');
+      this.assertTakesSessions(to);
+      try {
+        await this.mover.move(op.name, s.id, s.agent, to, progress);
+      } catch (err) {
+        const e = toBerthError(err);
+        if (e.code !== 'AGENT_OFFLINE' && e.code !== 'TIMEOUT') throw e;
+        const unknown = new OutcomeUnknown(`${e.message}: the move is resolved when both agents are online again`, 'move');
+        await this.o.audit.record({ operator: op.name, op: 'move', session: s.id, agent: s.agent, result: 'unknown', code: e.code, message: e.message, detail: { to } });
+        throw unknown;
+      }
+      return { result: undefined, detail: { to } };
+    });
+  }
+
+  /** Finishes or undoes moves left half-done (on every link coming online). Never throws. */
+  resolveMoves(): Promise<void> {
+    return this.mover.resolve();
+  }
+
   /** restart, kill and override: one session in, its new entry out. */
   async simple(op: Operator, action: 'restart' | 'kill' | 'override', ref: string, reason?: string): Promise<SessionEntry> {
     return this.audited(op, action, { ref }, async (found) => {
@@ -175,9 +207,34 @@ export class ShellService {
     return this.audited(op, 'delete', { ref }, async (found) => {
       const s = mustFind(found);
       assertMay(op, 'delete');
-      await this.callAgent(op, s.agent, 'delete', { session: s.id });
+      const r = await this.callAgent(op, s.agent, 'delete', { session: s.id });
       this.o.view.forget(s.agent, s.id);
+      if (r.trash) this.o.view.setTrashed(s.agent, s.id, r.trash);
       return { result: s.id };
+    });
+  }
+
+  /**
+   * Brings a trashed session back, stopped (REF among the trashed: see trash-refs.ts). Refused
+   * when a live session has its name or DNS name; `noPort`: without its port, else a port another
+   * session took refuses it.
+   */
+  async restore(op: Operator, ref: string, noPort = false): Promise<SessionEntry> {
+    let t: ClusterTrash;
+    try {
+      assertMay(op, 'restore');
+      t = resolveTrashRef(ref, this.o.view.trash());
+    } catch (err) {
+      const e = toBerthError(err);
+      await this.o.audit.record(refusal(op, 'restore', e, null, undefined, ref));
+      throw e;
+    }
+    return this.audited(op, 'restore', { agent: t.agent, session: t.id }, async () => {
+      assertNameFreeForRestore(t, this.o.view.sessions());
+      const entry = await this.withDnsName(t.entry.dns, t.id, () => this.callAgent(op, t.agent, 'restore', { session: t.id, noPort }));
+      this.o.view.upsert(t.agent, entry);
+      this.o.view.setTrashed(t.agent, t.id, null);
+      return { result: entry, session: t.id };
     });
   }
 
@@ -244,7 +301,7 @@ export class ShellService {
   private async audited<T>(
     op: Operator,
     name: string,
-    target: { ref: string } | { agent: string | undefined },
+    target: { ref: string } | { agent: string | undefined; session?: string },
     fn: (s: ClusterSession | null) => Promise<{ result: T; agent?: string; session?: string; detail?: AuditDetail }>,
   ): Promise<T> {
     let s: ClusterSession | null = null;
@@ -267,7 +324,9 @@ export class ShellService {
     } catch (err) {
       const e = toBerthError(err);
       // An unknown outcome was recorded where it was found, before its late outcome can be.
-      if (!(err instanceof OutcomeUnknown)) await this.o.audit.record(refusal(op, name, e, s, agent, 'ref' in target ? target.ref : undefined));
+      const record = refusal(op, name, e, s, agent, 'ref' in target ? target.ref : undefined);
+      if ('session' in target) record.session ??= target.session;
+      if (!(err instanceof OutcomeUnknown)) await this.o.audit.record(record);
       throw e;
     }
   }
@@ -314,6 +373,8 @@ export class ShellService {
     await this.dnsMutex.run(async () => {
       const holder = this.o.view.sessions().find((x) => x.entry.kind === 'session' && x.entry.meta.dns === dns && x.id !== self);
       if (holder) throw new BerthError('NAME_TAKEN', `dns: "${dns}" is used by session ${nameOf(holder)} on ${holder.agent}`);
+      const trashed = trashedHolderOf(dns, self, this.o.view.trash());
+      if (trashed) throw new BerthError('NAME_TAKEN', `dns: "${dns}" is kept by session ${trashed.entry.name} in the trash of ${trashed.agent} until ${trashed.entry.purgeAt} (restore it, or wait)`);
       const claimant = this.claims.get(dns);
       if (claimant !== undefined && claimant !== self) throw new BerthError('NAME_TAKEN', `dns: "${dns}" is being taken by another operation`);
       this.claims.set(dns, self ?? '');

@@ -32,12 +32,13 @@ function handlers(s: Sessions): RpcHandlers {
     kill: (p, op) => s.kill(p.session, op),
     background: async (p, op) => ({ detached: await s.background(p.session, op) }),
     delete: async (p, op) => {
-      await s.delete(p.session, op);
-      return { id: p.session };
+      const trash = await s.delete(p.session, op);
+      return trash ? { id: p.session, trash } : { id: p.session };
     },
     override: (p, op) => s.override(p.session, op, p.reason),
     stats: async () => s.stats(),
     preview: (p) => s.preview(p.session, p.lines),
+    restore: (p, op) => s.restore(p.session, op, p.noPort),
   } satisfies RpcHandlers;
 }
 

@@ -13,6 +13,7 @@ import { inertCell } from '../../common/terminal-text';
 import { Sessions } from '../sessions';
 import { AttachControl, serveAttach } from './attach-handler';
 import { serveEvents } from './events-handler';
+import { serveMove } from './move-channel';
 import { readTrustedKeys, sameKey } from './keys';
 import { serveRpc } from './rpc-handler';
 import { OpJournal } from './op-journal';
@@ -95,6 +96,9 @@ export function createAgentServer(opts: AgentServerOptions): AgentServer {
             case SUBSYSTEMS.attach:
               attach = serveAttach(open(), opts.sessions, log);
               if (pending) attach.resize(pending.cols, pending.rows);
+              return;
+            case SUBSYSTEMS.move:
+              serveMove(open(), opts.sessions, log);
               return;
             default:
               log.warn('refused subsystem', { name: info.name });

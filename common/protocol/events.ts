@@ -1,12 +1,13 @@
 /**
  * berth-events: what an agent pushes to a shell. On subscribe the agent sends `hello`, then one
- * `session` per session it has, then `synced` (the set is complete); after that, changes as they
- * happen, and `stats` now and then.
+ * `session` per session it has, then `synced` (the set is complete), then its `trash`; after that,
+ * changes as they happen, and `stats` now and then.
  */
 import { z } from 'zod';
 import { operatorNameSchema, sessionIdSchema } from '../names';
 import { hostStatsSchema, opIdSchema, wireErrorSchema } from './rpc';
 import { limitsSchema, sessionEntrySchema } from './session';
+import { MAX_TRASH_EVENT_ENTRIES, trashEntrySchema } from './trash';
 
 export const helloEventSchema = z.object({
   type: z.literal('hello'),
@@ -58,6 +59,8 @@ export const eventSchema = z.discriminatedUnion('type', [
   z.object({ type: z.literal('synced'), count: z.number().int() }),
   z.object({ type: z.literal('stats'), stats: hostStatsSchema }),
   z.object({ type: z.literal('job'), job: jobSchema }),
+  /** The agent's whole trash: after `synced`, then again at each change (see trash.ts). */
+  z.object({ type: z.literal('trash'), trash: z.array(trashEntrySchema).max(MAX_TRASH_EVENT_ENTRIES) }),
   z.object({ type: z.literal('error'), error: z.object({ code: z.string(), message: z.string() }) }),
 ]);
 export type AgentEvent = z.infer<typeof eventSchema>;

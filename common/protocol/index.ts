@@ -4,3 +4,5 @@ export * from './session';
 export * from './rpc';
 export * from './events';
 export * from './attach';
+export * from './move';
+export * from './trash';

@@ -4,6 +4,7 @@ import { ERROR_CODES } from '../errors';
 import { dnsNameSchema, operatorNameSchema, portRequestSchema, protocolSchema, sessionIdSchema, sessionNameSchema } from '../names';
 import { branchSchema, commandSchema, envChangesSchema, repoUrlSchema, sessionEnvSchema } from '../session-setup';
 import { limitsSchema, sessionEntrySchema } from './session';
+import { trashEntrySchema } from './trash';
 
 /** Most lines a preview asks for, and most bytes it carries. */
 export const MAX_PREVIEW_LINES = 500;
@@ -22,6 +23,7 @@ export const RPC_OPS = [
   'override',
   'stats',
   'preview',
+  'restore',
 ] as const;
 export type RpcOp = (typeof RPC_OPS)[number];
 
@@ -46,7 +48,7 @@ export const rpcEnvelopeSchema = z.object({
 export type RpcEnvelope = z.infer<typeof rpcEnvelopeSchema>;
 
 /** Ops that change something: the ones an op id makes safe to retry. */
-export const MUTATING_OPS: ReadonlySet<RpcOp> = new Set(['create', 'edit', 'clone', 'restart', 'kill', 'background', 'delete', 'override']);
+export const MUTATING_OPS: ReadonlySet<RpcOp> = new Set(['create', 'edit', 'clone', 'restart', 'kill', 'background', 'delete', 'override', 'restore']);
 
 const bySession = z.object({ session: sessionIdSchema }).strict();
 
@@ -91,6 +93,8 @@ const paramsSchemas = {
   stats: z.object({}).strict(),
   /** The last `lines` lines of the session's pane (a running session). */
   preview: z.object({ session: sessionIdSchema, lines: z.number().int().min(1).max(MAX_PREVIEW_LINES).default(40) }).strict(),
+  /** Brings a trashed session back, stopped; `noPort`: without its port (else a taken port refuses). */
+  restore: z.object({ session: sessionIdSchema, noPort: z.boolean().default(false) }).strict(),
 } satisfies Record<RpcOp, z.ZodType>;
 
 /** What an op takes, as the agent sees it (defaults applied) and as a caller may write it. */
@@ -122,10 +126,12 @@ const resultSchemas = {
   restart: sessionEntrySchema,
   kill: sessionEntrySchema,
   background: z.object({ detached: z.number().int() }),
-  delete: z.object({ id: sessionIdSchema }),
+  /** `trash`: where it went (absent: deleted for good, as an agent with `trashHours` 0 does). */
+  delete: z.object({ id: sessionIdSchema, trash: trashEntrySchema.optional() }),
   override: sessionEntrySchema,
   stats: hostStatsSchema,
   preview: z.object({ text: z.string().max(MAX_PREVIEW_BYTES), at: z.string() }),
+  restore: sessionEntrySchema,
 } satisfies Record<RpcOp, z.ZodType>;
 export type RpcResult<O extends RpcOp> = z.infer<(typeof resultSchemas)[O]>;
 

@@ -10,6 +10,7 @@ export const SUBSYSTEMS = {
   rpc: 'berth-rpc',
   events: 'berth-events',
   attach: 'berth-attach',
+  move: 'berth-move',
 } as const;
 
 /** Largest request line the agent reads on berth-rpc or as an attach header. */

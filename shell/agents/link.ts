@@ -23,6 +23,8 @@ import {
   RpcResult,
   SUBSYSTEMS,
   attachReplySchema,
+  MoveHeader,
+  moveReplySchema,
   describeIssue,
   encodeFrame,
   eventSchema,
@@ -188,6 +190,49 @@ export class AgentLink extends EventEmitter {
       resize: (cols, rows) => windowChange(ch, cols, rows),
       close: () => ch.close(),
     };
+  }
+
+  /**
+   * Opens a berth-move channel and sends `req`. Resolves with the agent's result and the channel
+   * (paused, for an op that streams after its reply; the caller closes it). Throws AGENT_OFFLINE,
+   * TIMEOUT when no reply comes within `timeoutMs`, or the agent's own error.
+   */
+  async move(req: MoveHeader, operator: string, timeoutMs: number): Promise<{ result: unknown; stream: ClientChannel }> {
+    const conn = this.conn;
+    if (this.status !== 'online' || !conn) throw new BerthError('AGENT_OFFLINE', `agent ${this.o.id} is offline`);
+    const ch = await subsystem(conn, SUBSYSTEMS.move);
+    const splitter = new LineSplitter(MAX_REPLY_BYTES);
+    const line = await new Promise<string>((resolve, reject) => {
+      const timer = setTimeout(() => {
+        ch.close();
+        reject(new BerthError('TIMEOUT', `agent ${this.o.id} did not answer move ${req.op} within ${timeoutMs} ms`));
+      }, timeoutMs);
+      const onData = (d: Buffer): void => {
+        const nl = d.indexOf(0x0a);
+        for (const f of splitter.push(nl === -1 ? d : d.subarray(0, nl + 1))) {
+          clearTimeout(timer);
+          ch.off('data', onData);
+          ch.pause();
+          if (nl + 1 < d.length) ch.unshift(d.subarray(nl + 1));
+          if (f.kind === 'line') resolve(f.line);
+          else reject(new BerthError('INTERNAL', `agent ${this.o.id} sent an oversized move reply`));
+          return;
+        }
+      };
+      ch.on('data', onData);
+      ch.once('close', () => {
+        clearTimeout(timer);
+        reject(new BerthError('AGENT_OFFLINE', `agent ${this.o.id} closed the move channel`));
+      });
+      ch.write(encodeFrame({ v: PROTOCOL_VERSION, operator, req }));
+    });
+    const reply = safeJson(line, moveReplySchema);
+    if (!reply) throw new BerthError('INTERNAL', `agent ${this.o.id} sent a bad move reply`);
+    if (!reply.ok) {
+      ch.close();
+      throw new BerthError(reply.error.code, reply.error.message);
+    }
+    return { result: reply.result, stream: ch };
   }
 
   private connect(): void {

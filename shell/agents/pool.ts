@@ -2,7 +2,8 @@
 import net from 'node:net';
 import { BerthError } from '../../common/errors';
 import { Logger } from '../../common/logging';
-import { AttachHeader, RpcOp, RpcParamsInput, RpcResult } from '../../common/protocol';
+import { Duplex } from 'node:stream';
+import { AttachHeader, MoveHeader, RpcOp, RpcParamsInput, RpcResult } from '../../common/protocol';
 import { ClusterView } from '../cluster/view';
 import { AgentEntry, jumpOf } from './enrolled';
 import { AgentAttach, AgentLink } from './link';
@@ -17,6 +18,8 @@ export interface Agents {
   attach(agent: string, header: AttachHeader): Promise<AgentAttach>;
   /** The IP address DNS names of the agent's sessions point to, or null if it has none. */
   addressOf(agent: string): string | null;
+  /** One berth-move op (see AgentLink.move); absent where no agent can move sessions (tests' fakes). */
+  move?(agent: string, req: MoveHeader, operator: string): Promise<{ result: unknown; stream: Duplex }>;
 }
 
 export interface CallOptions {
@@ -43,6 +46,7 @@ function linkOf(e: AgentEntry): AgentEntry {
 
 export class AgentPool implements Agents {
   private readonly links = new Map<string, { entry: AgentEntry; link: AgentLink }>();
+  private readonly onlineHooks: Array<(agent: string) => void> = [];
 
   constructor(
     private readonly o: { view: ClusterView; privateKey: Buffer; rpcTimeoutMs: number; logger: Logger; keepaliveMs?: number },
@@ -114,7 +118,10 @@ export class AgentPool implements Agents {
     });
     this.o.view.addAgent(entry.id);
     this.o.view.setDrained(entry.id, entry.drained === true);
-    link.on('status', (status: AgentLink['status'], reason: string) => this.o.view.setStatus(entry.id, status, reason));
+    link.on('status', (status: AgentLink['status'], reason: string) => {
+      this.o.view.setStatus(entry.id, status, reason);
+      if (status === 'online') for (const fn of this.onlineHooks) fn(entry.id);
+    });
     link.on('event', (e) => this.o.view.apply(entry.id, e));
     this.links.set(entry.id, { entry, link });
     link.start();
@@ -130,6 +137,15 @@ export class AgentPool implements Agents {
 
   attach(agent: string, header: AttachHeader): Promise<AgentAttach> {
     return this.link(agent).attach(header, this.o.rpcTimeoutMs);
+  }
+
+  move(agent: string, req: MoveHeader, operator: string): Promise<{ result: unknown; stream: Duplex }> {
+    return this.link(agent).move(req, operator, this.o.rpcTimeoutMs);
+  }
+
+  /** Calls `fn` with an agent's id each time its link comes online. */
+  onOnline(fn: (agent: string) => void): void {
+    this.onlineHooks.push(fn);
   }
 
   addressOf(agent: string): string | null {

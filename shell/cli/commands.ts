@@ -12,6 +12,7 @@ import { inertBlock, inertCell, inertJson } from '../../common/terminal-text';
 import { ClusterJob, ClusterSession } from '../cluster/view';
 import { JOB_HEAD, jobLine, jobRow } from '../jobs-text';
 import { auditCommand } from './audit-command';
+import { TRASH_USAGE, restoreCommand, trashCommand } from './trash-commands';
 import { LIST_FILTER_FLAGS, listFilterOf, matchesList } from './list-filter';
 import { watchSessions } from './watch';
 import { FLEET_USAGE, runFleetCommand } from './fleet-commands';
@@ -29,6 +30,9 @@ export const USAGE = `usage: ssh -p PORT USER@SHELL <command> [--json]
          [--repo URL [--branch B]]
   edit REF [--name N] [--protocol tcp|udp] [--port P] [--dns D] [LIMITS] [SETUP] [--unset-env NAME]
   clone REF [--name N]
+  move REF --to AGENT                      stops it and moves its folder to AGENT; same id, name,
+                                           command, port and DNS name (fails first if the port
+                                           is taken there)
   restart REF | background REF
   kill REF [--yes]                         stops its container; --yes when other operators are
                                            attached to it
@@ -38,7 +42,9 @@ export const USAGE = `usage: ssh -p PORT USER@SHELL <command> [--json]
                                            (--json: NDJSON, one line per change)
   ops                                      long ops running (clones, with progress) and ops whose
                                            outcome is not known yet (an agent was slow)
-  delete REF --yes
+  delete REF --yes                         moves it to its agent's trash (restore brings it back
+                                           until it is purged)
+${TRASH_USAGE}
   override REF [--reason TEXT]
   audit [--since T] [--operator O] [--session REF] [--op OP] [--limit N]
                                            admins: the audit log, oldest first (T: 10m, 2h, 3d
@@ -56,7 +62,7 @@ SETUP: --command TEXT (what tmux runs in the session; default the agent's; edit 
   Credentials belong in the agent's config (env), which every session gets.
 --repo URL: the session starts in a checkout of it (https://, ssh://, git://, user@host:path, or
   a path on the agent's host it allows), on its own branch B (default berth/<name>).
---op-id ID (create, edit, clone, restart, kill, override, background, delete): the op is done
+--op-id ID (create, edit, clone, restart, kill, override, background, delete, restore): the op is done
   once per ID; when an agent does not answer in time the outcome is unknown, and the same
   command with the same --op-id waits for it (up to 2 min) and shows it.
 Values: a flag takes the next word; a value starting with -- is written --flag=VALUE. An empty
@@ -191,6 +197,16 @@ async function dispatch(cmd: string, rest: string[], op: Operator, svc: ShellSer
       printSession('cloned into', await svc.clone(withOpId(op, flags), ref, strFlag(flags.name), progress), flags.json === true);
       return { code: 0 };
     }
+    case 'move': {
+      const { flags, positionals } = parseFlags(rest, { ...JSON_FLAG, to: 'string' }, 1);
+      const ref = need(positionals[0], 'move REF --to AGENT');
+      const to = strFlag(flags.to);
+      if (to === undefined) throw new UsageError('move needs --to AGENT');
+      const id = svc.resolve(ref).id;
+      await svc.move(op, ref, to, flags.json ? undefined : (p) => io.err(`moving: ${(p.bytesDone / 1048576).toFixed(0)} MB\n`));
+      io.out(flags.json ? `${inertJson({ moved: id, to })}\n` : `moved ${inertCell(id)} to ${inertCell(to)}\n`);
+      return { code: 0 };
+    }
     case 'restart':
     case 'kill': {
       const { flags, positionals } = parseFlags(rest, cmd === 'kill' ? { ...OP_FLAGS, yes: 'boolean' } : OP_FLAGS, 1);
@@ -214,7 +230,7 @@ async function dispatch(cmd: string, rest: string[], op: Operator, svc: ShellSer
     case 'delete': {
       const { flags, positionals } = parseFlags(rest, { ...OP_FLAGS, yes: 'boolean' }, 1);
       const ref = need(positionals[0], 'delete REF --yes');
-      if (flags.yes !== true) throw new UsageError('delete removes the session and its files: confirm with --yes');
+      if (flags.yes !== true) throw new UsageError('delete stops the session and moves it and its files to the trash: confirm with --yes');
       const id = await svc.delete(withOpId(op, flags), ref);
       io.out(flags.json ? `${inertJson({ deleted: id })}\n` : `deleted ${inertCell(id)}\n`);
       return { code: 0 };
@@ -240,6 +256,10 @@ async function dispatch(cmd: string, rest: string[], op: Operator, svc: ShellSer
     }
     case 'audit':
       return auditCommand(rest, op, svc, io);
+    case 'trash':
+      return { code: trashCommand(rest, op, svc, io) };
+    case 'restore':
+      return { code: await restoreCommand(rest, op, svc, io, OP_FLAGS, withOpId) };
     case 'ops': {
       const { flags } = parseFlags(rest, JSON_FLAG, 0);
       const running = svc.view.jobs();

@@ -6,7 +6,7 @@
  * 'jobs' when a running job (a clone) started, moved on or ended.
  */
 import { EventEmitter } from 'node:events';
-import { AgentEvent, HelloEvent, HostStats, Job, SessionEntry, entryId } from '../../common/protocol';
+import { AgentEvent, HelloEvent, HostStats, Job, SessionEntry, TrashEntry, entryId } from '../../common/protocol';
 
 export type AgentStatus = 'connecting' | 'online' | 'offline';
 
@@ -19,6 +19,8 @@ export interface AgentView {
   /** Drained by an admin (agents.json): no new sessions; those it has keep running. */
   drained: boolean;
   sessions: Map<string, SessionEntry>;
+  /** Its trash as it last told it (deleted sessions until purged; their DNS names stay taken). */
+  trash: TrashEntry[];
 }
 
 /** A session with where it lives; `state` is `?` while its agent is not online. */
@@ -28,6 +30,13 @@ export interface ClusterSession {
   agent: string;
   agentStatus: AgentStatus;
   state: SessionEntry['state'] | '?';
+}
+
+/** A trashed session with the agent whose trash holds it. */
+export interface ClusterTrash {
+  entry: TrashEntry;
+  id: string;
+  agent: string;
 }
 
 /** A job running on an agent, as its last push told. */
@@ -51,7 +60,7 @@ export class ClusterView extends EventEmitter {
 
   addAgent(id: string): void {
     if (this.agents.has(id)) return;
-    this.agents.set(id, { id, status: 'connecting', reason: '', hello: null, stats: null, drained: false, sessions: new Map() });
+    this.agents.set(id, { id, status: 'connecting', reason: '', hello: null, stats: null, drained: false, sessions: new Map(), trash: [] });
     this.emit('change');
   }
 
@@ -119,6 +128,9 @@ export class ClusterView extends EventEmitter {
         this.emit('jobs');
         return;
       }
+      case 'trash':
+        a.trash = e.trash;
+        break;
       case 'error':
         a.reason = e.error.message;
         break;
@@ -143,6 +155,21 @@ export class ClusterView extends EventEmitter {
 
   forget(agent: string, id: string): void {
     if (this.agents.get(agent)?.sessions.delete(id)) this.emit('change');
+  }
+
+  /** Records a session an op just put in the trash (or took out: `entry` null), before the agent's push. */
+  setTrashed(agent: string, id: string, entry: TrashEntry | null): void {
+    const a = this.agents.get(agent);
+    if (!a) return;
+    a.trash = [...a.trash.filter((t) => t.id !== id), ...(entry ? [entry] : [])];
+    this.emit('change');
+  }
+
+  /** Every agent's trash (offline ones' as last told), oldest deletion first. */
+  trash(): ClusterTrash[] {
+    const out: ClusterTrash[] = [];
+    for (const a of this.agents.values()) for (const entry of a.trash) out.push({ entry, id: entry.id, agent: a.id });
+    return out.sort((x, y) => x.entry.deletedAt.localeCompare(y.entry.deletedAt) || x.id.localeCompare(y.id));
   }
 
   /** The jobs running on online agents, oldest first. */

@@ -85,10 +85,15 @@ export async function openAttachPipe(o: AttachPipeOptions): Promise<AttachPipe> 
       resolve({ failed });
     };
   });
-  // An operator whose role dropped to viewer while attached (a config change) types no more:
-  // the attach goes on as the read-only one the new role allows.
+  // A read-write attach whose operator's role dropped to viewer meanwhile (a config change) ends
+  // at their next key, which never reaches the session: they may attach again, read-only.
+  const writable = !o.readOnly && may(o.operator.role, 'attach-write');
   const toSession = (d: Buffer): void => {
-    if (!o.readOnly && !may(o.operator.role, 'attach-write')) return;
+    if (writable && !may(o.operator.role, 'attach-write')) {
+      if (channel.writable) channel.write(`\r\nberth: ${o.operator.name} is now a ${o.operator.role}: this read-write attach ended; attach again to watch\r\n`);
+      finish(false);
+      return;
+    }
     attach.stream.write(d);
   };
   const onChannelClose = (): void => finish(false);

@@ -14,7 +14,12 @@ import type { Operator, ShellService } from '../service';
 import type { Dialogs, Field } from './dialog';
 
 /** The operations the menu uses (ShellService's). */
-export type MenuService = Pick<ShellService, 'view' | 'check' | 'refused' | 'create' | 'edit' | 'clone' | 'simple' | 'background' | 'delete'>;
+export type MenuService = Pick<ShellService, 'view' | 'check' | 'refused' | 'create' | 'edit' | 'clone' | 'simple' | 'background' | 'delete' | 'restore'>;
+
+/** The session this operator deleted last in this menu, while U may still bring it back. */
+export interface UndoSlot {
+  last: { id: string; name: string } | null;
+}
 
 /** What a key's handler may do; the blessed layer (menu.ts) provides it. */
 export interface MenuContext {
@@ -40,6 +45,8 @@ export interface MenuContext {
   run(label: string, fn: () => Promise<string>): void;
   /** Ends the menu (Q). */
   quit(): void;
+  /** What U undoes; absent: the menu offers no undo. */
+  readonly undo?: UndoSlot;
 }
 
 /** What the keys that order and pick the table's rows do; each redraws. */
@@ -192,15 +199,29 @@ export function overrideLock(ctx: MenuContext, s: ClusterSession): void {
   });
 }
 
-/** D: asks Y/N, then deletes the session and its files. */
+/** D: asks Y/N, then deletes the session (to its agent's trash, from where U brings it back). */
 export function deleteSession(ctx: MenuContext, s: ClusterSession): void {
   const name = nameOf(s);
   ctx.dialogs.confirm(`Delete ${name} and all its files?`, () =>
     ctx.run(`deleting ${name}`, async () => {
       await ctx.service.delete(ctx.operator, s.id);
-      return `deleted ${name}`;
+      const trashed = ctx.service.view.trash().some((t) => t.id === s.id);
+      if (!ctx.undo || !trashed) return `deleted ${name}`;
+      ctx.undo.last = { id: s.id, name };
+      return `deleted ${name} — u to undo`;
     }),
   );
+}
+
+/** U: restores the session this operator deleted last in this menu (stopped), while it is in the trash. */
+export function undoDelete(ctx: MenuContext): void {
+  const last = ctx.undo?.last;
+  if (!last) return ctx.say('nothing to undo: no session was deleted in this menu', true);
+  ctx.run(`restoring ${last.name}`, async () => {
+    await ctx.service.restore(ctx.operator, last.id);
+    if (ctx.undo?.last?.id === last.id) ctx.undo.last = null;
+    return `restored ${last.name} (stopped: R starts it)`;
+  });
 }
 
 /** R: starts the session's container. */

@@ -6,7 +6,7 @@ import { toBerthError } from '../../common/errors';
 import type { ClusterSession } from '../cluster/view';
 import type { Action } from '../roles';
 import type { Key } from './dialog';
-import { MenuContext, background, cloneSession, deleteSession, editSession, killSession, nameOf, newSession, overrideLock, refuse, restartSession } from './menu-actions';
+import { MenuContext, background, cloneSession, deleteSession, editSession, killSession, nameOf, newSession, overrideLock, refuse, restartSession, undoDelete } from './menu-actions';
 import { settingsText } from './menu-view';
 
 interface KeyBase {
@@ -61,7 +61,8 @@ export const KEYS: readonly KeyEntry[] = [
   { on: 'session', label: 'E', keys: ['e', 'E'], hint: 'edit', help: 'edit (restart to apply)', action: 'edit', run: editSession },
   { on: 'session', label: 'R', keys: ['r', 'R'], hint: 'restart', help: 'restart a stopped session', action: 'restart', run: restartSession },
   { on: 'session', label: 'K', keys: ['k', 'K'], hint: 'kill', help: 'kill (Y/N if others are attached)', action: 'kill', run: killSession },
-  { on: 'session', label: 'D', keys: ['d', 'D'], hint: 'delete', help: 'delete (asks Y/N)', action: 'delete', run: deleteSession },
+  { on: 'session', label: 'D', keys: ['d', 'D'], hint: 'delete', help: 'delete (asks Y/N; to the trash)', action: 'delete', run: deleteSession },
+  { on: 'menu', label: 'U', keys: ['u', 'U'], hint: 'undo', help: 'undo your last delete here (restore)', action: 'restore', run: undoDelete },
   {
     on: 'session',
     label: 'O',

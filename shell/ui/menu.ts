@@ -12,7 +12,7 @@ import { Logger } from '../../common/logging';
 import { ClusterSession } from '../cluster/view';
 import { Operator, ShellService } from '../service';
 import { Dialog, Dialogs, Key } from './dialog';
-import { MenuContext, RowControls, nameOf } from './menu-actions';
+import { MenuContext, RowControls, UndoSlot, nameOf } from './menu-actions';
 import { dispatch, hintText } from './menu-keys';
 import { MenuScreen, openMenuScreen } from './menu-screen';
 import * as S from './menu-state';
@@ -67,6 +67,7 @@ class MenuController implements Menu, MenuContext {
   readonly service: ShellService;
   readonly dialogs: Dialogs;
   readonly done: Promise<void>;
+  readonly undo: UndoSlot = { last: null };
   private state = S.INITIAL_STATE;
   private dialog: Dialog | null = null;
   private attached = false;

@@ -143,8 +143,18 @@ test('D asks Y/N: N keeps the session, Y deletes it', async () => {
   tmux.keys('alice', 'D');
   await tmux.waitFor('alice', (s) => s.includes('Delete web-copy'), 'the question');
   tmux.keys('alice', 'y');
-  await tmux.waitFor('alice', (s) => s.includes('deleted web-copy') && row(s, 'web-copy') === '', 'deleted');
+  const tableRow = (s: string): string => row(s.split('\n').filter((l) => /^[0-9a-f]{8} /.test(l.trim())).join('\n'), 'web-copy');
+  await tmux.waitFor('alice', (s) => s.includes('deleted web-copy — u to undo') && tableRow(s) === '', 'deleted');
   expect((await listJson()).map((x) => x.name)).not.toContain('web-copy');
+  // U brings it back, stopped; then it goes again.
+  tmux.keys('alice', 'u');
+  await tmux.waitFor('alice', (s) => s.includes('restored web-copy') && tableRow(s) !== '', 'restored');
+  expect((await listJson()).map((x) => x.name)).toContain('web-copy');
+  await select('web-copy');
+  tmux.keys('alice', 'D');
+  await tmux.waitFor('alice', (s) => s.includes('Delete web-copy'), 'the question');
+  tmux.keys('alice', 'y');
+  await tmux.waitFor('alice', (s) => s.includes('deleted web-copy') && tableRow(s) === '', 'deleted again');
 });
 
 test('a viewer is told why mutating keys are refused, and Enter attaches read-only', async () => {

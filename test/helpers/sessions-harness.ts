@@ -60,6 +60,8 @@ export interface HarnessOptions {
   maxLimits?: Limits;
   /** Start the agent with Docker down. */
   down?: boolean;
+  /** How long a deleted session stays in the trash (0, the default here: deleted at once). */
+  trashMs?: number;
   /** Another store over the same root (a test double of the store). */
   store?: (root: string) => SessionStore;
   /** Other locks with these options (a test double of the locks). */
@@ -119,7 +121,7 @@ async function harnessOn(root: string, o: HarnessOptions): Promise<Harness> {
       readOnlyRoot: true,
       stopTimeoutSec: 1,
     },
-    { maxSessions: o.maxSessions ?? null, orphanGraceMs: o.orphanGraceMs ?? 60_000, reconcileIntervalMs: o.reconcileIntervalMs ?? 0 },
+    { maxSessions: o.maxSessions ?? null, orphanGraceMs: o.orphanGraceMs ?? 60_000, reconcileIntervalMs: o.reconcileIntervalMs ?? 0, trashMs: o.trashMs ?? 0 },
   );
   const events: SessionsEvent[] = [];
   sessions.on('session', (entry: SessionEntry) => events.push({ type: 'session', entry }));

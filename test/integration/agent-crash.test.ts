@@ -50,9 +50,11 @@ async function views(): Promise<SessionView[]> {
   return (await client.call('list', {})).sessions.map(view);
 }
 
-/** Crash leftovers: dot entries of the root but the agent's own pid and layout files. */
-const leftovers = async (): Promise<string[]> =>
-  (await fs.readdir(agent.root)).filter((n) => n.startsWith('.') && n !== '.agent.pid' && n !== '.berth-layout');
+/** Crash leftovers: dot entries of the root but the agent's own pid and layout files and its trash, and purges cut short in the trash. */
+const leftovers = async (): Promise<string[]> => [
+  ...(await fs.readdir(agent.root)).filter((n) => n.startsWith('.') && n !== '.agent.pid' && n !== '.berth-layout' && n !== '.trash'),
+  ...(await fs.readdir(path.join(agent.root, '.trash')).catch(() => [] as string[])).filter((n) => n.startsWith('.')),
+];
 
 /** Files of a home that have their full size. */
 async function wholeFiles(id: string): Promise<number> {

@@ -221,7 +221,7 @@ describe('agent ops against real Docker', () => {
   test('delete removes container and directory, get then says NOT_FOUND, and the port is free again', async () => {
     const s = await create('doomed', { port: await freePort() });
     await client.call('restart', { session: s.meta.id });
-    expect(await client.call('delete', { session: s.meta.id })).toEqual({ id: s.meta.id });
+    expect(await client.call('delete', { session: s.meta.id })).toMatchObject({ id: s.meta.id });
     expect(await containersOf(s.meta.id)).toEqual([]);
     expect(await exists(path.join(agent.root, s.meta.id))).toBe(false);
     expect((await refusal(client.call('get', { session: s.meta.id }))).code).toBe('NOT_FOUND');

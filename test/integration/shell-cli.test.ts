@@ -80,7 +80,8 @@ const audit = async (): Promise<Array<Record<string, unknown>>> =>
   (await fs.readFile(cluster.auditFile, 'utf8')).split('\n').filter(Boolean).map((l) => JSON.parse(l) as Record<string, unknown>);
 
 beforeAll(async () => {
-  cluster = await startCluster({ runLabel, agents: 2 });
+  // trashHours 0: delete removes at once, so names and ports are free right after (shell-trash tests the trash).
+  cluster = await startCluster({ runLabel, agents: 2, agentConfig: { trashHours: 0 } });
   await until(
     'both agents online',
     () => json<AgentJson[]>('agents'),
@@ -183,7 +184,7 @@ test('edit, restart, background, override, kill, clone and delete', async () => 
   expect(c2).toEqual(expect.objectContaining({ name: `named-${tag}`, agent: 'agent-1', port: 0, dns: '' }));
   expect(new Set([s.id, c1.id, c2.id]).size).toBe(3);
 
-  expectUsage(await cli(`delete life2-${tag}`), 'delete removes the session and its files: confirm with --yes');
+  expectUsage(await cli(`delete life2-${tag}`), 'delete stops the session and moves it and its files to the trash: confirm with --yes');
   expect(await find(s.id)).toBeDefined();
   expect(await cli(`delete life2-${tag} --yes`)).toEqual({ code: 0, out: `deleted ${s.id}\n`, err: '' });
   expect(await json(`delete ${c1.id} --yes`)).toEqual({ deleted: c1.id });

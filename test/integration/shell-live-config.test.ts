@@ -83,7 +83,7 @@ const auditOps = async (): Promise<Array<{ operator: string; op: string; result:
 test('agent add and operator changes apply live: nobody else is dropped, roles change on open connections, a removed operator is cut off', async () => {
   const s = await json<SessionJson>(`create --name live --command bash`);
   await startAndWait(s.id);
-  const bob = await terms.attach('bob', s.id, { cols: 100, rows: 30 });
+  let bob = await terms.attach('bob', s.id, { cols: 100, rows: 30 });
   await echoes(bob, 'before-changes');
   const carolWatch = openWatch('carol');
   const aliceWatch = openWatch('alice');
@@ -121,14 +121,17 @@ test('agent add and operator changes apply live: nobody else is dropped, roles c
   await tmux.waitFor('vic', (x) => x.includes('Delete live and all its files?'), 'the delete question');
   tmux.type('vic', 'n');
   await tmux.waitFor('vic', (x) => !x.includes('Delete live and all its files?'), 'no delete');
-  // Demoted to viewer while attached read-write: bob's keys no longer reach the session (what
-  // the session shows still reaches him); promoted back, they do. The second marker's echo
-  // proves the first, typed before it, was dropped rather than late.
+  // Demoted to viewer while attached read-write: bob's next key ends that attach, and never
+  // reaches the session; promoted back, he attaches again.
   expect((await cli('operator role bob viewer')).code).toBe(0);
-  bob.channel.write('echo typed-as-$((6*7))-viewer\r');
+  bob.channel.write('touch typed-as-viewer\r');
+  await within("bob's read-write attach ending", 10_000, bob.closed);
+  expect(bob.output()).toContain('berth: bob is now a viewer: this read-write attach ended');
+  const home = path.join(cluster.agents[0]!.root, s.id, 'home');
+  await expect(fs.stat(path.join(home, 'typed-as-viewer'))).rejects.toMatchObject({ code: 'ENOENT' });
   expect((await cli('operator role bob operator')).code).toBe(0);
+  bob = await terms.attach('bob', s.id, { cols: 100, rows: 30 });
   await echoes(bob, 'typed-as-operator-again');
-  expect(bob.output()).not.toContain('typed-as-42-viewer');
   // A demoted operator's next commands are refused.
   expect((await cli('operator role carol viewer')).code).toBe(0);
   const refused = await cluster.ssh('carol', ['kill', 'live']);

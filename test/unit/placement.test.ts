@@ -12,7 +12,7 @@ function agent(id: string, o: Partial<AgentView> & { count?: number; maxSessions
   const sessions = new Map<string, SessionEntry>();
   for (let i = 0; i < (o.count ?? 0); i++) sessions.set(`${id}-${i}`, {} as SessionEntry);
   const hello = { type: 'hello' as const, agent: id, protocol: 1, version: '1', hostname: id, publishAddress: '127.0.0.1', capacity: { cpus: 4, memoryMb: 8000, maxSessions: o.maxSessions ?? null } };
-  return { id, status: 'online', reason: '', hello, stats: null, drained: false, ...o, sessions };
+  return { id, status: 'online', reason: '', hello, stats: null, drained: false, trash: [], ...o, sessions };
 }
 
 test('headroom is the tightest of CPU, memory and disk', () => {
