@@ -5,7 +5,6 @@
  */
 import { BerthError, toBerthError } from '../common/errors';
 import { Logger } from '../common/logging';
-import { Mutex } from '../common/mutex';
 import { Protocol } from '../common/names';
 import { Limits, RpcOp, RpcParamsInput, RpcResult, SessionEntry, entryId } from '../common/protocol';
 import { AgentCalls, OutcomeUnknown, PendingOp } from './agent-calls';
@@ -15,7 +14,8 @@ import { MoveProgress, SessionMover } from './move';
 export type { PendingOp } from './agent-calls';
 import { placeSession, refusesSessions } from './cluster/placement';
 import { resolveRef } from './cluster/refs';
-import { assertNameFreeForRestore, resolveTrashRef, trashedHolderOf } from './cluster/trash-refs';
+import { assertNameFreeForRestore, resolveTrashRef } from './cluster/trash-refs';
+import { DnsNames } from './dns-names';
 import { ClusterJob, ClusterSession, ClusterTrash, ClusterView } from './cluster/view';
 import { Role } from './config';
 import { Action, assertMay, forbidden, may } from './roles';
@@ -68,12 +68,7 @@ export interface EditRequest {
 }
 
 export class ShellService {
-  private readonly dnsMutex = new Mutex();
-  /** DNS names claimed by ops in flight: name → session id (or '' for a create). */
-  private readonly claims = new Map<string, string>();
-  private lastDns = '';
-  private dnsQueued = false;
-  private readonly dnsQueue = new Mutex();
+  private readonly names: DnsNames;
   private readonly calls: AgentCalls;
   private readonly mover: SessionMover;
 
@@ -82,7 +77,8 @@ export class ShellService {
   ) {
     this.calls = new AgentCalls(o);
     this.mover = new SessionMover(o);
-    o.view.on('change', () => this.scheduleDns());
+    this.names = new DnsNames(o);
+    o.view.on('change', () => this.names.schedule());
   }
 
   get view(): ClusterView {
@@ -120,7 +116,7 @@ export class ShellService {
       this.assertTakesSessions(agent);
       const params = { name: r.name, protocol: r.protocol, port: r.port, dns: r.dns, limits: r.limits, command: r.command, env: r.env, repo: r.repo, branch: r.branch };
       const opId = this.calls.opIdOf(op);
-      const entry = await this.following(opId, agent, progress, () => this.withDnsName(r.dns, null, () => this.callAgent(op, agent, 'create', params, opId)));
+      const entry = await this.following(opId, agent, progress, () => this.names.claim(r.dns, null, () => this.callAgent(op, agent, 'create', params, opId)));
       this.o.view.upsert(agent, entry);
       return { result: entry, agent, session: entryId(entry) };
     });
@@ -130,7 +126,7 @@ export class ShellService {
     return this.audited(op, 'edit', { ref }, async (found) => {
       const s = mustFind(found);
       assertMay(op, 'edit');
-      const entry = await this.withDnsName(r.dns, s.id, () => this.callAgent(op, s.agent, 'edit', { session: s.id, ...r }));
+      const entry = await this.names.claim(r.dns, s.id, () => this.callAgent(op, s.agent, 'edit', { session: s.id, ...r }));
       this.o.view.upsert(s.agent, entry);
       return { result: entry };
     });
@@ -231,7 +227,7 @@ export class ShellService {
     }
     return this.audited(op, 'restore', { agent: t.agent, session: t.id }, async () => {
       assertNameFreeForRestore(t, this.o.view.sessions());
-      const entry = await this.withDnsName(t.entry.dns, t.id, () => this.callAgent(op, t.agent, 'restore', { session: t.id, noPort }));
+      const entry = await this.names.claim(t.entry.dns, t.id, () => this.callAgent(op, t.agent, 'restore', { session: t.id, noPort }));
       this.o.view.upsert(t.agent, entry);
       this.o.view.setTrashed(t.agent, t.id, null);
       return { result: entry, session: t.id };
@@ -363,57 +359,6 @@ export class ShellService {
     if (!a) throw new BerthError('NOT_FOUND', `no agent named ${agent}`);
     if (a.drained) throw new BerthError('CONFLICT', refusesSessions(a) ?? `${agent} is drained`);
   }
-
-  /**
-   * Runs `fn` holding the cluster-wide claim on DNS name `dns` (if any): a name another session
-   * has, or an op in flight claimed, is refused with NAME_TAKEN before any agent is asked.
-   */
-  private async withDnsName<T>(dns: string | undefined, self: string | null, fn: () => Promise<T>): Promise<T> {
-    if (!dns) return fn();
-    await this.dnsMutex.run(async () => {
-      const holder = this.o.view.sessions().find((x) => x.entry.kind === 'session' && x.entry.meta.dns === dns && x.id !== self);
-      if (holder) throw new BerthError('NAME_TAKEN', `dns: "${dns}" is used by session ${nameOf(holder)} on ${holder.agent}`);
-      const trashed = trashedHolderOf(dns, self, this.o.view.trash());
-      if (trashed) throw new BerthError('NAME_TAKEN', `dns: "${dns}" is kept by session ${trashed.entry.name} in the trash of ${trashed.agent} until ${trashed.entry.purgeAt} (restore it, or wait)`);
-      const claimant = this.claims.get(dns);
-      if (claimant !== undefined && claimant !== self) throw new BerthError('NAME_TAKEN', `dns: "${dns}" is being taken by another operation`);
-      this.claims.set(dns, self ?? '');
-    });
-    try {
-      return await fn();
-    } finally {
-      this.claims.delete(dns);
-    }
-  }
-
-  /** Rewrites dnsmasq's records (coalesced) when the set of names or addresses changed. */
-  private scheduleDns(): void {
-    const sink = this.o.dns;
-    if (!sink || this.dnsQueued) return;
-    this.dnsQueued = true;
-    void this.dnsQueue.run(async () => {
-      this.dnsQueued = false;
-      const records = this.records();
-      const key = JSON.stringify(records);
-      if (key === this.lastDns) return;
-      try {
-        await sink.apply(records);
-        this.lastDns = key;
-      } catch (err) {
-        this.o.logger.error('dns update failed', { err: toBerthError(err).message });
-      }
-    });
-  }
-
-  private records(): Array<{ name: string; address: string }> {
-    const out = new Map<string, string>();
-    for (const s of this.o.view.sessions()) {
-      if (s.entry.kind !== 'session' || !s.entry.meta.dns) continue;
-      const address = this.o.agents.addressOf(s.agent);
-      if (address) out.set(s.entry.meta.dns, address);
-    }
-    return [...out.entries()].sort(([a], [b]) => a.localeCompare(b)).map(([name, address]) => ({ name, address }));
-  }
 }
 
 /** The op an action is recorded as: an attach is one, read-only or not. */
@@ -441,7 +386,3 @@ function mustFind(s: ClusterSession | null): ClusterSession {
   return s;
 }
 
-
-function nameOf(s: ClusterSession): string {
-  return s.entry.kind === 'session' ? s.entry.meta.name : s.id;
-}

@@ -7,6 +7,7 @@ import { cloneName, dnsNameSchema, portRequestSchema, problemWith, Protocol, ses
 import { branchSchema, commandSchema, repoUrlSchema } from '../../common/session-setup';
 import type { Limits } from '../../common/protocol';
 import type { ClusterSession } from '../cluster/view';
+import { refusesSessions } from '../cluster/placement';
 import { attachedSentence, othersAttached } from '../cli/format';
 import { limitProblem, limitsFromText } from '../limits-text';
 import type { Action } from '../roles';
@@ -14,7 +15,7 @@ import type { Operator, ShellService } from '../service';
 import type { Dialogs, Field } from './dialog';
 
 /** The operations the menu uses (ShellService's). */
-export type MenuService = Pick<ShellService, 'view' | 'check' | 'refused' | 'create' | 'edit' | 'clone' | 'simple' | 'background' | 'delete' | 'restore'>;
+export type MenuService = Pick<ShellService, 'view' | 'check' | 'refused' | 'create' | 'edit' | 'clone' | 'simple' | 'background' | 'delete' | 'restore' | 'move'>;
 
 /** The session this operator deleted last in this menu, while U may still bring it back. */
 export interface UndoSlot {
@@ -176,6 +177,22 @@ export function editSession(ctx: MenuContext, s: ClusterSession): void {
     const { command, ...r } = sessionRequest(values);
     const e = await ctx.service.edit(ctx.operator, s.id, { ...r, ...(command !== (m.command ?? '') ? { command: command || null } : {}) });
     ctx.say(e.kind === 'session' && e.restartNeeded ? `edited ${r.name}: restart it to apply` : `edited ${r.name}`);
+  });
+}
+
+/** M: asks which agent (online, not drained, not its own), then moves it there in the background. */
+export function moveSession(ctx: MenuContext, s: ClusterSession): void {
+  const name = nameOf(s);
+  const agents = ctx.service.view.agentList().filter((a) => a.id !== s.agent && refusesSessions(a) === null);
+  if (agents.length === 0) return refuse(ctx, 'move', s, 'CONFLICT', `no other agent takes sessions now to move ${name} to`);
+  const items = agents.map((a) => `${a.id}  (${a.sessions.size} sessions)`);
+  ctx.dialogs.picker(`move ${name} to which agent?`, items, (i) => {
+    const to = agents[i]?.id;
+    if (!to) return;
+    ctx.run(`moving ${name} to ${to}`, async () => {
+      await ctx.service.move(ctx.operator, s.id, to);
+      return `moved ${name} to ${to}`;
+    });
   });
 }
 

@@ -6,7 +6,7 @@ import { toBerthError } from '../../common/errors';
 import type { ClusterSession } from '../cluster/view';
 import type { Action } from '../roles';
 import type { Key } from './dialog';
-import { MenuContext, background, cloneSession, deleteSession, editSession, killSession, nameOf, newSession, overrideLock, refuse, restartSession, undoDelete } from './menu-actions';
+import { MenuContext, background, cloneSession, deleteSession, editSession, moveSession, killSession, nameOf, newSession, overrideLock, refuse, restartSession, undoDelete } from './menu-actions';
 import { settingsText } from './menu-view';
 
 interface KeyBase {
@@ -58,6 +58,7 @@ export const KEYS: readonly KeyEntry[] = [
   { on: 'session', label: 'X', keys: ['x', 'X'], hint: 'dismiss', help: 'dismiss done/waiting until it changes', run: (ctx, s) => ctx.rows?.dismiss(s) },
   { on: 'session', label: 'B', keys: ['b', 'B'], hint: 'bg', help: 'background your attach', action: 'background', run: background },
   { on: 'session', label: 'C', keys: ['c', 'C'], hint: 'clone', help: 'clone', action: 'clone', run: cloneSession },
+  { on: 'session', label: 'M', keys: ['m', 'M'], hint: 'move', help: 'move to another agent', action: 'move', run: moveSession },
   { on: 'session', label: 'E', keys: ['e', 'E'], hint: 'edit', help: 'edit (restart to apply)', action: 'edit', run: editSession },
   { on: 'session', label: 'R', keys: ['r', 'R'], hint: 'restart', help: 'restart a stopped session', action: 'restart', run: restartSession },
   { on: 'session', label: 'K', keys: ['k', 'K'], hint: 'kill', help: 'kill (Y/N if others are attached)', action: 'kill', run: killSession },

@@ -245,3 +245,16 @@ test('O overrides a lock left by a killed agent, after asking why', async () => 
   const audit = (await import('node:fs/promises').then((fs) => fs.readFile(cluster.auditFile, 'utf8'))).trim().split('\n').map((l) => JSON.parse(l) as Record<string, unknown>);
   expect(audit.find((r) => r.op === 'override' && r.session === id && r.result === 'ok')).toMatchObject({ operator: 'alice', detail: { reason: 'agent was killed' } });
 });
+
+test('M asks which agent and moves the session there, keeping its name', async () => {
+  const [quiet] = (await listJson()).filter((x) => x.name === 'quiet');
+  expect(quiet?.agent).toBe('agent-1');
+  await select('quiet');
+  tmux.keys('alice', 'M');
+  // The only other agent that takes sessions is offered.
+  await tmux.waitFor('alice', (s) => s.includes('move quiet to which agent?') && s.includes('agent-2'), 'the agent picker');
+  tmux.keys('alice', 'Enter');
+  await tmux.waitFor('alice', (s) => s.includes('moved quiet to agent-2') && row(s, 'quiet').includes('agent-2'), 'quiet on agent-2', 60_000);
+  const moved = (await listJson()).filter((x) => x.name === 'quiet');
+  expect(moved.map((x) => [x.id, x.agent])).toEqual([[quiet?.id, 'agent-2']]);
+}, 90_000);

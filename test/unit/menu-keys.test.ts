@@ -98,24 +98,24 @@ const press = (ch: string | undefined, name?: string): [string | undefined, Key]
 describe('the key table', () => {
   it('makes the hint bar the menu shows today', () => {
     expect(hintText()).toBe(
-      'Enter attach · N new · Tab next · X dismiss · B bg · C clone · E edit · R restart · K kill · D delete · U undo · O override · S · > sort · F agent · / filter · P preview · L · ? help · Q quit',
+      'Enter attach · N new · Tab next · X dismiss · B bg · C clone · M move · E edit · R restart · K kill · D delete · U undo · O override · S · > sort · F agent · / filter · P preview · L · ? help · Q quit',
     );
   });
 
   it('makes the help page: two keys a line, in two aligned columns', () => {
     const lines = helpText().split('\n');
     expect(lines).toEqual([
-      'Enter     attach (viewers: read-only)                N  new session',
-      'Tab       next session needing you                   X  dismiss done/waiting until it changes',
-      'B         background your attach                     C  clone',
-      'E         edit (restart to apply)                    R  restart a stopped session',
-      'K         kill (Y/N if others are attached)          D  delete (asks Y/N; to the trash)',
-      'U         undo your last delete here (restore)       O  override a session\'s lock (admin)',
-      'S         settings: version, agents                  >  sort: attention, name, agent, last used',
-      'F         filter by agent: all, each                 /  filter by text',
-      'P         preview: the selected session\'s screen     L  preview height: 1/3, 1/2, 2/3',
-      '?         this help                                  Q  quit',
-      'Ctrl-b d  detach from a session',
+      'Enter  attach (viewers: read-only)                 N  new session',
+      'Tab    next session needing you                    X  dismiss done/waiting until it changes',
+      'B      background your attach                      C  clone',
+      'M      move to another agent                       E  edit (restart to apply)',
+      'R      restart a stopped session                   K  kill (Y/N if others are attached)',
+      'D      delete (asks Y/N; to the trash)             U  undo your last delete here (restore)',
+      "O      override a session's lock (admin)           S  settings: version, agents",
+      '>      sort: attention, name, agent, last used     F  filter by agent: all, each',
+      "/      filter by text                              P  preview: the selected session's screen",
+      'L      preview height: 1/3, 1/2, 2/3               ?  this help',
+      'Q      quit                                        Ctrl-b d  detach from a session',
     ]);
   });
 
