@@ -39,7 +39,8 @@ import { Release, SessionLocks } from './store/locks';
 import { IncomingFolders, MOVED_IN_FILE, MOVING_FILE, exportTar, importTar, movedInSchema, movingSchema, readRecord, writeRecord } from './store/move-folders';
 import { SESSION_FILE, SessionStore } from './store/session-store';
 import { fsyncDir } from '../common/atomic-file';
-import { removeTree } from './store/trees';
+import { removeTree, treeBytes } from './store/trees';
+import type { JobBoard } from './jobs';
 import { isRunning } from './view';
 import { Readable, Writable } from 'node:stream';
 
@@ -57,6 +58,8 @@ export interface MoveParts {
   claim(port: number, protocol: Protocol, id: string): Promise<number>;
   releaseClaim(port: number, protocol: Protocol, id: string): Promise<void>;
   stopTimeoutSec: number;
+  /** Where the export's progress goes (the jobs the shells follow). */
+  jobs: JobBoard;
   log: Logger;
 }
 
@@ -130,11 +133,27 @@ export class SessionMoves {
     }
   }
 
-  /** Source, step 3: writes the folder's tar stream to `out` (not ended). Throws CONFLICT for another token. */
+  /**
+   * Source, step 3: writes the folder's tar stream to `out` (not ended), as a job (op `move`, its
+   * target the agent it goes to) whose bytes the shells see in `ops` and the menu's status line.
+   * Throws CONFLICT for another token.
+   */
   async outExport(id: string, token: string, out: Writable): Promise<void> {
     const o = this.mustOut(id, token);
     o.sums = null;
-    o.sums = await exportTar(this.p.store.dir(id), out);
+    const dir = this.p.store.dir(id);
+    const marked = await readRecord(path.join(dir, MOVING_FILE), movingSchema);
+    const job = this.p.jobs.begin({ opId: token, op: 'move', operator: marked?.operator ?? 'unknown', session: id, target: { id, name: marked?.to ?? '?' }, phase: 'measuring' });
+    try {
+      const total = await treeBytes(dir);
+      job.progress({ phase: 'copying', bytesDone: 0, bytesTotal: total });
+      // tar's stream carries headers beside the files: never more than the total is said.
+      o.sums = await exportTar(dir, out, (bytes) => job.progress({ bytesDone: total === null ? bytes : Math.min(bytes, total) }));
+      job.end();
+    } catch (err) {
+      job.end(err);
+      throw err;
+    }
   }
 
   /** Source: what the last complete export sent. Throws CONFLICT when none completed. */

@@ -96,6 +96,7 @@ export class Sessions extends EventEmitter {
       claim: (port, protocol, id) => this.resolveAndClaim(port, protocol, this.catalog.portTable(null), id),
       releaseClaim: (port, protocol, id) => this.releaseClaim(port, protocol, id),
       stopTimeoutSec: settings.stopTimeoutSec ?? 10,
+      jobs: this.jobs,
       log: this.log,
     });
     this.trash = new SessionTrash({

@@ -48,6 +48,7 @@ export function jobAge(job: Job, now: Date): string {
 export function jobLine(j: ClusterJob, sourceName: string, now: Date): string {
   const progress = `${jobProgress(j.job)}, ${jobAge(j.job, now)}`;
   if (j.job.op === 'create') return `creating ${inertCell(j.job.target?.name ?? sourceName)}: ${progress}`;
+  if (j.job.op === 'move') return `moving ${inertCell(sourceName)} → ${inertCell(j.job.target?.name ?? '?')}: ${progress}`;
   const target = j.job.target ? ` → ${inertCell(j.job.target.name)}` : '';
   return `cloning ${inertCell(sourceName)}${target}: ${progress}`;
 }

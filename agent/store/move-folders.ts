@@ -105,7 +105,7 @@ function exitOf(child: ReturnType<typeof spawn>, what: string, stderr: () => str
  * Writes the tar stream of session folder `dir` (session.json and home/) to `out`, waiting on it
  * when it is full; resolves with what was sent once tar has exited 0. `out` is not ended.
  */
-export async function exportTar(dir: string, out: Writable): Promise<MoveSums> {
+export async function exportTar(dir: string, out: Writable, sent: (bytes: number) => void = () => undefined): Promise<MoveSums> {
   const [file, ...args] = tiedArgv(['tar', '-C', dir, '--numeric-owner', '-cf', '-', '--', SESSION_FILE, HOME_DIR]);
   const child = spawn(file, args, { stdio: ['ignore', 'pipe', 'pipe'] });
   let err = '';
@@ -114,6 +114,7 @@ export async function exportTar(dir: string, out: Writable): Promise<MoveSums> {
   const stdout = child.stdout;
   stdout.on('data', (d: Buffer) => {
     tally.add(d);
+    sent(tally.bytes);
     if (!out.write(d)) {
       stdout.pause();
       out.once('drain', () => stdout.resume());

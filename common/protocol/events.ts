@@ -35,11 +35,11 @@ export const helloEventSchema = z.object({
  */
 export const jobSchema = z.object({
   opId: opIdSchema,
-  op: z.enum(['clone', 'create']),
+  op: z.enum(['clone', 'create', 'move']),
   operator: operatorNameSchema,
   /** The session it works on (a clone's source; the new session of a create). */
   session: sessionIdSchema,
-  /** The session it makes (a clone's copy, a create's session), with its name. */
+  /** The session it makes (a clone's copy, a create's session), with its name; a move's: its agent to. */
   target: z.object({ id: sessionIdSchema, name: z.string().max(200) }).optional(),
   /** A clone measures, copies and finishes; a create on a project fetches its mirror first. */
   phase: z.enum(['fetching', 'measuring', 'copying', 'finishing', 'done', 'failed']),

@@ -105,3 +105,24 @@ test.each(points.map((p, i) => [p.name, i] as const))('%s: the session ends whol
   const where = await assertWhole(s.id, payload);
   process.stdout.write(`move-crash point "${name}": session ended on ${where}\n`);
 }, 150_000);
+
+test('while it copies, ops and the running jobs show the move and its bytes; it ends on the target', async () => {
+  const s = await json<SessionJson>('create --name watched --agent agent-1');
+  const payload = randomBytes(256 * 1024);
+  await fs.writeFile(path.join(cluster.agents[0]!.root, s.id, 'home', 'marker.bin'), payload);
+  const moving = cli('move watched --to agent-2');
+  type Running = { running: Array<{ op: string; session: string; to?: string; phase: string; bytesTotal: number | null; agent: string }> };
+  const ops = await until(
+    'the move among the running jobs',
+    async () => JSON.parse((await cli('ops --json')).out || '{"running":[]}') as Running,
+    (o) => o.running.some((j) => j.op === 'move' && j.session === s.id && j.phase === 'copying'),
+    20_000,
+    100,
+  );
+  const job = ops.running.find((j) => j.op === 'move')!;
+  expect(job).toEqual(expect.objectContaining({ agent: 'agent-1', bytesTotal: expect.any(Number) }));
+  expect(job.bytesTotal).toBeGreaterThanOrEqual(payload.length);
+  expect((await cli('ops')).out).toMatch(/move +agent-1 +\S+ +agent-2 /);
+  expect((await moving).code).toBe(0);
+  expect(await assertWhole(s.id, payload)).toBe('agent-2');
+}, 120_000);

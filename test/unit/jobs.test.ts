@@ -105,6 +105,8 @@ describe('the view and the texts', () => {
     expect(jobProgress(job({ phase: 'measuring', bytesDone: null, bytesTotal: null }))).toBe('measuring');
     const creating: ClusterJob = { agent: 'agent-1', job: job({ op: 'create', phase: 'fetching', target: { id: COPY, name: 'api' } }) };
     expect(jobLine(creating, 'ignored', new Date('2026-12-02T10:00:03.000Z'))).toBe('creating api: fetching the project, 3 s');
+    const moving: ClusterJob = { agent: 'agent-1', job: job({ op: 'move', target: { id: COPY, name: 'agent-2' } }) };
+    expect(jobLine(moving, 'web', new Date('2026-12-02T10:00:03.000Z'))).toBe('moving web → agent-2: 1.2 GB of 5.8 GB (20%), 3 s');
     const hostile: ClusterJob = { agent: 'agent-1', job: job({ target: { id: COPY, name: 'x\u001b]52;c;AAAA\u0007' } }) };
     const line = jobLine(hostile, 'src\u001b[2J', new Date('2026-12-02T10:00:12.000Z'));
     expect(rawChars(line)).toEqual([]);
