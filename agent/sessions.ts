@@ -10,7 +10,7 @@ import { promises as fs } from 'node:fs';
 import { randomUUID } from 'node:crypto';
 import { BerthError, messageOf } from '../common/errors';
 import { Logger } from '../common/logging';
-import { Protocol, cloneName } from '../common/names';
+import { Protocol } from '../common/names';
 import { HostStats, RpcParams, SessionEntry, SessionMeta, SESSION_FILE_VERSION, TrashEntry } from '../common/protocol';
 import { LiveAttaches } from './attaches';
 import { JobBoard } from './jobs';
@@ -30,6 +30,7 @@ import { Reconciler } from './reconcile';
 import { SessionSteps, okMeta } from './session-steps';
 import { SessionTrash } from './session-trash';
 import { SessionMoves } from './session-move';
+import { cloneSession } from './session-clone';
 import { ContainerSettings, SessionsDeps, SessionsPolicy } from './sessions-options';
 import { hostStats, isRunning } from './view';
 
@@ -307,43 +308,13 @@ export class Sessions extends EventEmitter {
    * Copies a session's home to a new session (port 0, no DNS); a running source is paused
    * meanwhile. Runs as a job under `opId`: its progress is pushed while it copies.
    */
-  async clone(p: RpcParams<'clone'>, operator: string, opId: string = randomUUID()): Promise<SessionEntry> {
-    const job = this.jobs.begin({ opId, op: 'clone', operator, session: p.session });
-    try {
-      const id = await this.steps.withLock(p.session, operator, 'clone', async (s) => {
-        const src = okMeta(s);
-        const meta: SessionMeta = {
-          ...src,
-          id: randomUUID(),
-          name: p.name ?? cloneName(src.name),
-          port: 0,
-          dns: '',
-          createdAt: this.steps.nowIso(),
-          lastAccessedAt: null,
-          createdBy: operator,
-        };
-        this.assertRoom();
-        job.progress({ target: { id: meta.id, name: meta.name } });
-        const c = this.containers.get(src.id);
-        const pause = c && c.state === 'running';
-        if (pause) await this.d.runtime.pause(c.id);
-        try {
-          await this.d.store.clone(src.id, meta, (progress) => job.progress(progress));
-        } finally {
-          if (pause) await this.d.runtime.unpause(c.id);
-        }
-        this.catalog.set(meta.id, { kind: 'ok', meta });
-        return meta.id;
-      });
-      this.log.info('cloned session', { session: p.session, clone: id, operator });
-      this.feed.notify(id);
-      const entry = await this.feed.mustEntry(id);
-      job.end();
-      return entry;
-    } catch (err) {
-      job.end(err);
-      throw err;
-    }
+  clone(p: RpcParams<'clone'>, operator: string, opId: string = randomUUID()): Promise<SessionEntry> {
+    return cloneSession(
+      { jobs: this.jobs, steps: this.steps, containers: this.containers, runtime: this.d.runtime, store: this.d.store, catalog: this.catalog, feed: this.feed, log: this.log, assertRoom: () => this.assertRoom() },
+      p,
+      operator,
+      opId,
+    );
   }
 
   /** Starts a stopped session detached. Throws CONFLICT if it is already running. */
