@@ -9,7 +9,11 @@ import { Mutex } from '../common/mutex';
 import type { Agents } from './agents';
 import { trashedHolderOf } from './cluster/trash-refs';
 import type { ClusterSession, ClusterView } from './cluster/view';
-import type { DnsSink } from './service';
+
+/** Where DNS records go: the shell's dnsmasq (shell/dns). */
+export interface DnsSink {
+  apply(records: Array<{ name: string; address: string }>): Promise<void>;
+}
 
 export class DnsNames {
   private readonly dnsMutex = new Mutex();

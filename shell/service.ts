@@ -15,27 +15,16 @@ export type { PendingOp } from './agent-calls';
 import { placeSession, refusesSessions } from './cluster/placement';
 import { resolveRef } from './cluster/refs';
 import { assertNameFreeForRestore, resolveTrashRef } from './cluster/trash-refs';
-import { DnsNames } from './dns-names';
+import { DnsNames, DnsSink } from './dns-names';
+import type { Operator } from './operator';
 import { ClusterJob, ClusterSession, ClusterTrash, ClusterView } from './cluster/view';
-import { Role } from './config';
 import { Action, assertMay, forbidden, may } from './roles';
 import { AgentAttach, Agents } from './agents';
 import type { LiveConfig } from './live-config';
 
-export interface Operator {
-  name: string;
-  role: Role;
-  /**
-   * The op id this command carries (the CLI's --op-id), so that a retry after an unknown outcome
-   * gets the first attempt's; unset: each op gets a fresh one.
-   */
-  opId?: string;
-}
+export type { Operator } from './operator';
 
-/** Where DNS records go: the shell's dnsmasq (shell/dns). */
-export interface DnsSink {
-  apply(records: Array<{ name: string; address: string }>): Promise<void>;
-}
+export type { DnsSink } from './dns-names';
 
 export interface CreateRequest {
   name: string;

@@ -16,6 +16,7 @@ import { TRASH_USAGE, restoreCommand, trashCommand } from './trash-commands';
 import { LIST_FILTER_FLAGS, listFilterOf, matchesList } from './list-filter';
 import { watchSessions } from './watch';
 import { FLEET_USAGE, runFleetCommand } from './fleet-commands';
+import type { CliIo } from './io';
 import { Operator, PendingOp, ShellService } from '../service';
 import { FlagSpec, LIMIT_FLAGS, Parsed, UsageError, envFlags, intFlag, limitsFromFlags, listFlag, parseFlags, splitWords, strFlag } from './args';
 import { AGENT_HEAD, SESSION_HEAD, agentJson, agentRow, attachedSentence, errorLine, othersAttached, previewHeadline, sessionJson, sessionRow, summary, table, versionText } from './format';
@@ -69,12 +70,7 @@ Values: a flag takes the next word; a value starting with -- is written --flag=V
   value is refused, but --dns '' (no DNS name). Numbers are whole numbers (-1, 0, 2200).
 `;
 
-export interface CliIo {
-  out(text: string): void;
-  err(text: string): void;
-  /** For a command that runs until the client leaves (watch): when it has, and what waits for it. */
-  client?: { closed: Promise<void>; backlog(): number };
-}
+export type { CliIo } from './io';
 
 export type CliOutcome = { code: number } | { code: -1; attach: { ref: string; readOnly: boolean } };
 

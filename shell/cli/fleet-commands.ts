@@ -12,7 +12,7 @@ import { OperatorConfig, ROLES, Role } from '../config';
 import { ConfigChanges, describeChanges } from '../live-config';
 import type { Operator, ShellService } from '../service';
 import { FlagSpec, UsageError, listFlag, parseFlags, strFlag } from './args';
-import type { CliIo } from './commands';
+import type { CliIo } from './io';
 import { table } from './format';
 
 export const FLEET_USAGE = `  agent list                               the enrolled agents, their pinned keys and state

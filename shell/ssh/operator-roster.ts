@@ -7,7 +7,7 @@
  * when the operator is removed too.
  */
 import type { Role } from '../config';
-import type { Operator } from '../service';
+import type { Operator } from '../operator';
 import { KnownOperator } from './operator-keys';
 
 /** What a replacement changed, by operator name. */

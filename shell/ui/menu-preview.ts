@@ -6,7 +6,7 @@
 import { inertCell } from '../../common/terminal-text';
 import { previewHeadline } from '../cli/format';
 import type { ClusterSession } from '../cluster/view';
-import type { Line } from './menu-view';
+import type { Line } from './lines';
 
 /** The preview's heights, as parts of the screen, in the order L cycles through them. */
 export const PREVIEW_SIZES = [1 / 3, 1 / 2, 2 / 3] as const;

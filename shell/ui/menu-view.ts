@@ -11,27 +11,16 @@ import { ACTIVITY_COLUMN, AGENT_HEAD, NOTE_MAX, SESSION_HEAD, agentRow, buildLin
 import type { AgentView, ClusterSession } from '../cluster/view';
 import type { Operator } from '../service';
 import { SORT_WORDS, isDismissed, needingYou } from './menu-attention';
+import type { Line, Span, Tone } from './lines';
 import type { MenuState } from './menu-state';
 
 export { NEEDS_YOU, needingYou } from './menu-attention';
 
-/**
- * How a span looks: `warn` for what needs an eye (agents away, the op in flight), `dim` for hints
- * and what the operator dismissed, `good` and `info` for a session that finished its turn or is
- * working.
- */
-export type Tone = 'plain' | 'bold' | 'warn' | 'error' | 'dim' | 'selected' | 'good' | 'info';
+export type { Line, Span, Tone } from './lines';
 
 /** The tone of an activity cell: what waits for the operator stands out most. */
 const ACTIVITY_TONES: Record<string, Tone> = { permission: 'error', stuck: 'error', waiting: 'warn', done: 'good', working: 'info' };
 
-export interface Span {
-  text: string;
-  tone: Tone;
-}
-
-/** One line on the screen. */
-export type Line = Span[];
 
 export const SPINNER = ['⠋', '⠙', '⠹', '⠸', '⠼', '⠴', '⠦', '⠧', '⠇', '⠏'];
 
