@@ -35,6 +35,10 @@ const MIGRATING = '.migrate-';
 const OLD_SESSION_FILE = 'session.json';
 const OLD_RECORDS = ['session.lock', 'session.lock.owner.json'];
 const OLD_RECORD_TMP_RE = /^\.session\.(json|lock\.owner\.json)\.[0-9a-f]{8}\.tmp$/;
+/** The temp file of the new metadata's write, in the folder being migrated (see writeFileAtomic). */
+const META_TMP_RE = /^\.session\.json\.[0-9a-f]{8}\.tmp$/;
+/** The temp file of a journal or layout marker write a kill cut short (see writeFileAtomic). */
+const ROOT_TMP_RE = /^\.\.berth-(migration|layout)\.[0-9a-f]{8}\.tmp$/;
 const MAX_OLD_META_BYTES = 64 * 1024;
 
 const layoutSchema = z.object({ layout: z.number().int() });
@@ -56,6 +60,10 @@ export type StepHook = (step: string) => void;
 /** Brings `root` to the current layout (see above). Idempotent; a no-op once the marker is there. */
 export async function migrateLayout(root: string, hook: StepHook = () => undefined): Promise<MigrationReport> {
   const report: MigrationReport = { migrated: [], unreadable: [] };
+  // A temp file is never the truth: its write did not reach the rename.
+  for (const name of await fs.readdir(root).catch(() => [] as string[])) {
+    if (ROOT_TMP_RE.test(name)) await fs.rm(path.join(root, name), { force: true });
+  }
   const layout = await readLayout(root);
   if (layout === CURRENT_LAYOUT) {
     await fs.rm(path.join(root, JOURNAL_FILE), { force: true });
@@ -166,6 +174,8 @@ async function migrateOne(root: string, e: JournalEntry, hook: StepHook): Promis
   const names = await fs.readdir(home);
   const records = names.filter((n) => OLD_RECORDS.includes(n) || OLD_RECORD_TMP_RE.test(n) || (n === OLD_SESSION_FILE && outcome === 'ok'));
   for (const n of records) await fs.rm(path.join(home, n), { recursive: true, force: true });
+  // A kill inside the metadata's write left its temp file beside it.
+  for (const n of await fs.readdir(next)) if (META_TMP_RE.test(n)) await fs.rm(path.join(next, n), { force: true });
   hook('cleaned');
   await fs.rename(next, dir);
   await fsyncDir(root);

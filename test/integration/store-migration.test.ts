@@ -159,6 +159,18 @@ test('an uninterrupted migration moves every session and says which were unreada
   await expectMigrated(r);
 });
 
+test("a kill inside a marker's write leaves its temp file: the next start removes it, before and after the migration", async () => {
+  const r = await oldRoot();
+  const { migrateLayout } = await import('../../agent/store/migrate');
+  // What a kill between writeFileAtomic's open and its rename leaves in the root.
+  await fs.writeFile(path.join(r.root, '..berth-migration.dd1f1202.tmp'), '{"sessions":[');
+  await migrateLayout(r.root);
+  await expectMigrated(r);
+  await fs.writeFile(path.join(r.root, '..berth-layout.0badf00d.tmp'), '{"lay');
+  await migrateLayout(r.root);
+  await expectMigrated(r);
+});
+
 test('SIGKILL after any step, even twice in a row, and the next start finishes the migration', async () => {
   let steps = 0;
   for (let k = 1; k <= 200; k++) {
