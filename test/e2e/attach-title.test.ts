@@ -134,11 +134,11 @@ test('another session asking permission or waiting shows in the title, and goes 
   delays.push(await titleBecomes('alice', 'berth · web — 2 need you: api (permission), db (waiting)', await waiting('db')));
   await titleBecomes('alice', 'berth · web — 1 needs you: db (waiting)', await working('api'));
   await titleBecomes('alice', 'berth · web', await working('db'));
-  // The attached session's own activity never counts.
+  // The attached session's own activity never counts: with web waiting, the next title names api
+  // alone (had web counted, it would say 2 need you, and never this).
   await waiting('web');
   await until('web waiting', () => json<SessionJson[]>('list'), (l) => l.find((s) => s.name === 'web')?.activity?.state === 'waiting');
-  await titleBecomes('alice', 'berth · web', await permission('api'));
-  await titleBecomes('alice', 'berth · web — 1 needs you: api (permission)');
+  await titleBecomes('alice', 'berth · web — 1 needs you: api (permission)', await permission('api'));
 });
 
 test('a title that comes while the session prints never cuts its output', async () => {
