@@ -22,7 +22,7 @@ import os from 'node:os';
 import { AttachReply, SUBSYSTEMS, SessionEntry, encodeFrame, entryId } from '../../common/protocol';
 import { AgentClient, Attach } from '../helpers/agent-client';
 import { AgentProcess, startAgentProcess } from '../helpers/agent-process';
-import { Stats, Term, log, quantile, round, settle, sleep, stats, withTimeout } from './lib';
+import { log, quantile, round, runBench, settle, sleep, Stats, stats, Term, withTimeout } from './lib';
 import { removeTestContainers } from '../helpers/docker';
 
 // ---- parameters ----
@@ -498,10 +498,4 @@ async function main(): Promise<void> {
   }
 }
 
-main().then(
-  () => process.exit(0),
-  (err: unknown) => {
-    log(`FAILED: ${err instanceof Error ? (err.stack ?? err.message) : String(err)}`);
-    process.exit(1);
-  },
-);
+runBench(main, log);

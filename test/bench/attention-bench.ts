@@ -26,7 +26,7 @@ import { performance } from 'node:perf_hooks';
 import { Cluster, startCluster } from '../helpers/cluster';
 import { removeTestContainers } from '../helpers/docker';
 import { Tmux } from '../helpers/tmux';
-import { Stats, log, round, sleep, stats, wallOffset, withTimeout } from './lib';
+import { log, round, runBench, sleep, Stats, stats, wallOffset, withTimeout } from './lib';
 
 // ---- parameters ----
 
@@ -415,10 +415,4 @@ async function main(): Promise<void> {
   }
 }
 
-main().then(
-  () => process.exit(0),
-  (err: unknown) => {
-    log(`FAILED: ${err instanceof Error ? (err.stack ?? err.message) : String(err)}`);
-    process.exit(1);
-  },
-);
+runBench(main, log);

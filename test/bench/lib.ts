@@ -132,3 +132,14 @@ export function wallOffset(): number {
   }
   return wall - mono;
 }
+
+/** Runs a benchmark's `main` and exits: 0 when it finished, 1 (its error said through `log`) when it failed. */
+export function runBench(main: () => Promise<void>, log: (line: string) => void): void {
+  main().then(
+    () => process.exit(0),
+    (err: unknown) => {
+      log(`FAILED: ${err instanceof Error ? (err.stack ?? err.message) : String(err)}`);
+      process.exit(1);
+    },
+  );
+}

@@ -23,7 +23,7 @@ import { randomUUID } from 'node:crypto';
 import { promisify } from 'node:util';
 import { Client } from 'ssh2';
 import { Cluster, startCluster, until } from '../helpers/cluster';
-import { Stats, Term, log, quantile, round, settle, sleep, stats, visible, withTimeout } from './lib';
+import { log, quantile, round, runBench, settle, sleep, Stats, stats, Term, visible, withTimeout } from './lib';
 import { freePort } from '../helpers/ports';
 import { removeTestContainers } from '../helpers/docker';
 
@@ -477,10 +477,4 @@ async function main(): Promise<void> {
   }
 }
 
-main().then(
-  () => process.exit(0),
-  (err: unknown) => {
-    log(`FAILED: ${err instanceof Error ? (err.stack ?? err.message) : String(err)}`);
-    process.exit(1);
-  },
-);
+runBench(main, log);
