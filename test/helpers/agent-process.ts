@@ -22,6 +22,8 @@ export interface AgentProcessOptions {
   config?: Record<string, unknown>;
   /** A command the agent runs under (e.g. setpriv, to run it as a service user with capabilities). */
   wrap?: string[];
+  /** Options for node itself, before the script (e.g. `--cpu-prof`). */
+  nodeArgs?: string[];
 }
 
 export interface AgentProcess {
@@ -79,7 +81,7 @@ export async function startAgentProcess(o: AgentProcessOptions): Promise<AgentPr
   const authCode = await new Promise<number | null>((r) => auth.on('close', r));
   if (authCode !== 0) throw new Error(`authorize-shell exited ${authCode}: ${authErr}`);
 
-  const argv = [...(o.wrap ?? []), process.execPath, BERTH_BIN, 'agent', 'serve', '--config', configFile];
+  const argv = [...(o.wrap ?? []), process.execPath, ...(o.nodeArgs ?? []), BERTH_BIN, 'agent', 'serve', '--config', configFile];
   const proc = spawn(argv[0]!, argv.slice(1), { stdio: ['ignore', 'pipe', 'pipe'] });
   const logs: string[] = [];
   proc.stderr?.on('data', (d: Buffer) => logs.push(...d.toString().split('\n').filter(Boolean)));

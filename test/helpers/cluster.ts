@@ -24,6 +24,8 @@ export interface ClusterOptions {
   agentWrap?: string[];
   /** Config every agent gets over the test defaults (see AgentProcessOptions.config). */
   agentConfig?: Record<string, unknown>;
+  /** Options for node itself in the shell and every agent (e.g. `--cpu-prof`). */
+  nodeArgs?: string[];
 }
 
 export interface SshResult {
@@ -57,7 +59,7 @@ const DEFAULT_OPERATORS: Array<{ name: string; role: Role }> = [
 export async function startCluster(o: ClusterOptions): Promise<Cluster> {
   const dir = await fs.mkdtemp(path.join(os.tmpdir(), 'berth-cluster-'));
   const agents: AgentProcess[] = [];
-  for (let i = 0; i < o.agents; i++) agents.push(await startAgentProcess({ runLabel: o.runLabel, id: `agent-${i + 1}`, wrap: o.agentWrap, config: o.agentConfig }));
+  for (let i = 0; i < o.agents; i++) agents.push(await startAgentProcess({ runLabel: o.runLabel, id: `agent-${i + 1}`, wrap: o.agentWrap, nodeArgs: o.nodeArgs, config: o.agentConfig }));
   const operators = o.operators ?? DEFAULT_OPERATORS;
   const opConfig = [];
   for (const op of operators) {
@@ -105,7 +107,7 @@ export async function startCluster(o: ClusterOptions): Promise<Cluster> {
       await until('every agent online', online, (n) => n === agents.length, 20_000);
     },
     async startShell() {
-      const proc = spawn(process.execPath, [BERTH_BIN, 'shell', 'serve', '--config', configFile], { stdio: ['ignore', 'pipe', 'pipe'] });
+      const proc = spawn(process.execPath, [...(o.nodeArgs ?? []), BERTH_BIN, 'shell', 'serve', '--config', configFile], { stdio: ['ignore', 'pipe', 'pipe'] });
       cluster.shell.proc = proc;
       proc.stderr?.on('data', (d: Buffer) => cluster.shell.logs.push(...d.toString().split('\n').filter(Boolean)));
       cluster.shell.port = await new Promise<number>((resolve, reject) => {

@@ -38,8 +38,12 @@ export interface Bastion {
   dispose(): Promise<void>;
 }
 
-/** Makes the bastion's folder, key and config, and starts it. `permitOpen`: the only "host:port" forwards allowed. */
-export async function startBastion(o: { permitOpen: string[] }): Promise<Bastion> {
+/**
+ * Makes the bastion's folder, key and config, and starts it. `permitOpen`: the only "host:port"
+ * forwards allowed. `commands`: lets logins run commands too (a plain sshd for a direct path in
+ * benchmarks, e.g. `tar | ssh | tar`), still without a pty, agent, X11 or tunnel.
+ */
+export async function startBastion(o: { permitOpen: string[]; commands?: boolean }): Promise<Bastion> {
   const dir = await fs.mkdtemp(path.join(os.tmpdir(), 'berth-bastion-'));
   const port = await freePort();
   const user = os.userInfo().username;
@@ -67,7 +71,7 @@ export async function startBastion(o: { permitOpen: string[] }): Promise<Bastion
       'KbdInteractiveAuthentication no',
       // Forwarding from the client through the bastion (direct-tcpip) to the permitted targets only.
       'AllowTcpForwarding local',
-      `PermitOpen ${o.permitOpen.join(' ')}`,
+      `PermitOpen ${o.permitOpen.length > 0 ? o.permitOpen.join(' ') : 'none'}`,
       'PermitListen none',
       'AllowAgentForwarding no',
       'AllowStreamLocalForwarding no',
@@ -75,7 +79,7 @@ export async function startBastion(o: { permitOpen: string[] }): Promise<Bastion
       'PermitTunnel no',
       'PermitTTY no',
       'PermitUserRC no',
-      'ForceCommand /bin/false',
+      ...(o.commands ? [] : ['ForceCommand /bin/false']),
       'UseDNS no',
       'LogLevel DEBUG1',
       '',
