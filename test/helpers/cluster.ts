@@ -18,6 +18,8 @@ export type Role = 'viewer' | 'operator' | 'admin';
 export interface ClusterOptions {
   runLabel: string;
   agents: number;
+  /** The agents' ids (default agent-1, agent-2, …). */
+  agentIds?: string[];
   operators?: Array<{ name: string; role: Role }>;
   shellConfig?: Record<string, unknown>;
   /** A command every agent runs under (see AgentProcessOptions.wrap). */
@@ -59,7 +61,7 @@ const DEFAULT_OPERATORS: Array<{ name: string; role: Role }> = [
 export async function startCluster(o: ClusterOptions): Promise<Cluster> {
   const dir = await fs.mkdtemp(path.join(os.tmpdir(), 'berth-cluster-'));
   const agents: AgentProcess[] = [];
-  for (let i = 0; i < o.agents; i++) agents.push(await startAgentProcess({ runLabel: o.runLabel, id: `agent-${i + 1}`, wrap: o.agentWrap, nodeArgs: o.nodeArgs, config: o.agentConfig }));
+  for (let i = 0; i < o.agents; i++) agents.push(await startAgentProcess({ runLabel: o.runLabel, id: o.agentIds?.[i] ?? `agent-${i + 1}`, wrap: o.agentWrap, nodeArgs: o.nodeArgs, config: o.agentConfig }));
   const operators = o.operators ?? DEFAULT_OPERATORS;
   const opConfig = [];
   for (const op of operators) {

@@ -8,7 +8,7 @@ import { promises as fs } from 'node:fs';
 import path from 'node:path';
 import { randomUUID } from 'node:crypto';
 import { Cluster, startCluster, until } from '../helpers/cluster';
-import { REPO_ROOT } from '../helpers/agent-process';
+import { docSection, docSteps } from '../helpers/doc-steps';
 import { sessionCli } from '../helpers/session-cli';
 import { ShellTerms } from '../helpers/shell-term';
 import type { SessionJson } from '../../shell/cli/format';
@@ -72,15 +72,7 @@ afterAll(async () => {
 });
 
 test('the example in docs/operations.md prints what it shows', async () => {
-  const doc = await fs.readFile(path.join(REPO_ROOT, 'docs/operations.md'), 'utf8');
-  const section = /\n## The audit log\n([\s\S]*?)(\n## |$)/.exec(doc)?.[1] ?? '';
-  const block = /```sh\n([\s\S]*?)```/.exec(section)?.[1] ?? '';
-  const examples: Array<{ command: string; shown: string[] }> = [];
-  for (const line of block.split('\n')) {
-    const cmd = /^ssh -p 2200 alice@shell-host (.*)$/.exec(line);
-    if (cmd?.[1]) examples.push({ command: cmd[1], shown: [] });
-    else if (line.startsWith('# ')) examples[examples.length - 1]?.shown.push(line.slice(2));
-  }
+  const examples = docSteps(await docSection('docs/operations.md', 'The audit log'));
   expect(examples.map((e) => e.command)).toEqual(['audit --session web --since 1h', 'audit --operator carol --op kill --json']);
 
   // What the example's records come from.
