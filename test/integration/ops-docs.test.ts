@@ -19,7 +19,7 @@ import { DocStep, docSection, docSteps, normalize, shownPattern } from '../helpe
 import { freePort } from '../helpers/ports';
 import { sessionCli } from '../helpers/session-cli';
 import { ShellTerms } from '../helpers/shell-term';
-import { BERTH_BIN, startAgentProcess } from '../helpers/agent-process';
+import { BERTH_BIN, REPO_ROOT, startAgentProcess } from '../helpers/agent-process';
 import type { SessionJson } from '../../shell/cli/format';
 
 const run = promisify(execFile);
@@ -45,6 +45,10 @@ beforeAll(async () => {
     agentConfig: { lockStaleSeconds: 120 },
   });
   await cluster.agentsOnline();
+  stamped = await fs.stat(path.join(REPO_ROOT, 'dist', 'build-info.json')).then(
+    () => true,
+    () => false,
+  );
 }, 60_000);
 
 afterAll(async () => {
@@ -59,11 +63,20 @@ async function steps(heading: string, commands: string[]): Promise<DocStep[]> {
   return found;
 }
 
+/** Whether dist has its build stamp: `npm run build` makes it, a bare `tsc -b` does not. */
+let stamped = true;
+
+/** A shown line as an unstamped build prints it (as the guide says): no commit beside a version, commit and date unknown. */
+function unstamped(line: string): string {
+  return line.replace(/(\d+\.\d+\.\d+) [0-9a-f]{7}\b/g, '$1').replace(/^commit [0-9a-f]+…?, built \S+$/, 'commit unknown, built unknown');
+}
+
 /**
  * Runs a step as its user and checks what it prints. `real`: pairs of the guide's placeholder and
  * this cluster's value (a host name, a key), put in the command and taken back out of the output.
  */
 async function replay(step: DocStep, real: Array<[string, string]> = []): Promise<void> {
+  if (!stamped) step = { ...step, shown: step.shown.map(unstamped) };
   const command = real.reduce((c, [doc, ours]) => c.split(doc).join(ours), step.command);
   const r = await cluster.ssh(step.user, [command], { timeoutMs: 60_000 });
   const fails = step.shown[0]?.startsWith('error: ') === true;
