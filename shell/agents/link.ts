@@ -60,6 +60,11 @@ export interface AgentAttach {
   resize(cols: number, rows: number): void;
   /** Closes this attach (the agent ends exactly this tmux client). Idempotent. */
   close(): void;
+  /**
+   * Once the stream closed: why, when it was the link to the agent that went (`agent agent-1 went
+   * offline: …`), else null (the agent ended the attach: a detach, the session stopped).
+   */
+  lost(): Promise<string | null>;
 }
 
 /** An RPC call waiting for its reply. */
@@ -184,11 +189,16 @@ export class AgentLink extends EventEmitter {
       });
       ch.write(encodeFrame(header));
     });
+    // A connection that goes closes its channels before it reports itself gone: look once that is done.
+    const lost = new Promise<string | null>((resolve) =>
+      ch.once('close', () => setImmediate(() => resolve(this.conn === conn ? null : `agent ${this.o.id} went offline${this.reason ? `: ${this.reason}` : ''}`))),
+    );
     return {
       stream: ch,
       reply,
       resize: (cols, rows) => windowChange(ch, cols, rows),
       close: () => ch.close(),
+      lost: () => lost,
     };
   }
 

@@ -48,8 +48,12 @@ export interface AttachPipe {
   resize(size: Size): void;
   /** Ends the attach from the shell's side (the agent ends this tmux client). Idempotent. */
   close(): void;
-  /** Resolves once the attach ended and the detach is recorded; `failed` if the agent's stream errored. */
-  ended: Promise<{ failed: boolean }>;
+  /**
+   * Resolves once the attach ended and the detach is recorded; `failed` if the agent's stream
+   * errored or the link to the agent went, `lost` saying so then (the operator was told on the
+   * terminal too).
+   */
+  ended: Promise<{ failed: boolean; lost: string | null }>;
 }
 
 /**
@@ -62,7 +66,7 @@ export async function openAttachPipe(o: AttachPipeOptions): Promise<AttachPipe> 
   const { session, attach } = await o.service.attach(o.operator, o.ref, o.readOnly, first.cols, first.rows);
   const { channel } = o;
   let finished = false;
-  let finish: (failed: boolean) => void = () => undefined;
+  let finish: (failed: boolean, lost?: string) => void = () => undefined;
   const toOperator = new TerminalFilter({ dropTitles: o.title !== undefined });
   const title: AttachTitle | null = o.title
     ? startAttachTitle({
@@ -73,8 +77,8 @@ export async function openAttachPipe(o: AttachPipeOptions): Promise<AttachPipe> 
         },
       })
     : null;
-  const ended = new Promise<{ failed: boolean }>((resolve) => {
-    finish = (failed) => {
+  const ended = new Promise<{ failed: boolean; lost: string | null }>((resolve) => {
+    finish = (failed, lost) => {
       if (finished) return;
       finished = true;
       title?.end();
@@ -82,7 +86,7 @@ export async function openAttachPipe(o: AttachPipeOptions): Promise<AttachPipe> 
       channel.off('close', onChannelClose);
       attach.close();
       o.service.detached(o.operator, session);
-      resolve({ failed });
+      resolve({ failed, lost: lost ?? null });
     };
   });
   // A read-write attach whose operator's role dropped to viewer meanwhile (a config change) ends
@@ -104,7 +108,14 @@ export async function openAttachPipe(o: AttachPipeOptions): Promise<AttachPipe> 
     channel.write(safe);
     title?.sent(safe);
   });
-  attach.stream.on('close', () => finish(false));
+  attach.stream.on('close', () => {
+    if (finished) return;
+    void attach.lost().then((why) => {
+      // The session runs on where it is: only this view of it went with the link.
+      if (why && !finished && channel.writable) channel.write(`\r\nberth: ${why}; this attach ended and the session runs on there: attach again once the agent is back\r\n`);
+      finish(why !== null, why ?? undefined);
+    });
+  });
   attach.stream.on('error', (err: Error) => {
     o.logger.debug('attach stream error', { err: messageOf(err) });
     finish(true);

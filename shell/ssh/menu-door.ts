@@ -5,6 +5,7 @@
  */
 import { PassThrough, Writable } from 'node:stream';
 import { ServerChannel } from 'ssh2';
+import { BerthError } from '../../common/errors';
 import { Logger } from '../../common/logging';
 import { Operator, ShellService } from '../service';
 import { startMenu } from '../ui/menu';
@@ -40,7 +41,9 @@ export function serveMenu(
     mode = 'attach';
     try {
       pipe = await openAttachPipe({ channel: ch, service, operator: op, ref: sessionId, readOnly, size: () => current, logger, title: { view: service.view, dismissed: () => menu.dismissed() } });
-      await pipe.ended;
+      const { lost } = await pipe.ended;
+      // The menu comes back over the terminal's last lines: its status line says it again.
+      if (lost) throw new BerthError('AGENT_OFFLINE', `${lost}; the attach ended and the session runs on there`);
     } finally {
       pipe = null;
       mode = 'menu';

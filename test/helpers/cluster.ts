@@ -28,6 +28,10 @@ export interface ClusterOptions {
   agentConfig?: Record<string, unknown>;
   /** Options for node itself in the shell and every agent (e.g. `--cpu-prof`). */
   nodeArgs?: string[];
+  /** Where the shell runs (a command it runs under, e.g. `ip netns exec NS`) and listens; default here on 127.0.0.1. */
+  shellHost?: { wrap: string[]; address: string };
+  /** Per agent, where it runs and listens, and so the address it is enrolled at; default here on 127.0.0.1. */
+  agentHosts?: Array<{ wrap: string[]; address: string }>;
 }
 
 export interface SshResult {
@@ -39,9 +43,9 @@ export interface SshResult {
 export interface Cluster {
   dir: string;
   agents: AgentProcess[];
-  shell: { port: number; proc: ChildProcess; logs: string[]; configFile: string };
+  shell: { address: string; port: number; proc: ChildProcess; logs: string[]; configFile: string };
   auditFile: string;
-  /** Runs `ssh -p PORT USER@127.0.0.1 ARGS…` non-interactively; resolves with code and output. */
+  /** Runs `ssh -p PORT USER@ADDRESS ARGS…` non-interactively; resolves with code and output. */
   ssh(user: string, args: string[], opts?: { input?: string; timeoutMs?: number }): Promise<SshResult>;
   /** Waits (bounded) until the shell has every agent online: its links connect after it starts. */
   agentsOnline(): Promise<void>;
@@ -61,7 +65,19 @@ const DEFAULT_OPERATORS: Array<{ name: string; role: Role }> = [
 export async function startCluster(o: ClusterOptions): Promise<Cluster> {
   const dir = await fs.mkdtemp(path.join(os.tmpdir(), 'berth-cluster-'));
   const agents: AgentProcess[] = [];
-  for (let i = 0; i < o.agents; i++) agents.push(await startAgentProcess({ runLabel: o.runLabel, id: o.agentIds?.[i] ?? `agent-${i + 1}`, wrap: o.agentWrap, nodeArgs: o.nodeArgs, config: o.agentConfig }));
+  for (let i = 0; i < o.agents; i++) {
+    const at = o.agentHosts?.[i];
+    agents.push(
+      await startAgentProcess({
+        runLabel: o.runLabel,
+        id: o.agentIds?.[i] ?? `agent-${i + 1}`,
+        wrap: [...(at?.wrap ?? []), ...(o.agentWrap ?? [])],
+        nodeArgs: o.nodeArgs,
+        config: { ...(at ? { listen: { host: at.address, port: 0 } } : {}), ...o.agentConfig },
+      }),
+    );
+  }
+  const shellAddress = o.shellHost?.address ?? '127.0.0.1';
   const operators = o.operators ?? DEFAULT_OPERATORS;
   const opConfig = [];
   for (const op of operators) {
@@ -72,13 +88,14 @@ export async function startCluster(o: ClusterOptions): Promise<Cluster> {
   const configFile = path.join(dir, 'shell.json');
   await fs.writeFile(
     configFile,
-    JSON.stringify({ listen: { host: '127.0.0.1', port: 0 }, stateDir: './state', operators: opConfig, rpcTimeoutMs: 5000, log: { level: 'debug' }, ...o.shellConfig }, null, 2),
+    JSON.stringify({ listen: { host: shellAddress, port: 0 }, stateDir: './state', operators: opConfig, rpcTimeoutMs: 5000, log: { level: 'debug' }, ...o.shellConfig }, null, 2),
   );
   const berth = (...args: string[]) => run(process.execPath, [BERTH_BIN, ...args]);
   const shellKey = (await berth('shell', 'show-key', '--config', configFile)).stdout.trim();
-  for (const a of agents) {
+  for (const [i, a] of agents.entries()) {
     await berth('agent', 'authorize-shell', '--config', a.configFile, shellKey);
-    await berth('shell', 'add-agent', '--config', configFile, '--id', a.id, '--host', '127.0.0.1', '--port', String(a.port), '--fingerprint', a.fingerprint);
+    const host = o.agentHosts?.[i]?.address ?? '127.0.0.1';
+    await berth('shell', 'add-agent', '--config', configFile, '--id', a.id, '--host', host, '--port', String(a.port), '--fingerprint', a.fingerprint);
   }
   const knownHosts = path.join(dir, 'known_hosts');
   const sshArgs = (user: string, extra: string[] = []): string[] => [
@@ -90,12 +107,12 @@ export async function startCluster(o: ClusterOptions): Promise<Cluster> {
     '-o', `UserKnownHostsFile=${knownHosts}`,
     '-o', 'ConnectTimeout=10',
     ...extra,
-    `${user}@127.0.0.1`,
+    `${user}@${shellAddress}`,
   ];
   const cluster: Cluster = {
     dir,
     agents,
-    shell: { port: 0, proc: null as unknown as ChildProcess, logs: [], configFile },
+    shell: { address: shellAddress, port: 0, proc: null as unknown as ChildProcess, logs: [], configFile },
     auditFile: path.join(dir, 'state', 'audit.jsonl'),
     sshArgs,
     ssh(user, args, opts = {}) {
@@ -109,7 +126,8 @@ export async function startCluster(o: ClusterOptions): Promise<Cluster> {
       await until('every agent online', online, (n) => n === agents.length, 20_000);
     },
     async startShell() {
-      const proc = spawn(process.execPath, [...(o.nodeArgs ?? []), BERTH_BIN, 'shell', 'serve', '--config', configFile], { stdio: ['ignore', 'pipe', 'pipe'] });
+      const argv = [...(o.shellHost?.wrap ?? []), process.execPath, ...(o.nodeArgs ?? []), BERTH_BIN, 'shell', 'serve', '--config', configFile];
+      const proc = spawn(argv[0]!, argv.slice(1), { stdio: ['ignore', 'pipe', 'pipe'] });
       cluster.shell.proc = proc;
       proc.stderr?.on('data', (d: Buffer) => cluster.shell.logs.push(...d.toString().split('\n').filter(Boolean)));
       cluster.shell.port = await new Promise<number>((resolve, reject) => {

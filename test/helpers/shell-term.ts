@@ -30,7 +30,7 @@ export class ShellTerms {
     await new Promise<void>((resolve, reject) => {
       conn.once('ready', () => resolve());
       conn.once('error', reject);
-      conn.connect({ host: '127.0.0.1', port: c.shell.port, username: user, privateKey, readyTimeout: 10_000 });
+      conn.connect({ host: c.shell.address, port: c.shell.port, username: user, privateKey, readyTimeout: 10_000 });
     });
     conn.on('error', () => undefined);
     return conn;

@@ -35,19 +35,20 @@ function setup(o: { refuse?: boolean; logger?: Logger } = {}) {
   let size: Size = { cols: 80, rows: 24 };
   const detached = jest.fn();
   let release: () => void = () => undefined;
+  let lost: string | null = null;
   const gate = new Promise<void>((r) => (release = r));
   const service: AttachPipeOptions['service'] = {
     attach: async (_op, ref, readOnly, cols, rows) => {
       opened.push([ref, readOnly, cols, rows]);
       await gate;
       if (o.refuse) throw new BerthError('FORBIDDEN', 'vic is a viewer and may not attach read-write');
-      return { session, attach: { stream, reply: null as never, resize, close } };
+      return { session, attach: { stream, reply: null as never, resize, close, lost: async () => lost } };
     },
     detached,
   };
   const open = () =>
     openAttachPipe({ channel, service, operator: alice, ref: 'web', readOnly: false, size: () => size, logger: o.logger ?? silentLogger });
-  return { channel, stream, resize, close, opened, detached, release, open, setSize: (s: Size) => (size = s) };
+  return { channel, stream, resize, close, opened, detached, release, open, setSize: (s: Size) => (size = s), setLost: (why: string) => (lost = why) };
 }
 
 describe('attach pipe', () => {
@@ -89,7 +90,7 @@ describe('attach pipe', () => {
     const pipe = await t.open();
     const listeners = t.channel.listenerCount('data');
     t.stream.destroy();
-    expect(await pipe.ended).toEqual({ failed: false });
+    expect(await pipe.ended).toEqual({ failed: false, lost: null });
     expect(t.close).toHaveBeenCalledTimes(1);
     expect(t.detached).toHaveBeenCalledWith(alice, session);
     expect(t.channel.listenerCount('data')).toBe(listeners - 1);
@@ -105,8 +106,19 @@ describe('attach pipe', () => {
     t.release();
     const pipe = await t.open();
     t.stream.destroy(new Error('channel reset'));
-    expect(await pipe.ended).toEqual({ failed: true });
+    expect(await pipe.ended).toEqual({ failed: true, lost: null });
     expect(debug).toHaveBeenCalledWith('attach stream error', { err: 'channel reset' });
+    expect(t.detached).toHaveBeenCalledTimes(1);
+  });
+
+  it('says so on the terminal when the link to the agent went, and ends as failed', async () => {
+    const t = setup();
+    t.release();
+    const pipe = await t.open();
+    t.setLost('agent agent-1 went offline: Keepalive timeout');
+    t.stream.destroy();
+    expect(await pipe.ended).toEqual({ failed: true, lost: 'agent agent-1 went offline: Keepalive timeout' });
+    expect(t.channel.written.join('')).toContain('berth: agent agent-1 went offline: Keepalive timeout; this attach ended and the session runs on there');
     expect(t.detached).toHaveBeenCalledTimes(1);
   });
 
@@ -115,7 +127,7 @@ describe('attach pipe', () => {
     t.release();
     const pipe = await t.open();
     t.channel.emit('close');
-    expect(await pipe.ended).toEqual({ failed: false });
+    expect(await pipe.ended).toEqual({ failed: false, lost: null });
     expect(t.close).toHaveBeenCalledTimes(1);
   });
 
@@ -128,7 +140,7 @@ describe('attach pipe', () => {
     t.channel.emit('close');
     t.stream.destroy();
     await tick();
-    expect(await pipe.ended).toEqual({ failed: false });
+    expect(await pipe.ended).toEqual({ failed: false, lost: null });
     expect(t.close).toHaveBeenCalledTimes(1);
     expect(t.detached).toHaveBeenCalledTimes(1);
   });

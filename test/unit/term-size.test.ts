@@ -224,7 +224,7 @@ describe('the shell\'s attach pipe', () => {
           resized.push([c, r]);
           resize(c, r);
         };
-        return { session, attach: { stream, reply: null as never, resize: onResize, close: () => undefined } };
+        return { session, attach: { stream, reply: null as never, resize: onResize, close: () => undefined, lost: async () => null } };
       },
       detached: () => undefined,
     };
@@ -263,6 +263,6 @@ describe('the shell\'s attach pipe', () => {
     await tick();
     expect(ended).toBe(false);
     pipe.close();
-    expect(await pipe.ended).toEqual({ failed: false });
+    expect(await pipe.ended).toEqual({ failed: false, lost: null });
   });
 });
