@@ -30,6 +30,11 @@ export class Tmux {
     return this.run(['capture-pane', '-p', '-t', name]);
   }
 
+  /** The screen with all the pane's history above it (a dead pane's notice can scroll its first line off the screen). */
+  history(name: string): string {
+    return this.run(['capture-pane', '-p', '-S', '-', '-t', name]);
+  }
+
   /** Whether the program in the pane has exited (remain-on-exit keeps the pane). */
   dead(name: string): boolean {
     return this.run(['display-message', '-p', '-t', name, '#{pane_dead}']).trim() === '1';
