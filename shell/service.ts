@@ -26,6 +26,9 @@ export type { Operator } from './operator';
 
 export type { DnsSink } from './dns-names';
 
+/** How long an attach to a stopped session waits for the agent, which starts the container first. */
+const START_TIMEOUT_MS = 60_000;
+
 export interface CreateRequest {
   name: string;
   agent?: string;
@@ -237,7 +240,9 @@ export class ShellService {
     return this.audited(op, 'attach', { ref }, async (found) => {
       const s = mustFind(found);
       assertMay(op, ro ? 'attach' : 'attach-write');
-      const a = await this.o.agents.attach(s.agent, { session: s.id, operator: op.name, readOnly: ro, cols, rows });
+      // A stopped session is started first: under load that takes seconds. A lost agent still
+      // ends the wait at once (its link's keepalives); this bound is for one that hangs.
+      const a = await this.o.agents.attach(s.agent, { session: s.id, operator: op.name, readOnly: ro, cols, rows }, s.state === '-' ? { timeoutMs: START_TIMEOUT_MS } : {});
       if (!a.reply.ok) {
         a.close();
         throw new BerthError(a.reply.error.code, a.reply.error.message);

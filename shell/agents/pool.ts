@@ -15,7 +15,8 @@ export interface Agents {
    * `opId` makes the op safe to retry (see OpJournal); `timeoutMs` replaces the usual bound.
    */
   call<O extends RpcOp>(agent: string, op: O, params: RpcParamsInput<O>, operator: string, opts?: CallOptions): Promise<RpcResult<O>>;
-  attach(agent: string, header: AttachHeader): Promise<AgentAttach>;
+  /** Opens an attach; `timeoutMs` replaces the usual bound on the agent's answer. */
+  attach(agent: string, header: AttachHeader, opts?: { timeoutMs?: number }): Promise<AgentAttach>;
   /** The IP address DNS names of the agent's sessions point to, or null if it has none. */
   addressOf(agent: string): string | null;
   /** One berth-move op (see AgentLink.move); absent where no agent can move sessions (tests' fakes). */
@@ -135,8 +136,8 @@ export class AgentPool implements Agents {
     return this.link(agent).call(op, params, operator, opts.timeoutMs ?? this.o.rpcTimeoutMs, opts.opId);
   }
 
-  attach(agent: string, header: AttachHeader): Promise<AgentAttach> {
-    return this.link(agent).attach(header, this.o.rpcTimeoutMs);
+  attach(agent: string, header: AttachHeader, opts: { timeoutMs?: number } = {}): Promise<AgentAttach> {
+    return this.link(agent).attach(header, opts.timeoutMs ?? this.o.rpcTimeoutMs);
   }
 
   move(agent: string, req: MoveHeader, operator: string): Promise<{ result: unknown; stream: Duplex }> {
