@@ -16,7 +16,7 @@ import { performance } from 'node:perf_hooks';
 import { Client, ClientChannel } from 'ssh2';
 import { Cluster, startCluster, until } from '../helpers/cluster';
 import { testContainers } from '../helpers/docker';
-import { ShellTerms } from '../helpers/shell-term';
+import { ShellTerms, execOn } from '../helpers/shell-term';
 import type { SessionJson } from '../../shell/cli/format';
 
 const runLabel = `fload-${randomUUID().slice(0, 8)}`;
@@ -55,22 +55,6 @@ function bounded<T>(what: string, p: Promise<T>): Promise<T> {
   let timer: NodeJS.Timeout | undefined;
   const late = new Promise<never>((_r, reject) => (timer = setTimeout(() => reject(new Error(`${what}: no answer within ${OP_BOUND_MS} ms`)), OP_BOUND_MS)));
   return Promise.race([p, late]).finally(() => clearTimeout(timer));
-}
-
-/** One command on an exec channel: its exit code and output. */
-function exec(conn: Client, line: string): Promise<{ code: number | null; out: string; err: string }> {
-  return new Promise((resolve, reject) => {
-    conn.exec(line, (err, ch) => {
-      if (err) return reject(err);
-      let out = '';
-      let errText = '';
-      let code: number | null = null;
-      ch.on('data', (d: Buffer) => (out += d.toString()));
-      ch.stderr.on('data', (d: Buffer) => (errText += d.toString()));
-      ch.on('exit', (c: number | null) => (code = c));
-      ch.on('close', () => resolve({ code, out, err: errText }));
-    });
-  });
 }
 
 /** `attach NAME` with a pty; resolves with the channel and a wait for text on the screen. */
@@ -134,7 +118,7 @@ async function operatorLoop(user: string, index: number, until: number, tally: T
     return r;
   };
   const must = async (op: string, line: string): Promise<string> => {
-    const r = await time(op, () => exec(conn, line));
+    const r = await time(op, () => execOn(conn, line));
     if (r.code !== 0) throw new Error(`${user}: ${line}: exit ${r.code}: ${r.err.trim()}`);
     return r.out;
   };

@@ -4,7 +4,7 @@
  */
 import { promises as fs } from 'node:fs';
 import path from 'node:path';
-import { Client, ClientChannel } from 'ssh2';
+import { Client, ClientChannel, ExecOptions } from 'ssh2';
 import { Cluster } from './cluster';
 
 export interface ShellTerm {
@@ -58,4 +58,20 @@ export class ShellTerms {
   endAll(): void {
     for (const c of this.conns.splice(0)) c.end();
   }
+}
+
+/** One command on an exec channel of `conn` (an ssh2 login to the shell): its exit code and output. */
+export function execOn(conn: Client, line: string, opts: ExecOptions = {}): Promise<{ code: number | null; out: string; err: string }> {
+  return new Promise((resolve, reject) => {
+    conn.exec(line, opts, (err, ch) => {
+      if (err) return reject(err);
+      let out = '';
+      let errText = '';
+      let code: number | null = null;
+      ch.on('data', (d: Buffer) => (out += d.toString()));
+      ch.stderr.on('data', (d: Buffer) => (errText += d.toString()));
+      ch.on('exit', (n: number | null) => (code = n));
+      ch.on('close', () => resolve({ code, out, err: errText }));
+    });
+  });
 }
