@@ -6,6 +6,7 @@
 import { BerthError, toBerthError } from '../common/errors';
 import { Logger } from '../common/logging';
 import { Mutex } from '../common/mutex';
+import { dnsNameSchema, problemWith } from '../common/names';
 import type { Agents } from './agents';
 import { trashedHolderOf } from './cluster/trash-refs';
 import type { ClusterSession, ClusterView } from './cluster/view';
@@ -26,11 +27,15 @@ export class DnsNames {
   constructor(private readonly o: { view: ClusterView; agents: Pick<Agents, 'addressOf'>; dns: DnsSink | null; logger: Logger }) {}
 
   /**
-   * Runs `fn` holding the cluster-wide claim on DNS name `dns` (if any): a name another session
-   * has, or an op in flight claimed, is refused with NAME_TAKEN before any agent is asked.
+   * Runs `fn` holding the cluster-wide claim on DNS name `dns` (if any): a name that is not one is
+   * refused with BAD_REQUEST, and a name another session has, or an op in flight claimed, with
+   * NAME_TAKEN, before any agent is asked.
    */
   async claim<T>(dns: string | undefined, self: string | null, fn: () => Promise<T>): Promise<T> {
     if (!dns) return fn();
+    // What is no name is never taken: two ops with the same bad name both hear what is wrong with it.
+    const problem = problemWith(dnsNameSchema, dns);
+    if (problem) throw new BerthError('BAD_REQUEST', `dns: ${problem}`);
     await this.dnsMutex.run(async () => {
       const holder = this.o.view.sessions().find((x) => x.entry.kind === 'session' && x.entry.meta.dns === dns && x.id !== self);
       if (holder) throw new BerthError('NAME_TAKEN', `dns: "${dns}" is used by session ${nameOf(holder)} on ${holder.agent}`);

@@ -16,6 +16,7 @@ import {
   clampTermSize,
   describeIssue,
   encodeFrame,
+  headerOf,
 } from '../../common/protocol';
 import { OpenAttach, Sessions } from '../sessions';
 
@@ -133,20 +134,17 @@ export function serveAttach(channel: Duplex, sessions: Sessions, logger: Logger)
       early.push(chunk);
       return;
     }
-    // Header phase: everything after the first newline is already terminal input.
-    const nl = chunk.indexOf(0x0a);
-    const head = nl === -1 ? chunk : chunk.subarray(0, nl + 1);
-    if (nl !== -1 && nl + 1 < chunk.length) early.push(chunk.subarray(nl + 1));
-    for (const f of splitter.push(head)) {
-      if (f.kind === 'oversized') {
-        refuse(new BerthError('BAD_REQUEST', `attach header is larger than ${MAX_REQUEST_BYTES} bytes`));
-        phase = 'opening';
-        return;
-      }
-      phase = 'opening';
-      void begin(f.line);
+    // Header phase: the first line that is a frame is the header (blank lines are none); everything
+    // after its newline is already terminal input.
+    const got = headerOf(splitter, chunk);
+    if (!got) return;
+    phase = 'opening';
+    if (got.frame.kind === 'oversized') {
+      refuse(new BerthError('BAD_REQUEST', `attach header is larger than ${MAX_REQUEST_BYTES} bytes`));
       return;
     }
+    if (got.rest.length > 0) early.push(got.rest);
+    void begin(got.frame.line);
   });
   channel.on('close', () => {
     closed = true;

@@ -6,7 +6,7 @@
 import { Duplex } from 'node:stream';
 import { BerthError, toBerthError } from '../../common/errors';
 import { Logger } from '../../common/logging';
-import { LineSplitter, MAX_REQUEST_BYTES, MoveHeader, PROTOCOL_VERSION, describeIssue, encodeFrame, moveEnvelopeSchema, moveHeaderSchema } from '../../common/protocol';
+import { LineSplitter, MAX_REQUEST_BYTES, MoveHeader, PROTOCOL_VERSION, describeIssue, encodeFrame, headerOf, moveEnvelopeSchema, moveHeaderSchema } from '../../common/protocol';
 import { Sessions } from '../sessions';
 
 export function serveMove(channel: Duplex, sessions: Sessions, logger: Logger): void {
@@ -86,17 +86,14 @@ export function serveMove(channel: Duplex, sessions: Sessions, logger: Logger): 
   };
 
   const onData = (chunk: Buffer): void => {
-    const nl = chunk.indexOf(0x0a);
-    const head = nl === -1 ? chunk : chunk.subarray(0, nl + 1);
-    for (const f of splitter.push(head)) {
-      channel.off('data', onData);
-      // Whatever came after the header is the start of an import's stream.
-      channel.pause();
-      if (nl !== -1 && nl + 1 < chunk.length) channel.unshift(chunk.subarray(nl + 1));
-      if (f.kind === 'oversized') return fail(new BerthError('BAD_REQUEST', `move header is larger than ${MAX_REQUEST_BYTES} bytes`));
-      run(f.line).catch(fail);
-      return;
-    }
+    const got = headerOf(splitter, chunk);
+    if (!got) return;
+    channel.off('data', onData);
+    // Whatever came after the header is the start of an import's stream.
+    channel.pause();
+    if (got.rest.length > 0) channel.unshift(got.rest);
+    if (got.frame.kind === 'oversized') return fail(new BerthError('BAD_REQUEST', `move header is larger than ${MAX_REQUEST_BYTES} bytes`));
+    run(got.frame.line).catch(fail);
   };
   channel.on('data', onData);
   channel.on('error', (err: Error) => log.debug('move channel error', { err: err.message }));

@@ -9,6 +9,7 @@ import {
   RpcEnvelope,
   RpcHandlers,
   RpcOp,
+  RpcParams,
   RpcReply,
   RpcResult,
   describeIssue,
@@ -42,12 +43,17 @@ function handlers(s: Sessions): RpcHandlers {
   } satisfies RpcHandlers;
 }
 
-/** Checks the params of `op` and runs its handler; BAD_REQUEST names the field that is wrong. */
-async function dispatch<O extends RpcOp>(ops: RpcHandlers, op: O, params: unknown, operator: string, opId: string | undefined): Promise<RpcResult<O>> {
+/** The params of `op`, checked; BAD_REQUEST names the field that is wrong. */
+function paramsOf<O extends RpcOp>(op: O, params: unknown): RpcParams<O> {
   const parsed = rpcParamsSchemas[op].safeParse(params ?? {});
   if (!parsed.success) throw new BerthError('BAD_REQUEST', describeIssue(parsed.error));
+  return parsed.data;
+}
+
+/** Runs the handler of `op` with its checked params. */
+function dispatch<O extends RpcOp>(ops: RpcHandlers, op: O, params: RpcParams<O>, operator: string, opId: string | undefined): Promise<RpcResult<O>> {
   const handler: RpcHandlers[O] = ops[op];
-  return handler(parsed.data, operator, opId);
+  return handler(params, operator, opId);
 }
 
 /** A channel; SSH channels can also report an exit status, which OpenSSH's `ssh -s` exits with. */
@@ -91,7 +97,9 @@ export function serveRpc(channel: RpcChannel, sessions: Sessions, logger: Logger
       return;
     }
     try {
-      const run = (): Promise<unknown> => dispatch(ops, req.op, req.params, req.operator, req.opId);
+      // Checked before the journal hashes them: params nested too deep to hash are a bad request.
+      const params = paramsOf(req.op, req.params);
+      const run = (): Promise<unknown> => dispatch(ops, req.op, params, req.operator, req.opId);
       const result = req.opId && MUTATING_OPS.has(req.op) ? await journal.once(req.operator, req.opId, req.op, req.params, run) : await run();
       send({ id: req.id, ok: true, result });
     } catch (err) {
@@ -122,10 +130,11 @@ export function serveRpc(channel: RpcChannel, sessions: Sessions, logger: Logger
   channel.on('error', (err: Error) => log.debug('rpc channel error', { err: err.message }));
 }
 
+/** The id of a frame whose envelope is not valid, if it is one a reply may carry (as the envelope's: 1-64 characters or a safe integer). */
 function idOf(raw: unknown): string | number | null {
   if (raw && typeof raw === 'object' && 'id' in raw) {
     const id = (raw as { id: unknown }).id;
-    if ((typeof id === 'string' && id.length <= 64) || (typeof id === 'number' && Number.isInteger(id))) return id;
+    if ((typeof id === 'string' && id.length >= 1 && id.length <= 64) || (typeof id === 'number' && Number.isSafeInteger(id))) return id;
   }
   return null;
 }

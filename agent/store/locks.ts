@@ -83,7 +83,7 @@ export class SessionLocks {
       throw wrapError('take session lock', err);
     }
     try {
-      await fs.rename(pending, path.join(dir, LOCK_OWNER_FILE));
+      await this.placeOwner(dir, pending, owner);
     } catch (err) {
       await fs.rm(pending, { force: true });
       await release().catch(() => undefined);
@@ -97,6 +97,23 @@ export class SessionLocks {
       await fs.rm(path.join(dir, LOCK_OWNER_FILE), { force: true }).catch(() => undefined);
       await release().catch((err: unknown) => this.opts.logger.warn('release lock', { dir, err: messageOf(err) }));
     };
+  }
+
+  /**
+   * Renames this attempt's owner record into place. An attempt that took the lock just before this
+   * one (and has released it since) removed every pending record it found, this one's too: then the
+   * record is written again, which is safe, as this attempt holds the lock now.
+   */
+  private async placeOwner(dir: string, pending: string, owner: LockOwner): Promise<void> {
+    try {
+      await fs.rename(pending, path.join(dir, LOCK_OWNER_FILE));
+      return;
+    } catch (err) {
+      if ((err as NodeJS.ErrnoException).code !== 'ENOENT') throw err;
+    }
+    const again = path.join(dir, `${PENDING_PREFIX}${randomUUID().slice(0, 8)}${PENDING_SUFFIX}`);
+    await fs.writeFile(again, JSON.stringify(owner), { flag: 'wx', mode: 0o644 });
+    await fs.rename(again, path.join(dir, LOCK_OWNER_FILE));
   }
 
   /** Who holds the lock of the session in `dir`, or null. Never throws for a bad owner record. */

@@ -46,6 +46,24 @@ export class LineSplitter {
   }
 }
 
+/**
+ * The header of a channel whose first line is one and whose bytes after it are something else (an
+ * attach's terminal, a move's tar stream): feeds `chunk` to `splitter` a line at a time and stops
+ * at the first frame, giving it and the bytes after its newline. Null while there is none yet:
+ * blank lines are no frame, here as on every other channel.
+ */
+export function headerOf(splitter: LineSplitter, chunk: Buffer): { frame: Frame; rest: Buffer } | null {
+  let start = 0;
+  while (start < chunk.length) {
+    const nl = chunk.indexOf(0x0a, start);
+    const end = nl === -1 ? chunk.length : nl + 1;
+    const [frame] = splitter.push(chunk.subarray(start, end));
+    if (frame) return { frame, rest: chunk.subarray(end) };
+    start = end;
+  }
+  return null;
+}
+
 /** One frame as a line to write. */
 export function encodeFrame(value: unknown): string {
   return `${JSON.stringify(value)}\n`;

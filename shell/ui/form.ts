@@ -8,18 +8,40 @@ import blessed from 'blessed';
 import { inertBlock, inertCell } from '../../common/terminal-text';
 import { Dialog, Dialogs, Field, Key } from './dialog';
 
-function center(screen: blessed.Widgets.Screen, width: number, height: number, label: string): blessed.Widgets.BoxElement {
-  return blessed.box({
+/** The smallest screen a dialog is drawn on (it still takes keys on a smaller one). */
+const MIN_BOX = { cols: 20, rows: 3 };
+
+/** A box in the middle of the screen, `width` wide and `height()` high at most (less on a smaller screen). */
+function center(screen: blessed.Widgets.Screen, width: number, height: () => number, label: string): blessed.Widgets.BoxElement {
+  const box = blessed.box({
     parent: screen,
     top: 'center',
     left: 'center',
-    width: Math.min(width, Math.max(20, (screen.width as number) - 2)),
-    height,
+    width: 1,
+    height: 1,
     border: { type: 'line' },
     label: ` ${esc(label)} `,
     tags: true,
     style: { border: { fg: 'cyan' } },
   });
+  // Fitted at every draw to the size the terminal has then, and not drawn at all on one too small
+  // for it: blessed throws drawing a combining or zero-width character in a box that reaches past
+  // the screen's edge, and never ends wrapping a wide character in a box too narrow for it.
+  const fit = (): void => {
+    const cols = screen.width as number;
+    const rows = screen.height as number;
+    if (cols < MIN_BOX.cols || rows < MIN_BOX.rows) {
+      if (!box.hidden) box.hide();
+      return;
+    }
+    if (box.hidden) box.show();
+    box.width = Math.min(width, Math.max(MIN_BOX.cols, cols - 2));
+    box.height = Math.min(height(), rows);
+  };
+  fit();
+  screen.on('prerender', fit);
+  box.on('destroy', () => screen.removeListener('prerender', fit));
+  return box;
 }
 
 /** Closes a dialog's box and hands the keys back to the menu. */
@@ -67,6 +89,13 @@ function formLines(fields: Field[], st: FormState): string[] {
   return lines;
 }
 
+/**
+ * The most characters a field takes: one more than its longest valid value (a repository URL), so
+ * that its check still says what is too long. Past it, typing and pastes are dropped: every key
+ * redraws the form, and an unbounded value would make each redraw longer than the last.
+ */
+export const MAX_FIELD_CHARS = 2049;
+
 /** Moves between fields or edits the current one. */
 function editForm(fields: Field[], st: FormState, ch: string | undefined, key: Key): void {
   const f = fields[st.at];
@@ -87,7 +116,7 @@ function editForm(fields: Field[], st: FormState, ch: string | undefined, key: K
     default:
       if (f.choices && ch === ' ') {
         f.value = f.choices[(f.choices.indexOf(f.value) + 1) % f.choices.length] ?? f.value;
-      } else if (!f.choices && ch && ch.length === 1 && ch >= ' ' && !key.ctrl) {
+      } else if (!f.choices && ch && ch.length === 1 && ch >= ' ' && !key.ctrl && f.value.length < MAX_FIELD_CHARS) {
         f.value += ch;
       }
   }
@@ -104,14 +133,28 @@ export function openForm(
   submit: (values: string[]) => Promise<void>,
   onClose: () => void,
 ): Dialog {
-  const box = center(screen, 70, fields.length + 4, title);
+  // One row per field, and one more under each field that has a problem.
+  let rows = fields.length + 4;
+  const box = center(screen, 70, () => rows, title);
   const st: FormState = { at: 0, error: '', busy: false };
+  let gone = false;
+  box.on('destroy', () => (gone = true));
   const draw = (): void => {
+    if (gone) return;
     const lines = formLines(fields, st);
-    // One row per field, and one more under each field that has a problem.
-    box.height = Math.min(lines.length + 2, Math.max(5, (screen.height as number) - 1));
+    rows = lines.length + 2;
     box.setContent(lines.join('\n'));
     screen.render();
+  };
+  // A paste is one key per character: the form is drawn once for all the keys that came together.
+  let queued = false;
+  const drawSoon = (): void => {
+    if (queued) return;
+    queued = true;
+    setImmediate(() => {
+      queued = false;
+      draw();
+    });
   };
   const close = closer(screen, box, onClose);
   const send = (): void => {
@@ -136,7 +179,7 @@ export function openForm(
       if (key.name === 'enter' && fields.every((x) => x.check(x.value) === null)) return send();
       editForm(fields, st, ch, key);
       st.error = '';
-      draw();
+      drawSoon();
     },
   };
 }
@@ -149,7 +192,7 @@ export function openPicker(
   choose: (index: number) => void,
   onClose: () => void,
 ): Dialog {
-  const box = center(screen, 60, Math.min(items.length, 12) + 4, title);
+  const box = center(screen, 60, () => Math.min(items.length, 12) + 4, title);
   let at = 0;
   const draw = (): void => {
     box.setContent([...items.map((it, i) => (i === at ? `{inverse}> ${esc(it)}{/inverse}` : `  ${esc(it)}`)), '{gray-fg}↑↓ choose · Enter ok · Esc cancel{/gray-fg}'].join('\n'));
@@ -175,7 +218,7 @@ export function openPicker(
 /** A yes/no question: Y runs `yes`, anything else cancels. */
 export function openConfirm(screen: blessed.Widgets.Screen, question: string, yes: () => void, onClose: () => void): Dialog {
   const shown = inertCell(question);
-  const box = center(screen, Math.max(40, shown.length + 6), 5, 'confirm');
+  const box = center(screen, Math.max(40, shown.length + 6), () => 5, 'confirm');
   box.setContent(`${esc(shown)}\n{bold}Y{/bold}es / {bold}N{/bold}o`);
   screen.render();
   const close = closer(screen, box, onClose);
@@ -192,7 +235,7 @@ export function openConfirm(screen: blessed.Widgets.Screen, question: string, ye
 export function openPage(screen: blessed.Widgets.Screen, title: string, text: string, onClose: () => void): Dialog {
   const shown = inertBlock(text);
   const lines = shown.split('\n');
-  const box = center(screen, Math.max(...lines.map((l) => l.length)) + 4, lines.length + 3, title);
+  const box = center(screen, Math.max(...lines.map((l) => l.length)) + 4, () => lines.length + 3, title);
   box.setContent(`${escBlock(shown)}\n{gray-fg}any key closes{/gray-fg}`);
   screen.render();
   const close = closer(screen, box, onClose);

@@ -24,6 +24,8 @@ export interface MenuScreen {
   /** The terminal's height in rows, as blessed last learnt it. */
   rows(): number;
   paint(frame: Frame): void;
+  /** Runs `fn` now or, while keys are being read, once they are (the last `fn` given then wins). */
+  batch(fn: () => void): void;
   /** Rings the terminal's bell (BEL), with the next paint's output. */
   bell(): void;
   /** Records the terminal's new size; `refit` makes blessed take it. */
@@ -78,6 +80,62 @@ function newScreen(input: Readable, out: TtyOutput): FullScreen {
   return screen;
 }
 
+/** The menu is drawn at most this often: keys and window changes can come far faster than that. */
+const DRAW_EVERY_MS = 15;
+
+/**
+ * Draws, kept few whatever comes in: a draw asked for within DRAW_EVERY_MS of the last one is done
+ * once, at the end of that time, for all asked for meanwhile; and every key asks for a draw, a paste
+ * being one key per character, so what is asked for while a chunk of input is read (`batch`) is
+ * done once, after it. So no flood of keys or window changes can hold the shell.
+ */
+function fewDraws(screen: FullScreen, input: Readable): (fn: () => void) => void {
+  const draw = screen.render.bind(screen);
+  const destroyed = (): boolean => (screen as FullScreen & { destroyed?: boolean }).destroyed === true;
+  let lastDrawn = 0;
+  let due: NodeJS.Timeout | null = null;
+  const drawNow = (): void => {
+    due = null;
+    if (destroyed()) return;
+    lastDrawn = Date.now();
+    draw();
+  };
+  let reading = false;
+  let drawWanted = false;
+  let last: (() => void) | null = null;
+  screen.render = () => {
+    if (reading) drawWanted = true;
+    else if (!due) {
+      const wait = lastDrawn + DRAW_EVERY_MS - Date.now();
+      if (wait <= 0) drawNow();
+      else due = setTimeout(drawNow, wait);
+    }
+  };
+  const done = (): void => {
+    if (!reading) return;
+    reading = false;
+    // A key may have ended the menu (Q): then nothing is left to draw.
+    if (destroyed()) return;
+    const fn = last;
+    last = null;
+    fn?.();
+    if (drawWanted) {
+      drawWanted = false;
+      screen.render();
+    }
+  };
+  // Before blessed's own reader, and after it; should a key's handler throw, the next turn ends it.
+  input.prependListener('data', () => {
+    reading = true;
+    setImmediate(done);
+  });
+  input.on('data', done);
+  return (fn) => {
+    if (reading) last = fn;
+    else fn();
+  };
+}
+
 /** Opens the screen on `input`/`output` (a terminal `cols`×`rows`), with `hints` on the bottom line. */
 export function openMenuScreen(input: Readable, output: Writable, cols: number, rows: number, hints: Line): MenuScreen {
   const out = output as TtyOutput;
@@ -86,6 +144,7 @@ export function openMenuScreen(input: Readable, output: Writable, cols: number, 
   out.isTTY = true;
   (input as Readable & { isTTY: boolean }).isTTY = true;
   const screen = newScreen(input, out);
+  const batch = fewDraws(screen, input);
   // One line each, cut at the edge rather than wrapped onto the next.
   const line = { left: 0, width: '100%', height: 1, tags: true, wrap: false } as const;
   const title = blessed.box({ parent: screen, top: 0, ...line, style: { bg: 'blue', fg: 'white' } });
@@ -94,22 +153,24 @@ export function openMenuScreen(input: Readable, output: Writable, cols: number, 
   const preview = blessed.box({ parent: screen, bottom: 2, left: 0, width: '100%', height: 1, tags: true, wrap: false, hidden: true });
   const status = blessed.box({ parent: screen, bottom: 1, ...line });
   blessed.box({ parent: screen, bottom: 0, ...line, content: tagged(hints) });
+  const paintNow = (frame: Frame): void => {
+    title.setContent(tagged(frame.title));
+    const below = frame.previewRows > 0 ? frame.previewRows : 0;
+    table.height = `100%-${3 + below}`;
+    if (below > 0) {
+      preview.height = below;
+      const [head, ...rest] = frame.preview;
+      preview.setContent([`{underline}${head ? tagged(head) : ''}${' '.repeat(Math.max(0, (screen.width as number) - (head ? head.reduce((n, s) => n + s.text.length, 0) : 0)))}{/underline}`, ...rest.map(tagged)].join('\n'));
+      preview.show();
+    } else preview.hide();
+    table.setContent(frame.table.map(tagged).join('\n'));
+    status.setContent(tagged(frame.status));
+    screen.render();
+  };
   return {
     rows: () => screen.height as number,
-    paint(frame) {
-      title.setContent(tagged(frame.title));
-      const below = frame.previewRows > 0 ? frame.previewRows : 0;
-      table.height = `100%-${3 + below}`;
-      if (below > 0) {
-        preview.height = below;
-        const [head, ...rest] = frame.preview;
-        preview.setContent([`{underline}${head ? tagged(head) : ''}${' '.repeat(Math.max(0, (screen.width as number) - (head ? head.reduce((n, s) => n + s.text.length, 0) : 0)))}{/underline}`, ...rest.map(tagged)].join('\n'));
-        preview.show();
-      } else preview.hide();
-      table.setContent(frame.table.map(tagged).join('\n'));
-      status.setContent(tagged(frame.status));
-      screen.render();
-    },
+    paint: paintNow,
+    batch,
     bell: () => void screen.program.bell(),
     setSize(c, r) {
       out.columns = c;

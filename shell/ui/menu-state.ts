@@ -175,6 +175,9 @@ export function startFiltering(st: MenuState): MenuState {
   return { ...st, filtering: true };
 }
 
+/** The longest filter text kept: past it, typing and pastes are dropped (each key redraws the menu). */
+export const MAX_FILTER_CHARS = 256;
+
 /**
  * One key while filtering: a character adds to the filter, Backspace takes one off, Enter keeps the
  * filter, Escape clears it; both end the typing. Any key moves the selection to the first row.
@@ -184,7 +187,7 @@ export function filterKey(st: MenuState, ch: string | undefined, key: Key): Menu
   if (key.name === 'escape') filter = '';
   if (key.name === 'escape' || key.name === 'enter') filtering = false;
   else if (key.name === 'backspace') filter = filter.slice(0, -1);
-  else if (ch && ch.length === 1 && ch >= ' ' && key.name !== 'return') filter += ch;
+  else if (ch && ch.length === 1 && ch >= ' ' && key.name !== 'return' && filter.length < MAX_FILTER_CHARS) filter += ch;
   return { ...st, filter, filtering, selected: 0, selectedId: null };
 }
 

@@ -40,9 +40,9 @@ export interface MenuOptions {
 }
 
 export interface Menu {
-  /** Redraws now (normally redraws follow cluster changes by themselves). */
+  /** Redraws: now, or once the keys being read are (normally redraws follow cluster changes by themselves). */
   render(): void;
-  /** Tells the menu the terminal's new size. */
+  /** Tells the menu the terminal's new size (a burst of them is applied at most every 50 ms, the latest last). */
   resize(cols: number, rows: number): void;
   /** Resolves when the operator quits (Q). */
   done: Promise<void>;
@@ -54,6 +54,8 @@ export interface Menu {
 
 /** Cluster changes within this long are drawn once. */
 const REDRAW_COALESCE_MS = 15;
+/** Window changes are applied at most this often (the latest size wins): a storm of them costs a few redraws. */
+const RESIZE_EVERY_MS = 50;
 const SPINNER_MS = 120;
 
 export function startMenu(o: MenuOptions): Menu {
@@ -73,6 +75,10 @@ class MenuController implements Menu, MenuContext {
   private attached = false;
   private destroyed = false;
   private redrawQueued = false;
+  /** A size asked for while the last one is held (see RESIZE_EVERY_MS), and the size the menu has. */
+  private pendingSize: { cols: number; rows: number } | null = null;
+  private size: { cols: number; rows: number };
+  private resizeHeld = false;
   private ended: () => void = () => undefined;
   private readonly spinner: NodeJS.Timeout;
   private readonly preview: PreviewFeed;
@@ -83,6 +89,7 @@ class MenuController implements Menu, MenuContext {
   ) {
     this.operator = o.operator;
     this.service = o.service;
+    this.size = { cols: o.cols, rows: o.rows };
     this.done = new Promise<void>((resolve) => (this.ended = resolve));
     this.dialogs = screen.dialogs(
       (d) => (this.dialog = d),
@@ -107,7 +114,10 @@ class MenuController implements Menu, MenuContext {
 
   // ---- Menu ----
 
-  render = (): void => {
+  render = (): void => this.screen.batch(this.renderNow);
+
+  /** Draws the state as it is now. */
+  private readonly renderNow = (): void => {
     if (this.destroyed || this.attached) return;
     const all = this.service.view.sessions();
     const shown = S.tableRows(all, this.state);
@@ -143,7 +153,27 @@ class MenuController implements Menu, MenuContext {
   }
 
   resize(cols: number, rows: number): void {
-    this.screen.setSize(cols, rows);
+    this.pendingSize = { cols, rows };
+    // The size it has already (a redraw of everything): at once.
+    const same = cols === this.size.cols && rows === this.size.rows;
+    if (!this.resizeHeld || same) this.applySize();
+  }
+
+  /** Takes the latest size asked for and, when it is a new one, holds the next ones for a moment. */
+  private applySize(): void {
+    const size = this.pendingSize;
+    if (!size || this.destroyed) return;
+    this.pendingSize = null;
+    const same = size.cols === this.size.cols && size.rows === this.size.rows;
+    this.size = size;
+    if (!same && !this.resizeHeld) {
+      this.resizeHeld = true;
+      setTimeout(() => {
+        this.resizeHeld = false;
+        this.applySize();
+      }, RESIZE_EVERY_MS).unref();
+    }
+    this.screen.setSize(size.cols, size.rows);
     if (this.attached) return; // the menu takes the size when it comes back
     this.screen.refit();
     this.render();
