@@ -1,8 +1,9 @@
 /**
  * The operators' SSH server: public-key login (the user name must be an operator with that key),
  * the exec CLI (`ssh shell list`), attach over `ssh -t shell attach REF`, and the menu door.
+ * Nothing else: forwarding of any kind and subsystems are refused, and audited (see Refusals).
  */
-import { AuthContext, Connection, Server, ServerChannel, Session } from 'ssh2';
+import { AuthContext, Connection, Server, ServerChannel, Session, SocketBindInfo, TcpipBindInfo } from 'ssh2';
 import { Listener, SshListener, sshListener } from '../../common/listener';
 import { toBerthError } from '../../common/errors';
 import { Logger } from '../../common/logging';
@@ -75,6 +76,7 @@ function serveClient(door: Door, client: Connection, login: Login, gone: () => v
   let operator: Operator | null = null;
   let connected: Operator | null = null;
   let forget = (): void => undefined;
+  let refusals: Refusals | null = null;
   client.on('authentication', (ctx) => {
     const r = authenticate(door, ctx);
     if (!('why' in r)) {
@@ -96,14 +98,53 @@ function serveClient(door: Door, client: Connection, login: Login, gone: () => v
     forget = door.operators.connected(op, () => client.end());
     login.loggedIn();
     door.log.info('operator connected', { operator: op.name, address: login.address });
-    client.on('session', (accept) => serveSession(door, accept(), op));
+    const refused = new Refusals(door, op);
+    refusals = refused;
+    client.on('session', (accept) => serveSession(door, accept(), op, refused));
+    // Port and socket forwarding asked of the shell (ssh -R). The channels a client opens to
+    // forward (ssh -L, -W) are refused by the SSH library itself, "administratively prohibited",
+    // before berth sees them: those are not audited.
+    client.on('request', (_acc, rej, name: string, info: TcpipBindInfo | SocketBindInfo) => {
+      const where = 'socketPath' in info ? info.socketPath : `${info.bindAddr}:${info.bindPort}`;
+      refused.refuse(rej, 'forward', `the shell forwards nothing (${name} ${where})`);
+    });
   });
   client.on('error', (err) => door.log.debug('operator connection error', { err: err.message }));
   client.on('close', () => {
     gone();
     forget();
-    if (connected) door.log.info('operator disconnected', { operator: connected.name });
+    const unaudited = refusals?.unaudited ?? 0;
+    if (connected) door.log.info('operator disconnected', { operator: connected.name, ...(unaudited > 0 ? { unaudited } : {}) });
   });
+}
+
+/** Refused SSH requests of one connection that are audited; later ones are refused and counted only. */
+const MAX_AUDITED_REFUSALS = 20;
+
+/**
+ * SSH requests the shell does not serve (forwarding, X11, subsystems), refused as SSH says (a
+ * failed request) and audited with the operator who asked: the first MAX_AUDITED_REFUSALS of a
+ * connection, so that a client repeating one cannot push the real records out of the log.
+ */
+class Refusals {
+  unaudited = 0;
+  private audited = 0;
+
+  constructor(
+    private readonly door: Door,
+    private readonly op: Operator,
+  ) {}
+
+  /** Rejects (when the client asked for an answer) and records `op`; never throws. */
+  refuse(reject: (() => void) | undefined, op: string, message: string): void {
+    reject?.();
+    if (this.audited >= MAX_AUDITED_REFUSALS) {
+      this.unaudited++;
+      return;
+    }
+    this.audited++;
+    void this.door.service.auditLog.record({ operator: this.op.name, op, result: 'refused', code: 'FORBIDDEN', message });
+  }
 }
 
 /** The operator a login attempt proves to be (the user name's, with one of their keys), or why not. */
@@ -118,7 +159,7 @@ function authenticate(door: Door, ctx: AuthContext): Operator | { why: string } 
 }
 
 /** One SSH session: a pty (or none), then a command (exec) or the menu (shell); no subsystems. */
-function serveSession(door: Door, session: Session, op: Operator): void {
+function serveSession(door: Door, session: Session, op: Operator, refusals: Refusals): void {
   const tty: Tty = { size: null, onResize: null };
   // Sizes are the client's word: clamped here, before the menu or an attach sees them.
   session.on('pty', (acc, _rej, info) => {
@@ -142,7 +183,9 @@ function serveSession(door: Door, session: Session, op: Operator): void {
     if (!tty.size) return refuse(ch, 'berth: the menu needs a terminal: use ssh -t, or run a command (`help` lists them)\n');
     serveMenu(ch, op, tty.size, door.service, door.log, (f) => (tty.onResize = f), { bell: door.operators.get(op.name)?.bell ?? true });
   });
-  session.on('subsystem', (_acc, rej) => rej());
+  session.on('subsystem', (_acc, rej, info) => refusals.refuse(rej, 'subsystem', `the shell has no subsystems (${info.name})`));
+  session.on('x11', (_acc, rej) => refusals.refuse(rej, 'x11-forward', 'the shell forwards no X11'));
+  session.on('auth-agent', (_acc, rej) => refusals.refuse(rej, 'agent-forward', 'the shell forwards no SSH agent'));
 }
 
 async function execCommand(door: Door, ch: ServerChannel, line: string, op: Operator, tty: Tty): Promise<void> {
