@@ -158,7 +158,7 @@ export class AgentLink extends EventEmitter {
   async attach(header: AttachHeader, timeoutMs: number): Promise<AgentAttach> {
     const conn = this.conn;
     if (this.status !== 'online' || !conn) throw new BerthError('AGENT_OFFLINE', `agent ${this.o.id} is offline`);
-    const ch = await subsystem(conn, SUBSYSTEMS.attach);
+    const ch = await this.channel(conn, SUBSYSTEMS.attach);
     const reply = await new Promise<AttachReply>((resolve, reject) => {
       let head = Buffer.alloc(0);
       const timer = setTimeout(() => {
@@ -210,7 +210,7 @@ export class AgentLink extends EventEmitter {
   async move(req: MoveHeader, operator: string, timeoutMs: number): Promise<{ result: unknown; stream: ClientChannel }> {
     const conn = this.conn;
     if (this.status !== 'online' || !conn) throw new BerthError('AGENT_OFFLINE', `agent ${this.o.id} is offline`);
-    const ch = await subsystem(conn, SUBSYSTEMS.move);
+    const ch = await this.channel(conn, SUBSYSTEMS.move);
     const splitter = new LineSplitter(MAX_REPLY_BYTES);
     const line = await new Promise<string>((resolve, reject) => {
       const timer = setTimeout(() => {
@@ -243,6 +243,22 @@ export class AgentLink extends EventEmitter {
       throw new BerthError(reply.error.code, reply.error.message);
     }
     return { result: reply.result, stream: ch };
+  }
+
+  /**
+   * Opens a subsystem channel on `conn`. A connection that went meanwhile fails the open with a
+   * bare "No response from server" or "Not connected": that is the agent going, AGENT_OFFLINE as
+   * for a call (an op's outcome is then unknown), not an internal error. Other failures as they are.
+   */
+  private async channel(conn: Client, name: string): Promise<ClientChannel> {
+    try {
+      return await subsystem(conn, name);
+    } catch (err) {
+      // A lost connection fails its channel opens as it reports itself gone: look once that is done.
+      await new Promise((resolve) => setImmediate(resolve));
+      if (this.conn !== conn) throw new BerthError('AGENT_OFFLINE', `agent ${this.o.id} went offline${this.reason ? `: ${this.reason}` : ''}`);
+      throw err;
+    }
   }
 
   private connect(): void {

@@ -24,6 +24,8 @@ export interface AgentProcessOptions {
   wrap?: string[];
   /** Options for node itself, before the script (e.g. `--cpu-prof`). */
   nodeArgs?: string[];
+  /** `dir`'s agent trusts its shell key already (a restart on the same dir): no authorize-shell run. */
+  trusted?: boolean;
 }
 
 export interface AgentProcess {
@@ -74,12 +76,14 @@ export async function startAgentProcess(o: AgentProcessOptions): Promise<AgentPr
     ...o.config,
   };
   await fs.writeFile(configFile, JSON.stringify(config, null, 2));
-  const auth = spawn(process.execPath, [BERTH_BIN, 'agent', 'authorize-shell', '--config', configFile, shellKey.public]);
-  let authErr = '';
-  auth.stderr?.on('data', (d: Buffer) => (authErr += d.toString()));
-  // 'close', not 'exit': only then has all of its stderr been read.
-  const authCode = await new Promise<number | null>((r) => auth.on('close', r));
-  if (authCode !== 0) throw new Error(`authorize-shell exited ${authCode}: ${authErr}`);
+  if (!o.trusted) {
+    const auth = spawn(process.execPath, [BERTH_BIN, 'agent', 'authorize-shell', '--config', configFile, shellKey.public]);
+    let authErr = '';
+    auth.stderr?.on('data', (d: Buffer) => (authErr += d.toString()));
+    // 'close', not 'exit': only then has all of its stderr been read.
+    const authCode = await new Promise<number | null>((r) => auth.on('close', r));
+    if (authCode !== 0) throw new Error(`authorize-shell exited ${authCode}: ${authErr}`);
+  }
 
   const argv = [...(o.wrap ?? []), process.execPath, ...(o.nodeArgs ?? []), BERTH_BIN, 'agent', 'serve', '--config', configFile];
   const proc = spawn(argv[0]!, argv.slice(1), { stdio: ['ignore', 'pipe', 'pipe'] });
