@@ -134,7 +134,15 @@ async function operatorLoop(user: string, index: number, until: number, tally: T
         await a.waitFor(new RegExp(`done-${round}-42`));
       });
       await time('detach', async () => {
-        a.ch.write('\x02d');
+        // As a person types it: the prefix, then d. Sent in one write, tmux now and then passed
+        // both to the shell (seen once in CI); a prefix that went astray is sent again.
+        for (let i = 0; i < 3; i++) {
+          a.ch.write('\x02');
+          await new Promise((r) => setTimeout(r, 50));
+          a.ch.write('d');
+          const gone = await Promise.race([a.closed.then(() => true), new Promise<boolean>((r) => setTimeout(() => r(false), 5_000))]);
+          if (gone) return;
+        }
         await a.closed;
       });
       await must('kill', `kill ${name} --yes`);
