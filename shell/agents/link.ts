@@ -189,10 +189,7 @@ export class AgentLink extends EventEmitter {
       });
       ch.write(encodeFrame(header));
     });
-    // A connection that goes closes its channels before it reports itself gone: look once that is done.
-    const lost = new Promise<string | null>((resolve) =>
-      ch.once('close', () => setImmediate(() => resolve(this.conn === conn ? null : `agent ${this.o.id} went offline${this.reason ? `: ${this.reason}` : ''}`))),
-    );
+    const lost = new Promise<string | null>((resolve) => ch.once('close', () => resolve(this.wentWith(conn))));
     return {
       stream: ch,
       reply,
@@ -254,11 +251,19 @@ export class AgentLink extends EventEmitter {
     try {
       return await subsystem(conn, name);
     } catch (err) {
-      // A lost connection fails its channel opens as it reports itself gone: look once that is done.
-      await new Promise((resolve) => setImmediate(resolve));
-      if (this.conn !== conn) throw new BerthError('AGENT_OFFLINE', `agent ${this.o.id} went offline${this.reason ? `: ${this.reason}` : ''}`);
+      const gone = await this.wentWith(conn);
+      if (gone) throw new BerthError('AGENT_OFFLINE', gone);
       throw err;
     }
+  }
+
+  /**
+   * Whether `conn` is gone (`agent X went offline: why`) or still this link's (null). A connection
+   * that goes fails and closes its channels before it reports itself gone: this looks once that is done.
+   */
+  private async wentWith(conn: Client): Promise<string | null> {
+    await new Promise((resolve) => setImmediate(resolve));
+    return this.conn === conn ? null : `agent ${this.o.id} went offline${this.reason ? `: ${this.reason}` : ''}`;
   }
 
   private connect(): void {
