@@ -78,7 +78,7 @@ export function createAgentServer(opts: AgentServerOptions): AgentServer {
         session.on('shell', (_a, reject) => reject?.());
         session.on('exec', (_a, reject) => reject?.());
         session.on('x11', (_a, reject) => reject?.());
-        session.on('env', (accept) => accept?.());
+        session.on('env', (_a, reject) => reject?.());
         session.on('window-change', (accept, _r, info) => {
           accept?.();
           if (attach) attach.resize(info.cols, info.rows);

@@ -1,14 +1,16 @@
 /**
  * The operators' SSH server: public-key login (the user name must be an operator with that key),
  * the exec CLI (`ssh shell list`), attach over `ssh -t shell attach REF`, and the menu door.
- * Nothing else: forwarding of any kind and subsystems are refused, and audited (see Refusals).
+ * Nothing else: forwarding of any kind, subsystems and environment variables are refused, and
+ * audited (see Refusals).
  */
-import { AuthContext, Connection, Server, ServerChannel, Session, SocketBindInfo, TcpipBindInfo } from 'ssh2';
+import { AuthContext, Connection, Server, ServerChannel, Session, SocketBindInfo, TcpipBindInfo, TcpipRequestInfo } from 'ssh2';
 import { Listener, SshListener, sshListener } from '../../common/listener';
 import { toBerthError } from '../../common/errors';
 import { Logger } from '../../common/logging';
 import { Login, LoginLimits } from '../../common/ssh-guard';
 import { clampTermSize } from '../../common/protocol';
+import { inertCell } from '../../common/terminal-text';
 import { runCommand } from '../cli/commands';
 import { errorLine } from '../cli/format';
 import { Operator, ShellService } from '../service';
@@ -101,12 +103,19 @@ function serveClient(door: Door, client: Connection, login: Login, gone: () => v
     const refused = new Refusals(door, op);
     refusals = refused;
     client.on('session', (accept) => serveSession(door, accept(), op, refused));
-    // Port and socket forwarding asked of the shell (ssh -R). The channels a client opens to
-    // forward (ssh -L, -W) are refused by the SSH library itself, "administratively prohibited",
-    // before berth sees them: those are not audited.
+    // Port and socket forwarding asked of the shell (ssh -R).
     client.on('request', (_acc, rej, name: string, info: TcpipBindInfo | SocketBindInfo) => {
       const where = 'socketPath' in info ? info.socketPath : `${info.bindAddr}:${info.bindPort}`;
-      refused.refuse(rej, 'forward', `the shell forwards nothing (${name} ${where})`);
+      refused.refuse(rej, 'forward', `the shell forwards nothing (${name} ${inertCell(where, 200)})`);
+    });
+    // Channels a client opens to forward through the shell (ssh -L, -D, -W). The SSH library
+    // refuses these on its own when nobody listens, unaudited; refused here they are audited. Its
+    // refusal then says "connect failed" (there is no way to give another reason through it).
+    client.on('tcpip', (_acc, rej, info: TcpipRequestInfo) => {
+      refused.refuse(rej, 'forward', `the shell forwards nothing (direct-tcpip ${inertCell(`${info.destIP}:${info.destPort}`, 200)})`);
+    });
+    client.on('openssh.streamlocal', (_acc, rej, info: { socketPath: string }) => {
+      refused.refuse(rej, 'forward', `the shell forwards nothing (direct-streamlocal ${inertCell(info.socketPath, 200)})`);
     });
   });
   client.on('error', (err) => door.log.debug('operator connection error', { err: err.message }));
@@ -122,7 +131,7 @@ function serveClient(door: Door, client: Connection, login: Login, gone: () => v
 const MAX_AUDITED_REFUSALS = 20;
 
 /**
- * SSH requests the shell does not serve (forwarding, X11, subsystems), refused as SSH says (a
+ * SSH requests the shell does not serve (forwarding, X11, subsystems, variables), refused as SSH says (a
  * failed request) and audited with the operator who asked: the first MAX_AUDITED_REFUSALS of a
  * connection, so that a client repeating one cannot push the real records out of the log.
  */
@@ -176,7 +185,14 @@ function serveSession(door: Door, session: Session, op: Operator, refusals: Refu
     tty.size = next;
     tty.onResize?.(next);
   });
-  session.on('env', (acc) => acc?.());
+  // Variables the client sends reach nothing (a command or an attach gets none of them), so
+  // they are refused, as sshd refuses what it does not accept. The locale, which stock OpenSSH
+  // clients send on every login (SendEnv LANG LC_*), is refused quietly; anything else is audited
+  // by name (never its value, which may be a secret).
+  session.on('env', (_acc, rej, info) => {
+    if (/^(LANG|LC_[A-Z_]+)$/.test(info.key)) return rej?.();
+    refusals.refuse(rej, 'env', `the shell takes no environment (${inertCell(info.key, 64)})`);
+  });
   session.on('exec', (acc, _rej, info) => void execCommand(door, acc(), info.command, op, tty));
   session.on('shell', (acc) => {
     const ch = acc();

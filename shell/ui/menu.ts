@@ -9,6 +9,7 @@
 import { Readable, Writable } from 'node:stream';
 import { toBerthError } from '../../common/errors';
 import { Logger } from '../../common/logging';
+import { inertCell } from '../../common/terminal-text';
 import { ClusterSession } from '../cluster/view';
 import { Operator, ShellService } from '../service';
 import { Dialog, Dialogs, Key } from './dialog';
@@ -57,6 +58,8 @@ const REDRAW_COALESCE_MS = 15;
 /** Window changes are applied at most this often (the latest size wins): a storm of them costs a few redraws. */
 const RESIZE_EVERY_MS = 50;
 const SPINNER_MS = 120;
+/** Failed keys and redraws of one menu logged in full; later ones only shown. */
+const MAX_LOGGED_FAILURES = 20;
 
 export function startMenu(o: MenuOptions): Menu {
   const screen = openMenuScreen(o.input, o.output, o.cols, o.rows, [{ text: hintText(), tone: 'dim' }]);
@@ -82,12 +85,15 @@ class MenuController implements Menu, MenuContext {
   private ended: () => void = () => undefined;
   private readonly spinner: NodeJS.Timeout;
   private readonly preview: PreviewFeed;
+  private readonly log: Logger;
+  private failures = 0;
 
   constructor(
     private readonly o: MenuOptions,
     private readonly screen: MenuScreen,
   ) {
     this.operator = o.operator;
+    this.log = o.logger.child({ component: 'menu' });
     this.service = o.service;
     this.size = { cols: o.cols, rows: o.rows };
     this.done = new Promise<void>((resolve) => (this.ended = resolve));
@@ -119,6 +125,14 @@ class MenuController implements Menu, MenuContext {
   /** Draws the state as it is now. */
   private readonly renderNow = (): void => {
     if (this.destroyed || this.attached) return;
+    try {
+      this.paintState();
+    } catch (err) {
+      this.failed('redraw', err);
+    }
+  };
+
+  private paintState(): void {
     const all = this.service.view.sessions();
     const shown = S.tableRows(all, this.state);
     const rows = this.screen.rows();
@@ -136,7 +150,7 @@ class MenuController implements Menu, MenuContext {
       previewRows: below,
       status: statusLine(this.state, this.jobLines()),
     });
-  };
+  }
 
   /** The long ops running in the cluster, for the status line. */
   private jobLines(): string[] {
@@ -278,6 +292,26 @@ class MenuController implements Menu, MenuContext {
 
   private readonly onKey = (ch: string | undefined, key: Key): void => {
     if (this.attached || this.destroyed) return;
+    try {
+      this.handleKey(ch, key);
+    } catch (err) {
+      this.failed('key', err);
+    }
+  };
+
+  /**
+   * A bug met on a key or a redraw: logged with its stack (the first MAX_LOGGED_FAILURES of this
+   * menu, so a key held down cannot flood the log), told on the status line, and the menu goes on
+   * with its last good state rather than stopping to answer.
+   */
+  private failed(during: 'key' | 'redraw', err: unknown): void {
+    const e = err instanceof Error ? err : new Error(String(err));
+    if (++this.failures <= MAX_LOGGED_FAILURES) this.log.error(`menu ${during} failed`, { operator: this.operator.name, err: e.message, stack: e.stack });
+    this.state = S.say(this.state, `INTERNAL: that ${during} failed (${inertCell(e.message, 120)}); it is logged`, true);
+    if (during === 'key') this.render();
+  }
+
+  private handleKey(ch: string | undefined, key: Key): void {
     if (this.dialog) return this.dialog.key(ch, key);
     if (this.state.filtering) return this.set(S.filterKey(this.state, ch, key));
     // The message goes with any key, shown gone at the next draw (keys that change nothing don't draw).
@@ -285,5 +319,5 @@ class MenuController implements Menu, MenuContext {
     const shown = this.shown();
     this.state = S.follow(S.clearMessage(this.state), shown);
     dispatch(this, ch, key, S.selectedSession(this.state, shown));
-  };
+  }
 }

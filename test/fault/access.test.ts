@@ -403,7 +403,7 @@ test('a viewer: every command the shell lists that a viewer may not run is FORBI
   }
 }, 45_000);
 
-test('the shell refuses port and socket forwarding both ways, X11, agent forwarding and subsystems; env reaches nothing; the connection serves on; the operator’s refused requests are audited', async () => {
+test('the shell refuses port and socket forwarding both ways, X11, agent forwarding, subsystems and environment variables; the connection serves on; the operator’s refused requests are audited', async () => {
   const auditBefore = (await auditLines()).length;
   const c = await connect({ port: cluster.shell.port, from: '127.0.5.1', username: 'bob', privateKey: await keyOf('bob'), agent: new NoKeys() });
   const listenPort = await freePort();
@@ -420,12 +420,12 @@ test('the shell refuses port and socket forwarding both ways, X11, agent forward
       sftp: await answer((cb) => c.subsys('sftp', cb)),
       berthRpc: await answer((cb) => c.subsys('berth-rpc', cb)),
     };
-    // Channels to forward through: refused at open, "administratively prohibited" (1).
+    // Channels to forward through: refused at open (the SSH library's reason, "connect failed").
     // Requests: refused as SSH requests fail (the client's own words for each).
     expect(got).toEqual({
-      toAgent: { message: expect.stringContaining('Channel open failure'), reason: 1 },
-      toItself: { message: expect.stringContaining('Channel open failure'), reason: 1 },
-      toDockerSocket: { message: expect.stringContaining('Channel open failure'), reason: 1 },
+      toAgent: { message: expect.stringContaining('Channel open failure'), reason: 2 },
+      toItself: { message: expect.stringContaining('Channel open failure'), reason: 2 },
+      toDockerSocket: { message: expect.stringContaining('Channel open failure'), reason: 2 },
       listenTcp: { message: `Unable to bind to 127.0.0.1:${listenPort}` },
       listenSocket: { message: `Unable to bind to ${sock}` },
       agentForward: { message: 'Unable to request agent forwarding' },
@@ -437,14 +437,16 @@ test('the shell refuses port and socket forwarding both ways, X11, agent forward
     expect(await listening(listenPort)).toBe(false);
     await expect(fs.stat(sock)).rejects.toThrow();
 
-    // The same connection serves on; variables it sends change nothing (whoami, list, an attach).
-    const env = { BERTH_ACCESS_PROBE: 'leaked', LD_PRELOAD: '/nonexistent/x.so' };
+    // The same connection serves on; variables it sends are refused and change nothing (whoami,
+    // list, an attach). The locale, which stock clients send, is refused without an audit line.
+    const env = { LANG: 'C.UTF-8', BERTH_ACCESS_PROBE: 'leaked', LD_PRELOAD: '/nonexistent/x.so' };
     expect(await execOn(c, 'whoami', { env })).toEqual({ code: 0, out: 'bob (operator)\n', err: '' });
     expect((await json<SessionJson[]>('list', c)).map((s) => s.id)).toEqual(expect.arrayContaining([run.id, idle.id, far.id]));
     const term = await attachOn(c, run.id, env);
     term.write('printenv BERTH_ACCESS_PROBE || echo probe-unset-$((40+2))\r');
     await term.seen('probe-unset-42');
     expect(term.output()).not.toContain('leaked');
+    expect(JSON.stringify(await auditLines())).not.toContain('leaked');
     await term.leave();
 
     // A viewer asking is refused alike, and audited under their name.
@@ -456,17 +458,23 @@ test('the shell refuses port and socket forwarding both ways, X11, agent forward
       vic.end();
     }
 
-    // Audited: each refused request, with who asked. The channels refused at open never reach
-    // the shell's code and are not (see shell/ssh/server.ts).
+    // Audited: each refused channel and request, with who asked; variables by name only.
     const refusedOps = (a: AuditLine[]): AuditLine[] => a.filter((r) => r.result === 'refused');
-    const added = await auditSince(auditBefore, 'refused requests audited', (a) => refusedOps(a).length >= 7 && a.length >= 9);
+    const added = await auditSince(auditBefore, 'refused requests audited', (a) => refusedOps(a).length >= 14 && a.length >= 16);
     expect(refusedOps(added).map((r) => [r.operator, r.op, r['code'], r['message']])).toEqual([
+      ['bob', 'forward', 'FORBIDDEN', `the shell forwards nothing (direct-tcpip 127.0.0.1:${cluster.agents[0]!.port})`],
+      ['bob', 'forward', 'FORBIDDEN', `the shell forwards nothing (direct-tcpip 127.0.0.1:${cluster.shell.port})`],
+      ['bob', 'forward', 'FORBIDDEN', 'the shell forwards nothing (direct-streamlocal /var/run/docker.sock)'],
       ['bob', 'forward', 'FORBIDDEN', `the shell forwards nothing (tcpip-forward 127.0.0.1:${listenPort})`],
       ['bob', 'forward', 'FORBIDDEN', `the shell forwards nothing (streamlocal-forward@openssh.com ${sock})`],
       ['bob', 'agent-forward', 'FORBIDDEN', 'the shell forwards no SSH agent'],
       ['bob', 'x11-forward', 'FORBIDDEN', 'the shell forwards no X11'],
       ['bob', 'subsystem', 'FORBIDDEN', 'the shell has no subsystems (sftp)'],
       ['bob', 'subsystem', 'FORBIDDEN', 'the shell has no subsystems (berth-rpc)'],
+      ['bob', 'env', 'FORBIDDEN', 'the shell takes no environment (BERTH_ACCESS_PROBE)'],
+      ['bob', 'env', 'FORBIDDEN', 'the shell takes no environment (LD_PRELOAD)'],
+      ['bob', 'env', 'FORBIDDEN', 'the shell takes no environment (BERTH_ACCESS_PROBE)'],
+      ['bob', 'env', 'FORBIDDEN', 'the shell takes no environment (LD_PRELOAD)'],
       ['vic', 'forward', 'FORBIDDEN', 'the shell forwards nothing (tcpip-forward 0.0.0.0:0)'],
     ]);
     expect(added.filter((r) => r.result !== 'refused').map((r) => [r.operator, r.op, r.result])).toEqual([

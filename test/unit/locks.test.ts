@@ -42,6 +42,29 @@ describe('SessionLocks', () => {
     expect(await fs.readdir(dir)).toEqual(['session.json']);
   });
 
+  it('writes its owner record again when an attempt just before it tidied its pending record away', async () => {
+    // The interleaving a concurrent pair can hit: this attempt wrote its pending record, the one
+    // before it (holding the lock, then releasing it) removed every pending record, then this one
+    // took the lock. Made certain here: the record goes just before its rename.
+    const rename = fs.rename.bind(fs);
+    const spy = jest.spyOn(fs, 'rename').mockImplementationOnce(async (from, to) => {
+      await fs.rm(from);
+      return rename(from, to);
+    });
+    try {
+      const l = locks();
+      const release = await l.acquire(dir, 'alice', 'edit');
+      expect(spy).toHaveBeenCalledTimes(2);
+      expect(await l.inspect(dir)).toEqual({ operator: 'alice', op: 'edit', since: new Date(now).toISOString(), stale: false });
+      expect((await fs.readdir(dir)).sort()).toEqual(['session.json', 'session.lock', 'session.lock.owner.json']);
+      await expect(locks('other').acquire(dir, 'bob', 'delete')).rejects.toMatchObject({ code: 'LOCKED', message: expect.stringContaining('alice') });
+      await release();
+      expect(await fs.readdir(dir)).toEqual(['session.json']);
+    } finally {
+      spy.mockRestore();
+    }
+  });
+
   it('refuses a second holder with LOCKED naming the first', async () => {
     const l = locks();
     const release = await l.acquire(dir, 'alice', 'clone');

@@ -1,6 +1,6 @@
 import { PassThrough, Writable } from 'node:stream';
 import { BerthError } from '../../common/errors';
-import { silentLogger } from '../../common/logging';
+import { LogFields, Logger, silentLogger } from '../../common/logging';
 import { Activity, BERTH_VERSION, LockInfo, PROTOCOL_VERSION, SessionEntry } from '../../common/protocol';
 import { AuditLog } from '../../shell/audit';
 import { Agents } from '../../shell/agents/pool';
@@ -473,7 +473,7 @@ describe('the blessed menu puts attention first', () => {
   const asText = (bytes: string): string => bytes.replace(CURSOR_RIGHT, (_m: string, n: string) => ' '.repeat(Number(n || 1))).replace(CSI, '\n');
 
   /** A menu on in-memory streams over one online agent with sessions a, b, c (no activity yet). */
-  function openMenu(bell?: boolean) {
+  function openMenu(bell?: boolean, logger: Logger = silentLogger) {
     const view = new ClusterView();
     view.addAgent('agent-1');
     view.setStatus('agent-1', 'online', '');
@@ -487,7 +487,7 @@ describe('the blessed menu puts attention first', () => {
       },
     });
     const input = new PassThrough();
-    const menu = startMenu({ input, output, cols: 160, rows: 20, service, operator: { name: 'alice', role: 'admin' }, logger: silentLogger, attach: async () => undefined, bell });
+    const menu = startMenu({ input, output, cols: 160, rows: 20, service, operator: { name: 'alice', role: 'admin' }, logger, attach: async () => undefined, bell });
     const bells = (): number => raw.split('\u0007').length - 1;
     /** The whole screen as text: blessed draws only what changed, so it is made to draw all again. */
     const screen = async (): Promise<string> => {
@@ -504,7 +504,7 @@ describe('the blessed menu puts attention first', () => {
       return s;
     };
     const push = (e: SessionEntry): void => view.apply('agent-1', { type: 'session', session: e });
-    return { menu, input, bells, shows, push };
+    return { menu, input, bells, shows, push, view };
   }
 
   it('moves a session asking permission to the top, counts it, rings once, keeps the selection on its session, and Tab goes to it', async () => {
@@ -545,6 +545,48 @@ describe('the blessed menu puts attention first', () => {
       m.push(entry(1, 'a', { state: 'waiting', since: '2026-12-02T10:00:00.000Z', detail: '' }));
       await m.shows('1 needs you');
       expect(m.bells()).toBe(0);
+    } finally {
+      m.menu.destroy();
+    }
+  });
+
+  it('goes on after a key or a redraw that throws: the status line says so, the log has the stack, the next keys work', async () => {
+    const errors: Array<{ msg: string; fields: LogFields }> = [];
+    const logger: Logger = { debug: () => undefined, info: () => undefined, warn: () => undefined, error: (msg, fields = {}) => void errors.push({ msg, fields }), child: () => logger };
+    const m = openMenu(undefined, logger);
+    // The view throws on its next `times` reads, as a bug in the code under a key would.
+    const sessions = m.view.sessions.bind(m.view);
+    let times = 0;
+    m.view.sessions = () => {
+      if (times > 0) {
+        times--;
+        throw new Error('view\nbroken');
+      }
+      return sessions();
+    };
+    try {
+      await m.shows('sort: attention');
+      times = 1;
+      m.input.write('\u001b[B'); // Down
+      const said = await m.shows('INTERNAL: that key failed (view\\nbroken); it is logged');
+      expect(said).not.toContain('view\nbroken');
+      expect(errors).toEqual([{ msg: 'menu key failed', fields: expect.objectContaining({ operator: 'alice', err: 'view\nbroken', stack: expect.stringContaining('menu-keys.test') }) }]);
+      // The keys after it act as before.
+      m.input.write('x');
+      await m.shows('a has no activity to dismiss');
+      // A redraw that throws leaves the screen as it was, and the next one draws.
+      times = 1;
+      m.push(entry(2, 'b', { state: 'waiting', since: '2026-12-02T10:00:00.000Z', detail: '' }));
+      await m.shows('1 needs you');
+      expect(errors.map((e) => e.msg)).toEqual(['menu key failed', 'menu redraw failed']);
+      // A key that fails every time (held down): each is answered, the log keeps the first 20.
+      times = 30;
+      for (let i = 0; i < 30; i++) m.input.write('x');
+      await new Promise((r) => setTimeout(r, 100));
+      times = 0;
+      m.input.write('?');
+      await m.shows('any key closes');
+      expect(errors.length).toBe(20);
     } finally {
       m.menu.destroy();
     }
