@@ -3,7 +3,7 @@
  * another attach's start), refusing one to a source a clone has paused, and ending the tmux
  * clients an earlier agent left behind.
  */
-import { BerthError, messageOf } from '../common/errors';
+import { BerthError, messageOf, toBerthError } from '../common/errors';
 import { Logger } from '../common/logging';
 import { SessionEntry, SessionMeta } from '../common/protocol';
 import { LiveAttaches } from './attaches';
@@ -118,7 +118,11 @@ export class SessionAttacher {
         return;
       } catch (err) {
         const lock = await this.d.locks.inspect(this.d.store.dir(id));
-        if (lock?.op !== 'attach' || lock.stale || Date.now() > end) throw err;
+        const starting = lock !== null && !lock.stale && lock.op === 'attach';
+        // Refused as locked, and the lock went (the other attach's start ended) or turned stale
+        // (its holder died) since: the next try takes it, or finds the container running.
+        const freed = toBerthError(err).code === 'LOCKED' && (lock === null || lock.stale);
+        if (!(starting || freed) || Date.now() > end) throw err;
       }
       await new Promise((r) => setTimeout(r, 100));
       await this.watch.refresh(id);

@@ -2,12 +2,14 @@
  * Agent benchmark (measurements, not tests): `npm run bench:agent`.
  *
  *  1. create → attach of a stopped session until tmux's first screen (the bash prompt) arrives;
- *  2. `list` with 500 sessions (20 running) against a direct Docker Engine API listing;
+ *  2. `list` with 500 sessions (50 running) against a direct Docker Engine API listing, and the
+ *     agent's resident memory meanwhile;
  *  3. keystroke echo round trip through berth-attach (with the ssh2 client the shell uses, and with
  *     OpenSSH's native client) against `docker exec -it … tmux attach` run directly under a pty
  *     (util-linux `script`), interleaved in blocks on the same session.
  *
  * They run in the order 1, 3, 2, so the 500 sessions of 2 are not there while 3 measures.
+ * `--quick`: 3 attach runs, 60 keys, 100 sessions (10 running).
  * Prints progress on stderr, then a markdown table (metric, value, target) and, last, one JSON
  * line. Exits 0 unless something broke (a missed target is reported, not a failure). Everything
  * runs on loopback and the Docker unix socket; every wait is bounded; everything it made is
@@ -22,17 +24,19 @@ import os from 'node:os';
 import { AttachReply, SUBSYSTEMS, SessionEntry, encodeFrame, entryId } from '../../common/protocol';
 import { AgentClient, Attach } from '../helpers/agent-client';
 import { AgentProcess, startAgentProcess } from '../helpers/agent-process';
-import { log, quantile, round, runBench, settle, sleep, Stats, stats, Term, withTimeout } from './lib';
+import { log, printReport, quantile, round, runBench, settle, sleep, Stats, stats, Term, withTimeout } from './lib';
 import { removeTestContainers } from '../helpers/docker';
 
 // ---- parameters ----
 
-const ATTACH_RUNS = 10;
-const LIST_SESSIONS = 500;
-const LIST_RUNNING = 20;
-const LIST_CALLS = 30;
+const QUICK = process.argv.includes('--quick');
+const ATTACH_RUNS = QUICK ? 3 : 10;
+const LIST_SESSIONS = QUICK ? 100 : 500;
+/** Running while `list` and the agent's memory are measured. */
+const LIST_RUNNING = QUICK ? 10 : 50;
+const LIST_CALLS = QUICK ? 10 : 30;
 const LIST_WARMUP = 3;
-const KEYSTROKES = 300;
+const KEYSTROKES = QUICK ? 60 : 300;
 const BLOCK = 10;
 const WARMUP_KEYS = 10;
 const BLOCK_WARMUP_KEYS = 2;
@@ -44,7 +48,7 @@ const OVERALL_LIMIT_MS = 9 * 60_000;
 /** Letters that neither escape sequences (stripped anyway) nor tmux's default status line (host name, clock, date) draw. */
 const KEYS = 'ijkqswxz';
 
-const TARGETS = { listMs: 50, echoRatio: 1.2 };
+const TARGETS = { listMs: 50, echoRatio: 1.2, rssMb: 150 };
 
 // ---- small helpers ----
 
@@ -182,12 +186,19 @@ interface AttachResult {
   containerStarted: Stats | null;
   attachReady: Stats;
   attachScreen: Stats;
+  /** Each run's header → first prompt, ms. */
+  screenMs: number[];
   kill: Stats;
 }
 
 interface ListResult {
   list: Stats;
   direct: Stats;
+  /** Each call's ms, and the direct listing's right after it. */
+  listMs: number[];
+  directMs: number[];
+  /** The agent's resident memory (MB) after each third of the calls. */
+  rssMb: number[];
   createMs: number;
   replyBytes: number;
   running: number;
@@ -195,6 +206,8 @@ interface ListResult {
 }
 
 interface EchoResult {
+  /** Each block's median, per path. */
+  blocks: { berth: number[]; openssh: number[]; direct: number[] };
   /** berth-attach through the ssh2 (JavaScript) client, as the shell will use it. */
   berth: Stats;
   /** berth-attach through OpenSSH's client (native code, like docker's own client). */
@@ -282,11 +295,20 @@ async function benchCreateAttach(agent: AgentProcess, client: AgentClient, c: Cl
     containerStarted: started.length === ready.length ? stats(started) : null,
     attachReady: stats(ready),
     attachScreen: stats(screen),
+    screenMs: screen,
     kill: stats(kill),
   };
 }
 
-async function benchList(client: AgentClient, agentId: string): Promise<ListResult> {
+/** Resident memory of `pid` in MB (VmRSS). */
+async function rssMb(pid: number | undefined): Promise<number> {
+  const status = await fs.readFile(`/proc/${pid ?? 0}/status`, 'utf8');
+  const kb = /^VmRSS:\s+(\d+) kB/m.exec(status)?.[1];
+  if (!kb) throw new Error(`no VmRSS for process ${pid}`);
+  return Number(kb) / 1024;
+}
+
+async function benchList(client: AgentClient, agentId: string, agentPid: number | undefined): Promise<ListResult> {
   const existing = (await withTimeout(client.call('list', {}), 30_000, 'list')).sessions.length;
   const toCreate = Math.max(0, LIST_SESSIONS - existing);
   const c0 = performance.now();
@@ -316,7 +338,9 @@ async function benchList(client: AgentClient, agentId: string): Promise<ListResu
   const query = `/v1.41/containers/json?all=1&filters=${encodeURIComponent(JSON.stringify({ label: [`berth.agent=${agentId}`] }))}`;
   const listMs: number[] = [];
   const directMs: number[] = [];
+  const rss: number[] = [];
   for (let i = 0; i < LIST_WARMUP + LIST_CALLS; i++) {
+    if (i >= LIST_WARMUP && (i - LIST_WARMUP) % Math.ceil(LIST_CALLS / 3) === 0) rss.push(await rssMb(agentPid));
     const a0 = performance.now();
     const r = await withTimeout(client.call('list', {}), 10_000, 'list');
     const a1 = performance.now();
@@ -331,6 +355,9 @@ async function benchList(client: AgentClient, agentId: string): Promise<ListResu
   return {
     list: stats(listMs),
     direct: stats(directMs),
+    listMs,
+    directMs,
+    rssMb: rss,
     createMs: round(createMs, 0),
     replyBytes,
     running,
@@ -390,11 +417,15 @@ async function benchEcho(agent: AgentProcess, client: AgentClient, c: Cleanup): 
     await clearLine(t, both);
   }
   const times: Record<string, number[]> = { berth: [], openssh: [], direct: [] };
+  const blockMeds: EchoResult['blocks'] = { berth: [], openssh: [], direct: [] };
   const blocks = Math.ceil(KEYSTROKES / BLOCK);
   for (let b = 0; b < blocks; b++) {
     for (const t of both) {
       await type(t, BLOCK_WARMUP_KEYS, null);
-      await type(t, Math.min(BLOCK, KEYSTROKES - b * BLOCK), times[t.name] ?? null);
+      const block: number[] = [];
+      await type(t, Math.min(BLOCK, KEYSTROKES - b * BLOCK), block);
+      times[t.name]?.push(...block);
+      blockMeds[t.name as keyof EchoResult['blocks']].push(quantile(block, 0.5));
       await clearLine(t, both);
     }
     const med = (k: string): number => round(quantile(times[k] ?? [], 0.5));
@@ -411,6 +442,7 @@ async function benchEcho(agent: AgentProcess, client: AgentClient, c: Cleanup): 
   const opensshStats = stats(times.openssh ?? []);
   const directStats = stats(times.direct ?? []);
   return {
+    blocks: blockMeds,
     berth: berthStats,
     openssh: opensshStats,
     direct: directStats,
@@ -439,7 +471,7 @@ async function main(): Promise<void> {
     log('3/3 keystroke echo (run before 2, without the 500-session load)');
     const echo = await benchEcho(c.agent, c.client, c);
     log('2/3 list with 500 sessions');
-    const list = await benchList(c.client, c.agent.id);
+    const list = await benchList(c.client, c.agent.id, c.agent.proc.pid);
 
     const ratioList = round(list.list.median / list.direct.median);
     const a = attach.attachScreen;
@@ -467,6 +499,7 @@ async function main(): Promise<void> {
       [`keystroke echo via \`docker exec -it … tmux attach\` (n=${ed.n})`, `median ${ed.median} ms, p90 ${ed.p90} ms`, '—'],
       ['echo berth (ssh2 client) / direct (medians)', `${ratioEcho}×`, `< ${TARGETS.echoRatio} ${mark(ratioEcho < TARGETS.echoRatio)}`],
       ['echo berth (OpenSSH client) / direct (medians)', `${echo.ratioOpenssh}×`, `< ${TARGETS.echoRatio} ${mark(echo.ratioOpenssh < TARGETS.echoRatio)}`],
+      [`agent memory (RSS), ${LIST_SESSIONS} sessions, ${list.running} running`, `${list.rssMb.map((x) => round(x, 0)).join(', ')} MB`, `≤ ${TARGETS.rssMb} MB ${mark(Math.max(...list.rssMb) <= TARGETS.rssMb)}`],
     ];
     const out = [
       '',
@@ -478,18 +511,48 @@ async function main(): Promise<void> {
     const load = os.loadavg().map((x) => round(x, 1));
     out.push(`Measured on ${os.cpus().length} CPUs, load average ${load.join(' / ')} (1/5/15 min), Node ${process.version}.`, '');
     process.stdout.write(`${out.join('\n')}\n`);
-    const json = {
+    printReport({
       bench: 'agent',
-      at: new Date().toISOString(),
-      node: process.version,
-      cpus: os.cpus().length,
-      loadavg: os.loadavg().map((x) => round(x, 2)),
-      attach: { ...attach },
-      list: { ...list, ratio: ratioList, targetMs: TARGETS.listMs, met: l.median < TARGETS.listMs, p90Met: l.p90 < TARGETS.listMs },
-      echo: { ...echo, targetRatio: TARGETS.echoRatio, met: ratioEcho < TARGETS.echoRatio },
-      totalSeconds: round((performance.now() - started) / 1000, 1),
-    };
-    process.stdout.write(`${JSON.stringify(json)}\n`);
+      setup: `one agent; ${ATTACH_RUNS} create→attach runs; ${KEYSTROKES} keys in blocks of ${BLOCK}; ${LIST_SESSIONS} sessions, ${list.running} running, ${LIST_CALLS} list calls`,
+      figures: [
+        { key: 'agent.attach', label: 'create→attach of a stopped session: attach header to the first prompt', unit: 'ms', values: attach.screenMs },
+        {
+          key: 'agent.echo',
+          label: 'keystroke echo through berth-attach (ssh2 client, as the shell)',
+          unit: 'ms',
+          values: echo.blocks.berth,
+          direct: { label: '`docker exec -it … tmux attach` under a pty', values: echo.blocks.direct },
+          target: { of: 'ratio', op: '<=', value: TARGETS.echoRatio },
+          note: `each value a block's median of ${BLOCK} keys`,
+        },
+        {
+          key: 'agent.echoOpenssh',
+          label: 'keystroke echo through berth-attach (OpenSSH client)',
+          unit: 'ms',
+          values: echo.blocks.openssh,
+          direct: { label: '`docker exec -it … tmux attach` under a pty', values: echo.blocks.direct },
+          target: { of: 'ratio', op: '<=', value: TARGETS.echoRatio },
+        },
+        {
+          key: 'agent.list',
+          label: `\`list\` with ${LIST_SESSIONS} sessions, ${list.running} running`,
+          unit: 'ms',
+          values: list.listMs,
+          direct: { label: "the same label-filtered listing from Docker's API", values: list.directMs },
+          target: { of: 'value', op: '<=', value: TARGETS.listMs },
+          note: '`list` makes that Docker call once and reads every session’s metadata and lock',
+        },
+        {
+          key: 'agent.rss',
+          label: `agent memory (RSS) with ${LIST_SESSIONS} sessions, ${list.running} running`,
+          unit: 'MB',
+          values: list.rssMb,
+          target: { of: 'value', op: '<=', value: TARGETS.rssMb },
+          note: 'sampled three times during the list calls',
+        },
+      ],
+      seconds: (performance.now() - started) / 1000,
+    });
   } finally {
     log('cleaning up');
     await cleanupAll(c);

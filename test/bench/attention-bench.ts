@@ -26,7 +26,7 @@ import { performance } from 'node:perf_hooks';
 import { Cluster, startCluster } from '../helpers/cluster';
 import { removeTestContainers } from '../helpers/docker';
 import { Tmux } from '../helpers/tmux';
-import { log, round, runBench, sleep, Stats, stats, wallOffset, withTimeout } from './lib';
+import { log, printReport, round, runBench, sleep, Stats, stats, wallOffset, withTimeout } from './lib';
 
 // ---- parameters ----
 
@@ -400,13 +400,16 @@ async function main(): Promise<void> {
       '',
     ];
     process.stdout.write(`${out.join('\n')}\n`);
-    const perAgent = Object.fromEntries(targets.map((t) => [t.agent, { menu: pick((r) => r.menu, t.agent), watch: pick((r) => r.watch, t.agent) }]));
-    const json = {
-      bench: 'attention', at: new Date().toISOString(), quick: QUICK, node: process.version, cpus: os.cpus().length, loadavg: load,
-      menu: overall, watch: pick((r) => r.watch), menuAfterWatch: pick((r) => r.menu - r.watch), hook: pick((r) => r.hook), perAgent,
-      pollMs: POLL_MS, readGaps: gaps, readCosts: costs, targetMs: TARGET_MS, met, totalSeconds: round((performance.now() - started) / 1000, 1),
-    };
-    process.stdout.write(`${JSON.stringify(json)}\n`);
+    printReport({
+      bench: 'attention',
+      setup: `2 agents, one operator's menu over OpenSSH read every ${POLL_MS} ms; ${ROUNDS} rounds`,
+      figures: [
+        { key: 'attention.menu', label: 'hook in a container → the row shows it in the menu', unit: 'ms', values: rounds.map((r) => r.menu), target: { of: 'value', op: '<=', value: TARGET_MS }, note: 'one value per round' },
+        { key: 'attention.watch', label: '… hook → the `watch --json` line (the events path)', unit: 'ms', values: rounds.map((r) => r.watch) },
+        { key: 'attention.hook', label: '… berth-hook itself', unit: 'ms', values: rounds.map((r) => r.hook) },
+      ],
+      seconds: (performance.now() - started) / 1000,
+    });
   } finally {
     log('cleaning up');
     await cleanupAll(s);

@@ -143,3 +143,94 @@ export function runBench(main: () => Promise<void>, log: (line: string) => void)
     },
   );
 }
+
+// ---- reports: what every benchmark hands to `npm run bench` ----
+
+/** A target a figure is held to: its median (or its ratio's median) at most or at least `value`. */
+export interface Target {
+  of: 'value' | 'ratio';
+  op: '<=' | '>=';
+  value: number;
+}
+
+/**
+ * One figure of a benchmark: a value per repeated block (a block's median, or one measurement per
+ * block), and, where there is a direct path that does the same without berth, that path's value in
+ * the same blocks, measured interleaved. The ratio is ours ÷ direct, block by block.
+ */
+export interface Figure {
+  /** Stable and unique across all benchmarks, e.g. `shell.echo`. */
+  key: string;
+  label: string;
+  /** `ms`, `MB/s`, `MB`, `s`, … */
+  unit: string;
+  values: number[];
+  direct?: { label: string; values: number[] };
+  target?: Target;
+  /** One line of context (what dominates the figure, how many samples a block holds). */
+  note?: string;
+}
+
+/** A table a benchmark adds as it is (the scale benchmark's growth table). */
+export interface ReportTable {
+  title: string;
+  head: string[];
+  rows: string[][];
+}
+
+export interface BenchReport {
+  bench: string;
+  /** What was run: sizes and counts, in a few words (`500 sessions, 3 blocks`). */
+  setup: string;
+  figures: Figure[];
+  tables?: ReportTable[];
+  notes?: string[];
+  seconds: number;
+}
+
+/** A report's last line on stdout starts with this; `npm run bench` reads it. */
+export const REPORT_PREFIX = 'BENCH-REPORT ';
+
+export interface Summary {
+  n: number;
+  min: number;
+  median: number;
+  max: number;
+}
+
+export function summary(v: number[]): Summary {
+  return { n: v.length, min: Math.min(...v), median: quantile(v, 0.5), max: Math.max(...v) };
+}
+
+/** Ours ÷ direct, block by block (blocks without both are left out). */
+export function ratios(f: Figure): number[] {
+  if (!f.direct) return [];
+  const d = f.direct.values;
+  return f.values.flatMap((v, i) => (d[i] !== undefined && d[i] > 0 ? [v / d[i]] : []));
+}
+
+/** Whether the figure meets its target (null without one). */
+export function met(f: Figure): boolean | null {
+  const t = f.target;
+  if (!t) return null;
+  const v = t.of === 'ratio' ? quantile(ratios(f), 0.5) : quantile(f.values, 0.5);
+  if (Number.isNaN(v)) return false;
+  return t.op === '<=' ? v <= t.value : v >= t.value;
+}
+
+/** Prints the report as the last line of stdout (after any table a benchmark prints for people). */
+export function printReport(r: BenchReport): void {
+  for (const f of r.figures) {
+    if (f.values.length === 0 || f.values.some((v) => !Number.isFinite(v))) throw new Error(`figure ${f.key} has no values or a value that is not a number`);
+    if (f.direct && f.direct.values.length !== f.values.length) throw new Error(`figure ${f.key}: ${f.values.length} blocks of ours against ${f.direct.values.length} direct`);
+  }
+  process.stdout.write(`${REPORT_PREFIX}${JSON.stringify(r)}\n`);
+}
+
+/** Splits `values` into `blocks` consecutive blocks and gives each block's median. */
+export function blockMedians(values: number[], blocks: number): number[] {
+  const size = Math.max(1, Math.floor(values.length / blocks));
+  const out: number[] = [];
+  for (let i = 0; i + size <= values.length && out.length < blocks; i += size) out.push(quantile(values.slice(i, i + size), 0.5));
+  return out;
+}

@@ -14,11 +14,13 @@ import { sessionRow } from '../../shell/cli/format';
 import { ClusterView } from '../../shell/cluster/view';
 import { ShellService } from '../../shell/service';
 import { startMenu } from '../../shell/ui/menu';
+import { blockMedians, log, printReport, quantile, runBench } from './lib';
 
 const AGENTS = 10;
 const SESSIONS = 2000;
 const RUNS = 200;
 const TARGET_MS = 50;
+const BLOCKS = 10;
 
 function entry(agent: string, i: number): SessionEntry {
   return {
@@ -43,12 +45,8 @@ function entry(agent: string, i: number): SessionEntry {
   };
 }
 
-function quantile(xs: number[], q: number): number {
-  const s = [...xs].sort((a, b) => a - b);
-  return s[Math.min(s.length - 1, Math.floor((s.length - 1) * q))] ?? NaN;
-}
-
 async function main(): Promise<void> {
+  const started = performance.now();
   const view = new ClusterView();
   const entries: SessionEntry[] = [];
   for (let a = 0; a < AGENTS; a++) {
@@ -100,14 +98,17 @@ async function main(): Promise<void> {
     `| … of which listing and formatting every row (the direct path) | median ${base.toFixed(2)} ms | — |`,
     '',
   ];
-  process.stdout.write(lines.join('\n'));
-  process.stdout.write(`${JSON.stringify({ bench: 'menu', sessions: SESSIONS, agents: AGENTS, redraw: { median: med, p90 }, rows: { median: base, formatted }, bytes })}\n`);
+  process.stdout.write(`${lines.join('\n')}\n`);
+  log(`${formatted} rows formatted, ${bytes} bytes drawn`);
+  printReport({
+    bench: 'menu',
+    setup: `${SESSIONS} sessions on ${AGENTS} agents, 160×50, ${RUNS} redraws in ${BLOCKS} blocks`,
+    figures: [
+      { key: 'menu.redraw', label: `menu redraw, ${SESSIONS} sessions on ${AGENTS} agents (one changed before each)`, unit: 'ms', values: blockMedians(redraw, BLOCKS), target: { of: 'value', op: '<=', value: TARGET_MS } },
+      { key: 'menu.rows', label: '… of which listing and formatting every row', unit: 'ms', values: blockMedians(rowsOnly, BLOCKS) },
+    ],
+    seconds: (performance.now() - started) / 1000,
+  });
 }
 
-main().then(
-  () => process.exit(0),
-  (err: unknown) => {
-    process.stderr.write(`menu bench failed: ${String(err)}\n`);
-    process.exit(1);
-  },
-);
+runBench(main, log);
