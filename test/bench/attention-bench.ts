@@ -26,6 +26,7 @@ import { performance } from 'node:perf_hooks';
 import { Cluster, startCluster } from '../helpers/cluster';
 import { removeTestContainers } from '../helpers/docker';
 import { Tmux } from '../helpers/tmux';
+import { HookLoop, PAYLOADS, Word } from './shell-menus';
 import { log, printReport, round, runBench, sleep, Stats, stats, wallOffset, withTimeout } from './lib';
 
 // ---- parameters ----
@@ -45,23 +46,8 @@ const COLS = 160;
 const ROWS = 30;
 const OVERALL_LIMIT_MS = (QUICK ? 5 : 10) * 60_000;
 const TARGET_MS = 200;
-/** Where the image puts the hook script that Claude Code's managed settings run (deploy/image/Dockerfile). */
-const HOOK = '/usr/local/bin/berth-hook';
 const MENU_TITLE = 'alice (admin)';
 const MENU = 'alice';
-
-/** Documented hook payloads (Claude Code's hooks reference), keyed by the activity each shows as. */
-const PAYLOADS = {
-  permission: { hook_event_name: 'Notification', notification_type: 'permission_prompt', message: 'Claude needs your permission to use Bash', session_id: 'x', cwd: '/home/claude' },
-  working: { hook_event_name: 'UserPromptSubmit', prompt: 'go', session_id: 'x', cwd: '/home/claude' },
-} as const;
-type Word = keyof typeof PAYLOADS;
-
-/**
- * Runs in each container for the whole bench: one payload a line on stdin; for each, the wall
- * clock (ns) before berth-hook starts and after it ended, on one line.
- */
-const HOOK_LOOP = `while IFS= read -r p; do t0=$(date +%s%N); printf '%s\\n' "$p" | ${HOOK}; t1=$(date +%s%N); echo "$t0 $t1"; done`;
 
 // ---- processes ----
 
@@ -81,9 +67,6 @@ function onLines(stream: NodeJS.ReadableStream | null, cb: (line: string, at: nu
     if (buf.length > 1_000_000) buf = '';
   });
 }
-
-/** ns since the epoch, as `date +%s%N` prints it, in ms (µs kept: a double holds them exactly). */
-const nsToMs = (ns: string): number => Number(BigInt(ns) / 1000n) / 1000;
 
 /**
  * A tmux control-mode client (`tmux -C`), attached to a session of its own so it never sizes the
@@ -173,30 +156,6 @@ class WatchStream {
       this.waiters.add(w);
     });
     return withTimeout(seen, ROUND_TIMEOUT_MS, `watch --json line with ${state}; its stderr: ${JSON.stringify(this.tail)}`);
-  }
-}
-
-/** The hook loop in one container: fire() sends a payload and resolves with t0 and the end of berth-hook (ms since the epoch). */
-class HookLoop {
-  readonly proc: ChildProcess;
-  private readonly answers: Array<(line: string) => void> = [];
-  private err = '';
-
-  constructor(container: string) {
-    this.proc = spawn('docker', ['exec', '-i', container, 'sh', '-c', HOOK_LOOP], { stdio: ['pipe', 'pipe', 'pipe'] });
-    this.proc.stdin?.on('error', () => undefined);
-    this.proc.stderr?.on('data', (d: Buffer) => (this.err = (this.err + d.toString()).slice(-500)));
-    onLines(this.proc.stdout, (line) => this.answers.shift()?.(line));
-  }
-
-  fire(payload: object): Promise<{ t0: number; hookDone: number }> {
-    const answer = new Promise<string>((resolve) => this.answers.push(resolve));
-    this.proc.stdin?.write(`${JSON.stringify(payload)}\n`);
-    return withTimeout(answer, ROUND_TIMEOUT_MS, `the hook loop's answer (stderr: ${JSON.stringify(this.err)})`).then((line) => {
-      const m = /^(\d+) (\d+)$/.exec(line);
-      if (!m) throw new Error(`unexpected line from the hook loop: ${JSON.stringify(line)}`);
-      return { t0: nsToMs(m[1] ?? ''), hookDone: nsToMs(m[2] ?? '') };
-    });
   }
 }
 
@@ -296,7 +255,7 @@ async function oneRound(ctl: TmuxControl, watch: WatchStream, t: Target): Promis
   const watched = watch.next(t.id, word);
   // The first read is under way before the payload goes, so the first change it can see is this one.
   const shown = pollScreen(ctl, shows, `${t.name} ${word}`, ROUND_TIMEOUT_MS);
-  const fired = t.loop.fire(PAYLOADS[word]);
+  const fired = t.loop.fire(PAYLOADS[word], ROUND_TIMEOUT_MS);
   const [hook, shownAt, watchedAt] = await Promise.all([fired, shown, watched]);
   t.word = word;
   return { agent: t.agent, menu: offset + shownAt - hook.t0, watch: offset + watchedAt - hook.t0, hook: hook.hookDone - hook.t0 };
