@@ -126,10 +126,17 @@ export const NOTE_MAX = 120;
 /** Longest an error message is shown. */
 export const MESSAGE_MAX = 4000;
 
+/** Each column's widest cell, the head's included (a loop: a spread of 10,000 rows would not do). */
+export function columnWidths(head: readonly string[], rows: ReadonlyArray<readonly string[]>): number[] {
+  const widths = head.map((h) => h.length);
+  for (const r of rows) for (let i = 0; i < widths.length; i++) widths[i] = Math.max(widths[i] ?? 0, (r[i] ?? '').length);
+  return widths;
+}
+
 /** A plain table: every cell made inert on one line, columns padded to their widest cell. */
-export function table(head: string[], rows: string[][]): string {
+export function table(head: readonly string[], rows: ReadonlyArray<readonly string[]>): string {
   const safe = [head, ...rows].map((r) => r.map((c) => inertCell(c)));
-  const widths = head.map((_, i) => Math.max(...safe.map((r) => (r[i] ?? '').length)));
+  const widths = columnWidths(head, safe);
   const line = (cells: string[]): string => cells.map((c, i) => c.padEnd(widths[i] ?? 0)).join('  ').trimEnd();
   return safe.map(line).join('\n') + '\n';
 }
@@ -139,8 +146,23 @@ export function shortTime(iso: string | null): string {
   return iso ? iso.slice(0, 16).replace('T', ' ') : '-';
 }
 
+/**
+ * Rows made, by the entry they were made from (an agent's event replaces an entry, never changes
+ * it) and what else they show: with 50 menus open on 10,000 sessions, a change re-formats one row,
+ * not half a million.
+ */
+const rows = new WeakMap<SessionEntry, { agent: string; agentStatus: string; state: string; row: readonly string[] }>();
+
 /** A session's row of the table (the CLI's and the menu's), each cell inert on one line. */
-export function sessionRow(s: ClusterSession): string[] {
+export function sessionRow(s: ClusterSession): readonly string[] {
+  const hit = rows.get(s.entry);
+  if (hit && hit.agent === s.agent && hit.agentStatus === s.agentStatus && hit.state === s.state) return hit.row;
+  const row = Object.freeze(formatRow(s));
+  rows.set(s.entry, { agent: s.agent, agentStatus: s.agentStatus, state: s.state, row });
+  return row;
+}
+
+function formatRow(s: ClusterSession): string[] {
   const e = s.entry;
   const id = inertCell(s.id.slice(0, 8));
   const agent = inertCell(s.agent);

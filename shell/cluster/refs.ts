@@ -10,7 +10,7 @@ export function describe(s: ClusterSession): string {
 }
 
 /** The one session REF names. Throws NOT_FOUND, or BAD_REQUEST listing the candidates when ambiguous. */
-export function resolveRef(ref: string, sessions: ClusterSession[]): ClusterSession {
+export function resolveRef(ref: string, sessions: readonly ClusterSession[]): ClusterSession {
   const exact = sessions.find((s) => s.id === ref);
   if (exact) return exact;
   const byName = sessions.filter((s) => s.entry.kind === 'session' && s.entry.meta.name === ref);

@@ -28,7 +28,7 @@ export function trashedHolderOf(dns: string, self: string | null, trash: Cluster
 }
 
 /** Throws NAME_TAKEN when a live session (other than the trashed one itself) has its name. */
-export function assertNameFreeForRestore(t: ClusterTrash, live: ClusterSession[]): void {
+export function assertNameFreeForRestore(t: ClusterTrash, live: readonly ClusterSession[]): void {
   const same = live.find((s) => s.id !== t.id && s.entry.kind === 'session' && s.entry.meta.name === t.entry.name);
   if (same) throw new BerthError('NAME_TAKEN', `name: "${t.entry.name}" is used by session ${same.id.slice(0, 8)} on ${same.agent}; rename that one first`);
 }

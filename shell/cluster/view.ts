@@ -52,6 +52,9 @@ export class ClusterView extends EventEmitter {
   /** Sessions received since a hello, until `synced` makes them the agent's whole set. */
   private readonly staging = new Map<string, Map<string, SessionEntry>>();
 
+  /** sessions() as of the last change: every menu's redraw and every listing reads it. */
+  private sorted: readonly ClusterSession[] | null = null;
+
   constructor() {
     super();
     // Every open menu and every attach follows the view: one listener each, as many as operators.
@@ -61,7 +64,7 @@ export class ClusterView extends EventEmitter {
   addAgent(id: string): void {
     if (this.agents.has(id)) return;
     this.agents.set(id, { id, status: 'connecting', reason: '', hello: null, stats: null, drained: false, sessions: new Map(), trash: [] });
-    this.emit('change');
+    this.changed();
   }
 
   /** Marks an agent drained (or not). */
@@ -69,12 +72,12 @@ export class ClusterView extends EventEmitter {
     const a = this.agents.get(id);
     if (!a || a.drained === drained) return;
     a.drained = drained;
-    this.emit('change');
+    this.changed();
   }
 
   removeAgent(id: string): void {
     this.dropJobs(id);
-    if (this.agents.delete(id)) this.emit('change');
+    if (this.agents.delete(id)) this.changed();
   }
 
   setStatus(id: string, status: AgentStatus, reason: string): void {
@@ -86,7 +89,7 @@ export class ClusterView extends EventEmitter {
       this.staging.delete(id);
       this.dropJobs(id);
     }
-    this.emit('change');
+    this.changed();
   }
 
   /** Applies one event from agent `id`. */
@@ -135,7 +138,7 @@ export class ClusterView extends EventEmitter {
         a.reason = e.error.message;
         break;
     }
-    this.emit('change');
+    this.changed();
   }
 
   /** Records a session an op just returned, before its event arrives (so names are taken at once). */
@@ -143,6 +146,12 @@ export class ClusterView extends EventEmitter {
     const a = this.agents.get(agent);
     if (!a) return;
     a.sessions.set(entryId(entry), entry);
+    this.changed();
+  }
+
+  /** Every change to the sessions or agents goes through here. */
+  private changed(): void {
+    this.sorted = null;
     this.emit('change');
   }
 
@@ -154,7 +163,7 @@ export class ClusterView extends EventEmitter {
   }
 
   forget(agent: string, id: string): void {
-    if (this.agents.get(agent)?.sessions.delete(id)) this.emit('change');
+    if (this.agents.get(agent)?.sessions.delete(id)) this.changed();
   }
 
   /** Records a session an op just put in the trash (or took out: `entry` null), before the agent's push. */
@@ -162,7 +171,7 @@ export class ClusterView extends EventEmitter {
     const a = this.agents.get(agent);
     if (!a) return;
     a.trash = [...a.trash.filter((t) => t.id !== id), ...(entry ? [entry] : [])];
-    this.emit('change');
+    this.changed();
   }
 
   /** Every agent's trash (offline ones' as last told), oldest deletion first. */
@@ -188,16 +197,22 @@ export class ClusterView extends EventEmitter {
   }
 
   /** Every session of every agent (offline ones with their last known data), by creation time. */
-  sessions(): ClusterSession[] {
+  sessions(): readonly ClusterSession[] {
+    if (this.sorted) return this.sorted;
     const out: ClusterSession[] = [];
     for (const a of this.agents.values()) {
       for (const entry of a.sessions.values()) {
         out.push({ entry, id: entryId(entry), agent: a.id, agentStatus: a.status, state: a.status === 'online' ? entry.state : '?' });
       }
     }
-    return out.sort((x, y) => createdAt(x.entry).localeCompare(createdAt(y.entry)) || x.id.localeCompare(y.id));
+    // ISO times and ids: plain code-unit order is their order (and far cheaper than localeCompare).
+    out.sort((x, y) => ascending(createdAt(x.entry), createdAt(y.entry)) || ascending(x.id, y.id));
+    this.sorted = Object.freeze(out);
+    return this.sorted;
   }
 }
+
+const ascending = (a: string, b: string): number => (a < b ? -1 : a > b ? 1 : 0);
 
 function createdAt(e: SessionEntry): string {
   return e.kind === 'session' ? e.meta.createdAt : '';

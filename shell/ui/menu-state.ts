@@ -82,13 +82,13 @@ export function matchesFilter(s: ClusterSession, filter: string): boolean {
 }
 
 /** The sessions matching the text filter and of `agent` (null: any), in the order given. */
-export function shownSessions(all: ClusterSession[], filter: string, agent: string | null = null): ClusterSession[] {
+export function shownSessions(all: readonly ClusterSession[], filter: string, agent: string | null = null): readonly ClusterSession[] {
   if (!filter && agent === null) return all;
   return all.filter((s) => (agent === null || s.agent === agent) && (!filter || matchesFilter(s, filter)));
 }
 
 /** The rows the table shows: the sessions (in creation order) that pass the filters, in the sort chosen. */
-export function tableRows(all: ClusterSession[], st: MenuState): ClusterSession[] {
+export function tableRows(all: readonly ClusterSession[], st: MenuState): ClusterSession[] {
   return sortSessions(shownSessions(all, st.filter, st.agent), st.sort, st.dismissed);
 }
 

@@ -7,7 +7,7 @@
 import { BUILD, BuildInfo } from '../../common/build-info';
 import { PROTOCOL_VERSION } from '../../common/protocol';
 import { inertCell } from '../../common/terminal-text';
-import { ACTIVITY_COLUMN, AGENT_HEAD, NOTE_MAX, SESSION_HEAD, agentRow, buildLine, sessionRow, table } from '../cli/format';
+import { ACTIVITY_COLUMN, AGENT_HEAD, NOTE_MAX, SESSION_HEAD, agentRow, buildLine, columnWidths, sessionRow, table } from '../cli/format';
 import type { AgentView, ClusterSession } from '../cluster/view';
 import type { Operator } from '../service';
 import { SORT_WORDS, isDismissed, needingYou } from './menu-attention';
@@ -54,10 +54,10 @@ export function titleLine(operator: Operator, agents: AgentView[], shown: number
  * those of an agent that is not online dim, a dismissed activity dim), or a hint when there is no
  * row. `st` is laid out.
  */
-export function tableLines(shown: ClusterSession[], st: MenuState, height: number): Line[] {
+export function tableLines(shown: readonly ClusterSession[], st: MenuState, height: number): Line[] {
   const rows = shown.map(sessionRow);
-  const widths = SESSION_HEAD.map((h, i) => Math.max(h.length, ...rows.map((r) => (r[i] ?? '').length)));
-  const fmt = (cells: string[]): string => cells.map((c, i) => c.padEnd(widths[i] ?? 0)).join('  ');
+  const widths = columnWidths(SESSION_HEAD, rows);
+  const fmt = (cells: readonly string[]): string => cells.map((c, i) => c.padEnd(widths[i] ?? 0)).join('  ');
   const lines: Line[] = [[span(fmt(SESSION_HEAD), 'bold')]];
   for (let i = st.top; i < Math.min(shown.length, st.top + height); i++) {
     const s = shown[i];

@@ -32,6 +32,34 @@ const ID2 = '22222222-2222-4222-8222-222222222222';
 const ID3 = '23333333-3333-4333-8333-333333333333';
 
 describe('ClusterView', () => {
+  it('keeps one sorted list of sessions until the next change, whatever the change', () => {
+    const v = new ClusterView();
+    v.addAgent('a1');
+    v.setStatus('a1', 'online', '');
+    v.apply('a1', { type: 'session', session: session('a1', ID2, 'two') });
+    const first = v.sessions();
+    expect(v.sessions()).toBe(first);
+    expect(Object.isFrozen(first)).toBe(true);
+    // A host figure is no change to the table; each of the others makes a new list.
+    v.apply('a1', { type: 'stats', stats: { cpus: 2, load1: 0, memTotalMb: 1, memAvailableMb: 1, diskTotalMb: 1, diskFreeMb: 1 } } as never);
+    expect(v.sessions()).toBe(first);
+    const steps: Array<[string, () => void, (list: ReturnType<ClusterView['sessions']>) => unknown]> = [
+      ['a session', () => v.apply('a1', { type: 'session', session: session('a1', ID1, 'one') }), (l) => l.map((s) => s.id)],
+      ['an upsert', () => v.upsert('a1', session('a1', ID3, 'three')), (l) => l.map((s) => s.id)],
+      ['offline', () => v.setStatus('a1', 'offline', 'gone'), (l) => l.map((s) => s.state)],
+      ['a removal', () => v.apply('a1', { type: 'session-removed', id: ID1 }), (l) => l.map((s) => s.id)],
+      ['a forget', () => v.forget('a1', ID3), (l) => l.map((s) => s.id)],
+    ];
+    const seen = steps.map(([what, change, pick]) => {
+      const before = v.sessions();
+      change();
+      const after = v.sessions();
+      expect({ what, same: after === before }).toEqual({ what, same: false });
+      return pick(after);
+    });
+    expect(seen).toEqual([[ID1, ID2], [ID1, ID2, ID3], ['?', '?', '?'], [ID2, ID3], [ID2]]);
+  });
+
   it('takes the sessions between hello and synced as the whole set, dropping ones gone meanwhile', () => {
     const v = new ClusterView();
     v.addAgent('a1');
