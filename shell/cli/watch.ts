@@ -4,9 +4,11 @@
  * `{"type":"removed","id":…}`, after one line per session at the start and `{"type":"synced"}`;
  * without, one readable line per change. Changes that come together are written once (a session
  * that changed twice in one burst gives one line), and a client that stops reading is dropped
- * once too much waits for it, rather than held in memory.
+ * once too much waits for it (more than WATCH_BACKLOG_BYTES beyond the first snapshot), rather
+ * than held in memory.
  */
 import { inertCell, inertJson } from '../../common/terminal-text';
+import type { SessionEntry } from '../../common/protocol';
 import type { ClusterSession, ClusterView } from '../cluster/view';
 import { sessionJson, stateWord } from './format';
 import { ListFilter, matchesList } from './list-filter';
@@ -24,34 +26,42 @@ export interface WatchIo {
 
 /** Runs until the client leaves (0) or falls too far behind (1). */
 export async function watchSessions(view: ClusterView, filter: ListFilter, json: boolean, io: WatchIo): Promise<number> {
+  /** What was last written per session: its line (without the time, in text). */
   const last = new Map<string, string>();
-  const line = (s: ClusterSession): string => {
-    if (json) return `${inertJson({ type: 'session', session: sessionJson(s) })}\n`;
-    const e = s.entry;
-    const name = e.kind === 'session' ? e.meta.name : '(broken)';
-    const a = e.kind === 'session' ? e.activity : null;
-    const activity = a ? `${a.state}${a.detail ? ` (${inertCell(a.detail, 80)})` : ''}` : '-';
-    return `${new Date().toISOString().slice(11, 19)} ${inertCell(name)} ${inertCell(s.id.slice(0, 8))} on ${inertCell(s.agent)}: ${stateWord(s.state)}, ${activity}\n`;
+  /** Lines by the entry they were made from (an event replaces an entry, never changes it): a change costs one line, not one per session. */
+  const made = new WeakMap<SessionEntry, { agent: string; agentStatus: string; state: string; body: string }>();
+  const body = (s: ClusterSession): string => {
+    const hit = made.get(s.entry);
+    if (hit && hit.agent === s.agent && hit.agentStatus === s.agentStatus && hit.state === s.state) return hit.body;
+    const text = json ? `${inertJson({ type: 'session', session: sessionJson(s) })}\n` : textBody(s);
+    made.set(s.entry, { agent: s.agent, agentStatus: s.agentStatus, state: s.state, body: text });
+    return text;
   };
+  const now = (): string => `${new Date().toISOString().slice(11, 19)} `;
   let tooSlow = false;
-  const flush = (): void => {
+  /** What may wait for the client: the snapshot it is sent first, and WATCH_BACKLOG_BYTES more. */
+  let allowance = WATCH_BACKLOG_BYTES;
+  const flush = (): number => {
+    let bytes = 0;
+    const out = (text: string): void => {
+      bytes += Buffer.byteLength(text);
+      io.out(text);
+    };
     const seen = new Set<string>();
     for (const s of view.sessions()) {
       if (!matchesList(s, filter)) continue;
       seen.add(s.id);
-      const text = line(s);
-      // The time in a text line is not a change.
-      const key = json ? text : text.slice(9);
+      const key = body(s);
       if (last.get(s.id) === key) continue;
       last.set(s.id, key);
-      io.out(text);
+      out(json ? key : now() + key);
     }
     for (const id of [...last.keys()]) {
       if (seen.has(id)) continue;
       last.delete(id);
-      io.out(json ? `${inertJson({ type: 'removed', id })}\n` : `${new Date().toISOString().slice(11, 19)} ${inertCell(id.slice(0, 8))} removed\n`);
+      out(json ? `${inertJson({ type: 'removed', id })}\n` : `${now()}${inertCell(id.slice(0, 8))} removed\n`);
     }
-    if (io.backlog() > WATCH_BACKLOG_BYTES) tooSlow = true;
+    return bytes;
   };
   let queued = false;
   let stopWatching: () => void = () => undefined;
@@ -62,10 +72,12 @@ export async function watchSessions(view: ClusterView, filter: ListFilter, json:
     setImmediate(() => {
       queued = false;
       flush();
-      if (tooSlow) stopWatching();
+      if (io.backlog() <= allowance) return;
+      tooSlow = true;
+      stopWatching();
     });
   };
-  flush();
+  allowance += flush();
   if (json) io.out(`${inertJson({ type: 'synced' })}\n`);
   view.on('change', onChange);
   try {
@@ -74,4 +86,13 @@ export async function watchSessions(view: ClusterView, filter: ListFilter, json:
     view.off('change', onChange);
   }
   return tooSlow ? 1 : 0;
+}
+
+/** A text line of `s` after its time. */
+function textBody(s: ClusterSession): string {
+  const e = s.entry;
+  const name = e.kind === 'session' ? e.meta.name : '(broken)';
+  const a = e.kind === 'session' ? e.activity : null;
+  const activity = a ? `${a.state}${a.detail ? ` (${inertCell(a.detail, 80)})` : ''}` : '-';
+  return `${inertCell(name)} ${inertCell(s.id.slice(0, 8))} on ${inertCell(s.agent)}: ${stateWord(s.state)}, ${activity}\n`;
 }

@@ -104,9 +104,14 @@ export class ClusterView extends EventEmitter {
         this.dropJobs(id);
         break;
       case 'session': {
-        const staged = this.staging.get(id);
-        staged?.set(entryId(e.session), e.session);
-        a.sessions.set(entryId(e.session), e.session);
+        const sid = entryId(e.session);
+        const prev = a.sessions.get(sid);
+        // The same entry again (the event after an op's own reply was upserted, a re-sync): no
+        // change to draw, and the entry kept keeps every row and line made from it.
+        const same = prev !== undefined && JSON.stringify(prev) === JSON.stringify(e.session);
+        this.staging.get(id)?.set(sid, same ? prev : e.session);
+        if (same) return;
+        a.sessions.set(sid, e.session);
         break;
       }
       case 'session-removed':

@@ -165,13 +165,19 @@ export type Waits = ReadonlyMap<string, string>;
 
 /** Every session's permission or waiting as the bell knows it. */
 export function waitsOf(all: readonly ClusterSession[]): Waits {
+  const known = waitsByList.get(all);
+  if (known) return known;
   const out = new Map<string, string>();
   for (const s of all) {
     const a = activityOf(s);
     if (a && RINGS.has(a.state)) out.set(s.id, `${a.state} ${a.since}`);
   }
+  waitsByList.set(all, out);
   return out;
 }
+
+/** waitsOf per list: every open menu looks at the view's one list after a change. */
+const waitsByList = new WeakMap<readonly ClusterSession[], Waits>();
 
 /**
  * Whether the bell rings: a shown session of an online agent entered permission or waiting

@@ -153,18 +153,26 @@ export function openMenuScreen(input: Readable, output: Writable, cols: number, 
   const preview = blessed.box({ parent: screen, bottom: 2, left: 0, width: '100%', height: 1, tags: true, wrap: false, hidden: true });
   const status = blessed.box({ parent: screen, bottom: 1, ...line });
   blessed.box({ parent: screen, bottom: 0, ...line, content: tagged(hints) });
+  // blessed parses a box's content again on every setContent: boxes whose text did not change
+  // are left alone (most draws change the table only, or one line of it).
+  const shown = new Map<blessed.Widgets.BoxElement, string>();
+  const put = (box: blessed.Widgets.BoxElement, text: string): void => {
+    if (shown.get(box) === text) return;
+    shown.set(box, text);
+    box.setContent(text);
+  };
   const paintNow = (frame: Frame): void => {
-    title.setContent(tagged(frame.title));
+    put(title, tagged(frame.title));
     const below = frame.previewRows > 0 ? frame.previewRows : 0;
     table.height = `100%-${3 + below}`;
     if (below > 0) {
       preview.height = below;
       const [head, ...rest] = frame.preview;
-      preview.setContent([`{underline}${head ? tagged(head) : ''}${' '.repeat(Math.max(0, (screen.width as number) - (head ? head.reduce((n, s) => n + s.text.length, 0) : 0)))}{/underline}`, ...rest.map(tagged)].join('\n'));
+      put(preview, [`{underline}${head ? tagged(head) : ''}${' '.repeat(Math.max(0, (screen.width as number) - (head ? head.reduce((n, s) => n + s.text.length, 0) : 0)))}{/underline}`, ...rest.map(tagged)].join('\n'));
       preview.show();
     } else preview.hide();
-    table.setContent(frame.table.map(tagged).join('\n'));
-    status.setContent(tagged(frame.status));
+    put(table, frame.table.map(tagged).join('\n'));
+    put(status, tagged(frame.status));
     screen.render();
   };
   return {

@@ -88,9 +88,23 @@ export function shownSessions(all: readonly ClusterSession[], filter: string, ag
 }
 
 /** The rows the table shows: the sessions (in creation order) that pass the filters, in the sort chosen. */
-export function tableRows(all: readonly ClusterSession[], st: MenuState): ClusterSession[] {
-  return sortSessions(shownSessions(all, st.filter, st.agent), st.sort, st.dismissed);
+export function tableRows(all: readonly ClusterSession[], st: MenuState): readonly ClusterSession[] {
+  let made = tablesByList.get(all);
+  if (!made) tablesByList.set(all, (made = []));
+  const hit = made.find((t) => t.filter === st.filter && t.agent === st.agent && t.sort === st.sort && t.dismissed === st.dismissed);
+  if (hit) return hit.rows;
+  const rows = Object.freeze(sortSessions(shownSessions(all, st.filter, st.agent), st.sort, st.dismissed));
+  if (made.length >= MAX_TABLES_PER_LIST) made.shift();
+  made.push({ filter: st.filter, agent: st.agent, sort: st.sort, dismissed: st.dismissed, rows });
+  return rows;
 }
+
+/**
+ * Rows made per list of the view (it keeps one until the next change) and per way of showing it:
+ * the open menus that filter and sort alike (most of them) share one sort per change.
+ */
+const tablesByList = new WeakMap<readonly ClusterSession[], Array<Pick<MenuState, 'filter' | 'agent' | 'sort' | 'dismissed'> & { rows: readonly ClusterSession[] }>>();
+const MAX_TABLES_PER_LIST = 32;
 
 /** The selected session (the one followed, while shown); undefined when there are no rows or the selection ran past them. */
 export function selectedSession(st: MenuState, shown: readonly ClusterSession[]): ClusterSession | undefined {

@@ -49,20 +49,28 @@ export function titleLine(operator: Operator, agents: AgentView[], shown: number
   return line;
 }
 
+/** Column widths per list of rows (menus that show the same rows share them; see tableRows). */
+const widthsByRows = new WeakMap<readonly ClusterSession[], number[]>();
+
+function widthsOf(shown: readonly ClusterSession[]): number[] {
+  let w = widthsByRows.get(shown);
+  if (!w) widthsByRows.set(shown, (w = columnWidths(SESSION_HEAD, shown.map(sessionRow))));
+  return w;
+}
+
 /**
  * The table: its head, then the rows from `st.top` that fit in `height` (the selected one inverse,
  * those of an agent that is not online dim, a dismissed activity dim), or a hint when there is no
  * row. `st` is laid out.
  */
 export function tableLines(shown: readonly ClusterSession[], st: MenuState, height: number): Line[] {
-  const rows = shown.map(sessionRow);
-  const widths = columnWidths(SESSION_HEAD, rows);
+  const widths = widthsOf(shown);
   const fmt = (cells: readonly string[]): string => cells.map((c, i) => c.padEnd(widths[i] ?? 0)).join('  ');
   const lines: Line[] = [[span(fmt(SESSION_HEAD), 'bold')]];
   for (let i = st.top; i < Math.min(shown.length, st.top + height); i++) {
     const s = shown[i];
     if (!s) continue;
-    const row = rows[i] ?? [];
+    const row = sessionRow(s);
     const tone = i === st.selected ? 'selected' : s.agentStatus !== 'online' ? 'dim' : 'plain';
     if (tone !== 'plain') {
       lines.push([span(fmt(row), tone)]);

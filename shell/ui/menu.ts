@@ -271,7 +271,7 @@ class MenuController implements Menu, MenuContext {
   // ---- internals ----
 
   /** The rows as the table shows them now (they may have moved since the last draw). */
-  private shown(): ClusterSession[] {
+  private shown(): readonly ClusterSession[] {
     return S.tableRows(this.service.view.sessions(), this.state);
   }
 

@@ -411,6 +411,37 @@ describe('watch', () => {
     expect(await watching).toEqual({ code: 0 });
   });
 
+  test('a first snapshot larger than the backlog limit is no reason to drop the client; falling behind after it is', async () => {
+    const view = viewWithAgent('1.0', 'host');
+    const id = (i: number): string => `11111111-aaaa-4bbb-8ccc-${String(i).padStart(12, '0')}`;
+    // About 3,000 sessions: the snapshot alone is over 1 MB.
+    for (let i = 0; i < 3000; i++) view.apply('agent-1', { type: 'session', session: withActivity(id(i), `s${i}`, null) });
+    const service = new ShellService({ view, agents: noAgents, audit: new AuditLog('/dev/null', silentLogger), dns: null, logger: silentLogger });
+    let written = 0;
+    let lines = 0;
+    let err = '';
+    // The client has read nothing yet: all that was written waits, and `behind` more on top.
+    let behind = 0;
+    const io = {
+      out: (t: string) => {
+        written += Buffer.byteLength(t);
+        lines += t.split('\n').length - 1;
+      },
+      err: (t: string) => (err += t),
+      client: { closed: new Promise<void>(() => undefined), backlog: () => written + behind },
+    };
+    const watching = runCommand('watch --json', { name: 'vic', role: 'viewer' }, service, io);
+    await until('the snapshot', async () => lines, (n) => n === 3001, 2000, 5);
+    expect(written).toBeGreaterThan(1024 * 1024);
+    view.apply('agent-1', { type: 'session', session: withActivity(id(7), 's7', { state: 'working', since: NOW.toISOString(), detail: '' }) });
+    await until('the change', async () => lines, (n) => n === 3002, 2000, 5);
+    expect(err).toBe('');
+    behind = 1024 * 1024 + 1;
+    view.apply('agent-1', { type: 'session', session: withActivity(id(8), 's8', { state: 'working', since: NOW.toISOString(), detail: '' }) });
+    expect(await watching).toEqual({ code: 1 });
+    expect(err).toContain('watch: the client reads too slowly');
+  });
+
   test('a client that stops reading is dropped with a clear error, not held in memory', async () => {
     const view = viewWithAgent('1.0', 'host');
     const service = new ShellService({ view, agents: noAgents, audit: new AuditLog('/dev/null', silentLogger), dns: null, logger: silentLogger });

@@ -60,6 +60,21 @@ describe('ClusterView', () => {
     expect(seen).toEqual([[ID1, ID2], [ID1, ID2, ID3], ['?', '?', '?'], [ID2, ID3], [ID2]]);
   });
 
+  it('draws nothing for an event that repeats the entry it has (an op’s reply upserted first), and keeps that entry', () => {
+    const v = new ClusterView();
+    v.addAgent('a1');
+    v.setStatus('a1', 'online', '');
+    let changes = 0;
+    v.on('change', () => changes++);
+    const replied = session('a1', ID1, 'one');
+    v.upsert('a1', replied);
+    const list = v.sessions();
+    v.apply('a1', { type: 'session', session: JSON.parse(JSON.stringify(replied)) as SessionEntry });
+    expect({ changes, same: v.sessions() === list, entry: v.sessions()[0]?.entry === replied }).toEqual({ changes: 1, same: true, entry: true });
+    v.apply('a1', { type: 'session', session: session('a1', ID1, 'renamed') });
+    expect({ changes, name: v.sessions().map((s) => (s.entry.kind === 'session' ? s.entry.meta.name : '')) }).toEqual({ changes: 2, name: ['renamed'] });
+  });
+
   it('takes the sessions between hello and synced as the whole set, dropping ones gone meanwhile', () => {
     const v = new ClusterView();
     v.addAgent('a1');

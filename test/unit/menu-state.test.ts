@@ -306,7 +306,7 @@ function used(s: ClusterSession, when: string | null): ClusterSession {
   return { ...s, entry: { ...s.entry, meta: { ...s.entry.meta, lastAccessedAt: when } } };
 }
 
-const names = (shown: ClusterSession[]): string[] => shown.map((s) => (s.entry.kind === 'session' ? s.entry.meta.name : `broken ${s.id.slice(0, 8)}`));
+const names = (shown: readonly ClusterSession[]): string[] => shown.map((s) => (s.entry.kind === 'session' ? s.entry.meta.name : `broken ${s.id.slice(0, 8)}`));
 
 describe('the sort', () => {
   it('puts attention first: permission, waiting, stuck, done, working, idle, exited, then none', () => {
