@@ -245,15 +245,13 @@ export class AgentLink extends EventEmitter {
   /**
    * Opens a subsystem channel on `conn`. A connection that went meanwhile fails the open with a
    * bare "No response from server" or "Not connected": that is the agent going, AGENT_OFFLINE as
-   * for a call (an op's outcome is then unknown), not an internal error. Other failures as they are.
+   * for a call (an op's outcome is then unknown), not an internal error (see channelOpenError).
    */
   private async channel(conn: Client, name: string): Promise<ClientChannel> {
     try {
       return await subsystem(conn, name);
     } catch (err) {
-      const gone = await this.wentWith(conn);
-      if (gone) throw new BerthError('AGENT_OFFLINE', gone);
-      throw err;
+      throw channelOpenError(err, this.o.id, await this.wentWith(conn));
     }
   }
 
@@ -405,4 +403,15 @@ function windowChange(ch: ClientChannel, cols: number, rows: number): void {
 function safeJson<S extends z.ZodType>(line: string, schema: S): z.output<S> | null {
   const r = parseJson(line, schema);
   return r.ok ? r.value : null;
+}
+
+/**
+ * What a failed channel open means: the agent going (`gone`, the link's word for it), or a
+ * connection whose socket already ended before the link heard of it (the SSH library refuses the
+ * open with "Not connected" then), both AGENT_OFFLINE; any other failure as it is.
+ */
+export function channelOpenError(err: unknown, agent: string, gone: string | null): unknown {
+  if (gone) return new BerthError('AGENT_OFFLINE', gone);
+  if (err instanceof Error && err.message === 'Not connected') return new BerthError('AGENT_OFFLINE', `agent ${agent} went offline: connection closed`);
+  return err;
 }
