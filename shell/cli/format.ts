@@ -6,7 +6,7 @@
 import { Activity, GitGlance, LockInfo, SessionEntry } from '../../common/protocol';
 import { BuildInfo, UNKNOWN } from '../../common/build-info';
 import { inertBlock, inertCell } from '../../common/terminal-text';
-import { AgentView, ClusterSession } from '../cluster/view';
+import { AgentView, ClusterSession, perEntry } from '../cluster/view';
 import { headroom } from '../cluster/placement';
 import { ageText } from '../jobs-text';
 
@@ -151,21 +151,8 @@ export function shortTime(iso: string | null): string {
   return iso ? iso.slice(0, 16).replace('T', ' ') : '-';
 }
 
-/**
- * Rows made, by the entry they were made from (an agent's event replaces an entry, never changes
- * it) and what else they show: with 50 menus open on 10,000 sessions, a change re-formats one row,
- * not half a million.
- */
-const rows = new WeakMap<SessionEntry, { agent: string; agentStatus: string; state: string; row: readonly string[] }>();
-
 /** A session's row of the table (the CLI's and the menu's), each cell inert on one line. */
-export function sessionRow(s: ClusterSession): readonly string[] {
-  const hit = rows.get(s.entry);
-  if (hit && hit.agent === s.agent && hit.agentStatus === s.agentStatus && hit.state === s.state) return hit.row;
-  const row = Object.freeze(formatRow(s));
-  rows.set(s.entry, { agent: s.agent, agentStatus: s.agentStatus, state: s.state, row });
-  return row;
-}
+export const sessionRow: (s: ClusterSession) => readonly string[] = perEntry((s) => Object.freeze(formatRow(s)));
 
 function formatRow(s: ClusterSession): string[] {
   const e = s.entry;

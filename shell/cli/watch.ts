@@ -8,8 +8,7 @@
  * than held in memory.
  */
 import { inertCell, inertJson } from '../../common/terminal-text';
-import type { SessionEntry } from '../../common/protocol';
-import type { ClusterSession, ClusterView } from '../cluster/view';
+import { ClusterSession, ClusterView, perEntry } from '../cluster/view';
 import { sessionJson, stateWord } from './format';
 import { ListFilter, matchesList } from './list-filter';
 
@@ -28,15 +27,8 @@ export interface WatchIo {
 export async function watchSessions(view: ClusterView, filter: ListFilter, json: boolean, io: WatchIo): Promise<number> {
   /** What was last written per session: its line (without the time, in text). */
   const last = new Map<string, string>();
-  /** Lines by the entry they were made from (an event replaces an entry, never changes it): a change costs one line, not one per session. */
-  const made = new WeakMap<SessionEntry, { agent: string; agentStatus: string; state: string; body: string }>();
-  const body = (s: ClusterSession): string => {
-    const hit = made.get(s.entry);
-    if (hit && hit.agent === s.agent && hit.agentStatus === s.agentStatus && hit.state === s.state) return hit.body;
-    const text = json ? `${inertJson({ type: 'session', session: sessionJson(s) })}\n` : textBody(s);
-    made.set(s.entry, { agent: s.agent, agentStatus: s.agentStatus, state: s.state, body: text });
-    return text;
-  };
+  /** Lines are made once per entry (see perEntry): a change costs one line, not one per session. */
+  const body = perEntry((s) => (json ? `${inertJson({ type: 'session', session: sessionJson(s) })}\n` : textBody(s)));
   const now = (): string => `${new Date().toISOString().slice(11, 19)} `;
   let tooSlow = false;
   /** What may wait for the client: the snapshot it is sent first, and WATCH_BACKLOG_BYTES more. */
