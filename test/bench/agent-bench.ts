@@ -6,7 +6,9 @@
  *     agent's resident memory meanwhile;
  *  3. keystroke echo round trip through berth-attach (with the ssh2 client the shell uses, and with
  *     OpenSSH's native client) against `docker exec -it … tmux attach` run directly under a pty
- *     (util-linux `script`), interleaved in blocks on the same session.
+ *     (util-linux `script`), interleaved in blocks on the same session; and against the floor,
+ *     the same `docker exec` through a bare Node relay process (relay.ts) before Docker's socket,
+ *     where the agent stands: what being a Node process in the path costs, apart from the work.
  *
  * They run in the order 1, 3, 2, so the 500 sessions of 2 are not there while 3 measures.
  * `--quick`: 3 attach runs, 60 keys, 100 sessions (10 running).
@@ -18,13 +20,14 @@
 import { ChildProcess, spawn } from 'node:child_process';
 import { promises as fs } from 'node:fs';
 import http from 'node:http';
+import path from 'node:path';
 import { performance } from 'node:perf_hooks';
 import { randomUUID } from 'node:crypto';
 import os from 'node:os';
 import { AttachReply, SUBSYSTEMS, SessionEntry, encodeFrame, entryId } from '../../common/protocol';
 import { AgentClient, Attach } from '../helpers/agent-client';
 import { AgentProcess, startAgentProcess } from '../helpers/agent-process';
-import { log, printReport, quantile, round, runBench, settle, sleep, Stats, stats, Term, withTimeout } from './lib';
+import { log, printReport, quantile, round, runBench, settle, sleep, startRelay, Stats, stats, Term, withTimeout } from './lib';
 import { removeTestContainers } from '../helpers/docker';
 
 // ---- parameters ----
@@ -48,7 +51,7 @@ const OVERALL_LIMIT_MS = 9 * 60_000;
 /** Letters that neither escape sequences (stripped anyway) nor tmux's default status line (host name, clock, date) draw. */
 const KEYS = 'ijkqswxz';
 
-const TARGETS = { listMs: 50, echoRatio: 1.2, rssMb: 150 };
+const TARGETS = { listMs: 50, echoRatio: 1.2, echoFloorRatio: 1.2, rssMb: 150 };
 
 // ---- small helpers ----
 
@@ -207,7 +210,7 @@ interface ListResult {
 
 interface EchoResult {
   /** Each block's median, per path. */
-  blocks: { berth: number[]; openssh: number[]; direct: number[] };
+  blocks: { berth: number[]; openssh: number[]; direct: number[]; floor: number[] };
   /** berth-attach through the ssh2 (JavaScript) client, as the shell will use it. */
   berth: Stats;
   /** berth-attach through OpenSSH's client (native code, like docker's own client). */
@@ -365,6 +368,40 @@ async function benchList(client: AgentClient, agentId: string, agentPid: number 
   };
 }
 
+/**
+ * Docker's own client, `docker exec -it … tmux attach`, under a pty of util-linux `script` sized
+ * like the attach; through `dockerSocket` when given. The command string holds constants, the
+ * container id Docker gave us and our temp path, nothing else.
+ */
+function dockerExecTerm(name: string, containerId: string, c: Cleanup, dockerSocket: string | null): { child: ChildProcess; term: Term; stop(): Promise<void> } {
+  const host = dockerSocket ? `env DOCKER_HOST=unix://${dockerSocket} ` : '';
+  const cmd =
+    `stty cols ${COLS} rows ${ROWS}; exec ${host}docker exec -it -e TERM=xterm-256color -e LANG=C.UTF-8 ` +
+    `${containerId} tmux attach-session -t claude`;
+  const child = spawn('script', ['-qfc', cmd, '/dev/null'], { stdio: ['pipe', 'pipe', 'pipe'], env: { ...process.env, TERM: 'xterm-256color' } });
+  let childErr = '';
+  child.stderr?.on('data', (d: Buffer) => (childErr += d.toString()));
+  let stopping = false;
+  child.on('exit', (code, sig) => {
+    if (!stopping && !c.done) log(`${name} docker exec exited (${code ?? sig}); stderr: ${childErr.trim()}`);
+  });
+  const term = new Term(
+    name,
+    (str) => child.stdin?.write(str),
+    (cb) => child.stdout?.on('data', cb),
+    KEY_TIMEOUT_MS,
+  );
+  const stop = async (): Promise<void> => {
+    stopping = true;
+    if (child.exitCode !== null || child.signalCode !== null) return;
+    const exited = new Promise<void>((r) => child.once('exit', () => r()));
+    child.stdin?.end();
+    child.kill('SIGTERM');
+    await withTimeout(exited, 5000, `${name} docker exec exit`).catch(() => log(`${name} docker exec still running; ended at cleanup`));
+  };
+  return { child, term, stop };
+}
+
 async function benchEcho(agent: AgentProcess, client: AgentClient, c: Cleanup): Promise<EchoResult> {
   const s = await withTimeout(client.call('create', { name: 'bench-echo' }), 10_000, 'create');
   const id = entryId(s);
@@ -376,29 +413,21 @@ async function benchEcho(agent: AgentProcess, client: AgentClient, c: Cleanup): 
   const containerId = reply.ok ? (reply.session.container?.id ?? '') : '';
   if (!/^[0-9a-f]{64}$/.test(containerId)) throw new Error(`attach reply carries no container id (${JSON.stringify(containerId)})`);
 
-  // The direct path: docker's own client under a pty of util-linux `script`, sized like the attach.
-  // The command string holds constants and the container id Docker gave us, nothing else.
-  const cmd =
-    `stty cols ${COLS} rows ${ROWS}; exec docker exec -it -e TERM=xterm-256color -e LANG=C.UTF-8 ` +
-    `${containerId} tmux attach-session -t claude`;
-  const child = spawn('script', ['-qfc', cmd, '/dev/null'], { stdio: ['pipe', 'pipe', 'pipe'], env: { ...process.env, TERM: 'xterm-256color' } });
-  c.direct = child;
-  let childErr = '';
-  child.stderr?.on('data', (d: Buffer) => (childErr += d.toString()));
-  let stopping = false;
-  child.on('exit', (code, sig) => {
-    if (!stopping && !c.done) log(`direct docker exec exited (${code ?? sig}); stderr: ${childErr.trim()}`);
-  });
-  const direct = new Term(
-    'direct',
-    (str) => child.stdin?.write(str),
-    (cb) => child.stdout?.on('data', cb),
-    KEY_TIMEOUT_MS,
-  );
+  const directRun = dockerExecTerm('direct', containerId, c, null);
+  c.direct = directRun.child;
+  // The floor: the same client through a bare Node relay process before Docker's socket, where
+  // the agent stands on berth's path.
+  const relaySocket = path.join(agent.dir, 'docker-relay.sock');
+  c.extra.push(await startRelay(`unix:${relaySocket}`, `unix:${DOCKER_SOCKET}`));
+  const floorRun = dockerExecTerm('floor', containerId, c, relaySocket);
+  c.extra.push(floorRun.child);
+  const direct = directRun.term;
+  const floor = floorRun.term;
   await direct.waitVisible((t) => t.includes('$'), 15_000, 'bash prompt on the direct docker exec');
+  await floor.waitVisible((t) => t.includes('$'), 15_000, 'bash prompt on the docker exec through the relay');
   const openssh = await opensshAttach(agent, id, c);
   await openssh.waitVisible((t) => t.includes('$'), 15_000, 'bash prompt on the OpenSSH attach');
-  const both = [berth, openssh, direct];
+  const both = [berth, openssh, direct, floor];
   await settle(both, 100, 3000);
 
   let k = 0;
@@ -416,11 +445,13 @@ async function benchEcho(agent: AgentProcess, client: AgentClient, c: Cleanup): 
     await type(t, WARMUP_KEYS, null);
     await clearLine(t, both);
   }
-  const times: Record<string, number[]> = { berth: [], openssh: [], direct: [] };
-  const blockMeds: EchoResult['blocks'] = { berth: [], openssh: [], direct: [] };
+  const times: Record<string, number[]> = { berth: [], openssh: [], direct: [], floor: [] };
+  const blockMeds: EchoResult['blocks'] = { berth: [], openssh: [], direct: [], floor: [] };
   const blocks = Math.ceil(KEYSTROKES / BLOCK);
   for (let b = 0; b < blocks; b++) {
-    for (const t of both) {
+    // Each path takes each place in the round in turn.
+    for (let i = 0; i < both.length; i++) {
+      const t = both[(b + i) % both.length] as Term;
       await type(t, BLOCK_WARMUP_KEYS, null);
       const block: number[] = [];
       await type(t, Math.min(BLOCK, KEYSTROKES - b * BLOCK), block);
@@ -429,13 +460,9 @@ async function benchEcho(agent: AgentProcess, client: AgentClient, c: Cleanup): 
       await clearLine(t, both);
     }
     const med = (k: string): number => round(quantile(times[k] ?? [], 0.5));
-    log(`echo block ${b + 1}/${blocks}: medians berth ${med('berth')} ms, openssh ${med('openssh')} ms, direct ${med('direct')} ms`);
+    log(`echo block ${b + 1}/${blocks}: medians berth ${med('berth')} ms, openssh ${med('openssh')} ms, direct ${med('direct')} ms, floor ${med('floor')} ms`);
   }
-  stopping = true;
-  const exited = new Promise<void>((r) => child.once('exit', () => r()));
-  child.stdin?.end();
-  child.kill('SIGTERM');
-  await withTimeout(exited, 5000, 'direct docker exec exit').catch(() => log('direct docker exec still running; ended at cleanup'));
+  await Promise.all([directRun.stop(), floorRun.stop()]);
   attach.close();
   await withTimeout(attach.closed, 10_000, 'attach close').catch(() => undefined);
   const berthStats = stats(times.berth ?? []);
@@ -532,6 +559,22 @@ async function main(): Promise<void> {
           values: echo.blocks.openssh,
           direct: { label: '`docker exec -it … tmux attach` under a pty', values: echo.blocks.direct },
           target: { of: 'ratio', op: '<=', value: TARGETS.echoRatio },
+        },
+        {
+          key: 'agent.echoFloor',
+          label: 'keystroke echo through berth-attach (ssh2 client), against the floor: `docker exec -it` through a bare Node relay process before Docker\'s socket, where the agent stands',
+          unit: 'ms',
+          values: echo.blocks.berth,
+          direct: { label: '`docker exec -it … tmux attach` under a pty, through relay.ts', values: echo.blocks.floor },
+          target: { of: 'ratio', op: '<=', value: TARGETS.echoFloorRatio },
+          note: 'the same blocks; the ratio is what the agent\'s own work (SSH, the Docker stream) adds beyond being a Node process',
+        },
+        {
+          key: 'agent.echoRelay',
+          label: 'keystroke echo through the floor, against `docker exec -it`: what one bare Node process on the path costs',
+          unit: 'ms',
+          values: echo.blocks.floor,
+          direct: { label: '`docker exec -it … tmux attach` under a pty', values: echo.blocks.direct },
         },
         {
           key: 'agent.list',

@@ -1,4 +1,6 @@
 /** What the benchmarks share: statistics, bounded waits, and a terminal to type into and time. */
+import { ChildProcess, spawn } from 'node:child_process';
+import path from 'node:path';
 import { performance } from 'node:perf_hooks';
 
 export const log = (msg: string): void => void process.stderr.write(`[bench] ${msg}\n`);
@@ -233,4 +235,22 @@ export function blockMedians(values: number[], blocks: number): number[] {
   const out: number[] = [];
   for (let i = 0; i + size <= values.length && out.length < blocks; i += size) out.push(quantile(values.slice(i, i + size), 0.5));
   return out;
+}
+
+/**
+ * Starts relay.ts (a bare Node relay process) from LISTEN to TARGET, each `tcp:PORT` or
+ * `unix:PATH`; resolves with the process once it listens. It exits when its stdin closes, so it
+ * never outlives the bench; end it earlier with SIGTERM.
+ */
+export async function startRelay(listen: string, target: string): Promise<ChildProcess> {
+  const relay = spawn(process.execPath, [path.join(__dirname, 'relay.js'), listen, target], { stdio: ['pipe', 'pipe', 'inherit'] });
+  const ready = new Promise<void>((resolve, reject) => {
+    relay.stdout?.once('data', () => resolve());
+    relay.once('exit', (code) => reject(new Error(`relay ${listen} → ${target} exited ${code}`)));
+  });
+  await withTimeout(ready, 10_000, `relay ${listen} → ${target} listening`).catch((err: unknown) => {
+    relay.kill('SIGKILL');
+    throw err;
+  });
+  return relay;
 }

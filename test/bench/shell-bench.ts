@@ -7,7 +7,11 @@
  * (interleaved blocks), so a slower spell of the machine falls on both.
  *
  *  1. attach to a running session: spawn of ssh → the bash prompt on screen, both paths;
- *  2. keystroke echo round trip, in blocks of keys; a block's median is its value;
+ *  2. keystroke echo round trip, in blocks of keys; a block's median is its value. A third path,
+ *     the floor, is the direct one with a bare Node relay process (relay.ts) where each of
+ *     berth's two Node processes stands: before sshd on TCP (the shell) and before Docker's API
+ *     socket (the agent). berth against the floor is what berth's own work costs; the floor
+ *     against the direct path is what two Node processes in the path cost;
  *  3. bulk output: `cat` of a text file of random base64 in the pane, Enter → an end marker on the
  *     operator's terminal, in MB/s, one client attached at a time;
  *  4. Enter → first screen of a stopped session: berth starts the container on attach; the direct
@@ -35,7 +39,7 @@ import { randomUUID } from 'node:crypto';
 import { promisify } from 'node:util';
 import { Client } from 'ssh2';
 import { Cluster, startCluster } from '../helpers/cluster';
-import { Figure, log, met, printReport, quantile, ratios, round, runBench, settle, sleep, Term, visible, wallOffset, withTimeout } from './lib';
+import { Figure, log, met, printReport, quantile, ratios, round, runBench, settle, sleep, startRelay, Term, visible, wallOffset, withTimeout } from './lib';
 import { freePort } from '../helpers/ports';
 import { removeTestContainers, testLabelArgs } from '../helpers/docker';
 import { HookLoop, OpenMenu, openMenus, PAYLOADS, Word } from './shell-menus';
@@ -68,6 +72,7 @@ const HOOK_JITTER_MS = 100;
 const COLS = 100;
 const ROWS = 30;
 const SSHD = '/usr/sbin/sshd';
+const DOCKER_SOCKET = '/var/run/docker.sock';
 const OVERALL_LIMIT_MS = (QUICK ? 3 : 10) * 60_000;
 /** Letters that neither escape sequences (stripped anyway) nor tmux's default status line draw. */
 const KEYS = 'ijkqswxz';
@@ -79,6 +84,7 @@ const BULK_END = 'END-42';
 const BULK_COMMAND = `cat ${BULK_FILE}; echo END-$((40+2))`;
 const TARGETS = {
   echo: { of: 'ratio', op: '<=', value: 1.15 },
+  echoFloor: { of: 'ratio', op: '<=', value: 1.15 },
   attach: { of: 'value', op: '<=', value: 300 },
   bulk: { of: 'ratio', op: '>=', value: 0.8 },
   cold: { of: 'value', op: '<=', value: 1500 },
@@ -282,36 +288,47 @@ async function benchAttach(s: State, p: Paths): Promise<PerPath> {
   return times;
 }
 
-/** Keystroke echo: each block's median, per path. */
-async function benchEcho(s: State, p: Paths): Promise<{ blocks: PerPath; keys: PerPath }> {
-  const b = await attachTerm(s, 'berth', p.berth);
-  const d = await attachTerm(s, 'direct', p.direct);
-  const both = [b.t.term, d.t.term];
-  await settle(both, 100, 3000);
+/**
+ * The echo's third path, the floor: the direct path with a bare Node relay process (relay.ts)
+ * where each of berth's two Node processes stands, one on the TCP path before sshd (the shell's
+ * place) and one on the Docker API socket (the agent's place).
+ */
+type EchoPath = PathName | 'floor';
+const ECHO_PATHS: EchoPath[] = ['berth', 'direct', 'floor'];
+type PerEchoPath = Record<EchoPath, number[]>;
+
+/** Keystroke echo: each block's median, per path; the clients take turns, a block each. */
+async function benchEcho(s: State, p: Record<EchoPath, string>): Promise<{ blocks: PerEchoPath; keys: PerEchoPath }> {
+  const clients: TermClient[] = [];
+  for (const name of ECHO_PATHS) clients.push((await attachTerm(s, name, p[name])).t);
+  const terms = clients.map((c) => c.term);
+  await settle(terms, 100, 3000);
   let k = 0;
   const nextKey = (): string => KEYS[k++ % KEYS.length] ?? 'x';
   const type = async (t: Term, n: number, into: number[] | null): Promise<void> => {
     for (let i = 0; i < n; i++) {
       into?.push(await t.keystroke(nextKey()));
-      // The other client's redraw of the same key arrives before the next one.
-      await settle(both, 3, 500);
+      // The other clients' redraws of the same key arrive before the next one.
+      await settle(terms, 3, 500);
     }
   };
   const clearLine = async (t: Term): Promise<void> => {
     t.write('\x15');
     await sleep(5);
-    await settle(both);
+    await settle(terms);
   };
-  for (const t of both) {
+  for (const t of terms) {
     await type(t, WARMUP_KEYS, null);
     await clearLine(t);
   }
-  const keys: PerPath = { berth: [], direct: [] };
-  const blocks: PerPath = { berth: [], direct: [] };
+  const keys: PerEchoPath = { berth: [], direct: [], floor: [] };
+  const blocks: PerEchoPath = { berth: [], direct: [], floor: [] };
   const count = Math.ceil(KEYSTROKES / BLOCK);
   for (let blk = 0; blk < count; blk++) {
-    for (const t of both) {
-      const name = t.name as PathName;
+    // Each path goes first, second and third in turn.
+    for (let i = 0; i < terms.length; i++) {
+      const t = terms[(blk + i) % terms.length] as Term;
+      const name = t.name as EchoPath;
       await type(t, BLOCK_WARMUP_KEYS, null);
       const block: number[] = [];
       await type(t, Math.min(BLOCK, KEYSTROKES - blk * BLOCK), block);
@@ -320,11 +337,11 @@ async function benchEcho(s: State, p: Paths): Promise<{ blocks: PerPath; keys: P
       await clearLine(t);
     }
     if ((blk + 1) % 5 === 0 || blk === count - 1) {
-      const med = (x: PathName): number => round(quantile(keys[x], 0.5));
-      log(`echo block ${blk + 1}/${count}: medians so far berth ${med('berth')} ms, direct ${med('direct')} ms`);
+      const med = (x: EchoPath): number => round(quantile(keys[x], 0.5));
+      log(`echo block ${blk + 1}/${count}: medians so far berth ${med('berth')} ms, direct ${med('direct')} ms, floor ${med('floor')} ms`);
     }
   }
-  for (const t of [b.t, d.t]) await detach(s, t);
+  for (const t of clients) await detach(s, t);
   return { blocks, keys };
 }
 
@@ -668,15 +685,24 @@ async function main(): Promise<void> {
     // Constants, ports, ids Docker/berth gave us and our temp paths only.
     const berthAttach = (id: string): string => ['ssh', '-tt', ...cluster.sshArgs('alice', ['-o', 'LogLevel=ERROR']), 'attach', id].join(' ');
     const directSsh = ['ssh', '-tt', '-p', String(sshd.port), '-i', sshd.key, ...sshOpts(sshd.knownHosts), '-o', 'ConnectTimeout=10', 'root@127.0.0.1'];
+    const directAttach = ['docker', 'exec', '-it', '-e', 'TERM=xterm-256color', '-e', 'LANG=C.UTF-8', sess.container, 'tmux', 'attach-session', '-t', 'claude'];
     const paths: Paths = {
       berth: berthAttach(sess.id),
-      direct: [...directSsh, 'docker', 'exec', '-it', '-e', 'TERM=xterm-256color', '-e', 'LANG=C.UTF-8', sess.container, 'tmux', 'attach-session', '-t', 'claude'].join(' '),
+      direct: [...directSsh, ...directAttach].join(' '),
     };
+    // The floor: a bare Node process where the shell stands (before sshd) and where the agent
+    // stands (before Docker's API socket); the same sshd, client and docker CLI.
+    const floorPort = await freePort();
+    const floorSocket = path.join(s.dir, 'docker-relay.sock');
+    s.children.push(await startRelay(`tcp:${floorPort}`, `tcp:${sshd.port}`));
+    s.children.push(await startRelay(`unix:${floorSocket}`, `unix:${DOCKER_SOCKET}`));
+    const floorSsh = directSsh.map((a, i) => (directSsh[i - 1] === '-p' ? String(floorPort) : a));
+    const floor = [...floorSsh, 'env', `DOCKER_HOST=unix://${floorSocket}`, ...directAttach].join(' ');
 
     phase('1/7 attach latency to the running session (first, on a quiet session)');
     const attach = await benchAttach(s, paths);
     phase('2/7 keystroke echo');
-    const echo = await benchEcho(s, paths);
+    const echo = await benchEcho(s, { ...paths, floor });
     phase(`3/7 bulk output, ${BULK_BLOCKS} block(s) of ${BULK_MB} MB`);
     const bulk = await benchBulk(s, paths, sess.container);
     const clients = await run('docker', ['exec', sess.container, 'tmux', 'list-clients', '-F', 'x']).then(
@@ -701,6 +727,16 @@ async function main(): Promise<void> {
         key: 'shell.echo', label: 'keystroke echo through `ssh -tt … attach` → shell → agent → tmux', unit: 'ms', values: echo.blocks.berth,
         direct: direct('`ssh -tt` to sshd → `docker exec -it … tmux attach`', echo.blocks.direct), target: TARGETS.echo,
         note: `${blocks} interleaved blocks of ${BLOCK} keys, a block's median each (all keys: berth ${round(quantile(echo.keys.berth, 0.5))} ms, direct ${round(quantile(echo.keys.direct, 0.5))} ms)`,
+      },
+      {
+        key: 'shell.echo.floor', label: 'keystroke echo through berth, against the floor: the direct path with a bare Node relay process where each of berth\'s two stands', unit: 'ms', values: echo.blocks.berth,
+        direct: direct('`ssh -tt` → relay → sshd → `docker exec -it` → relay → Docker\'s socket → tmux', echo.blocks.floor), target: TARGETS.echoFloor,
+        note: 'the same blocks; the ratio is what berth\'s own work (SSH in the shell and at the agent, the Docker stream at the agent, the terminal filter) adds to a round trip beyond being two Node processes',
+      },
+      {
+        key: 'shell.echo.relays', label: 'keystroke echo through the floor, against the direct path: what two bare Node processes on the path cost', unit: 'ms', values: echo.blocks.floor,
+        direct: direct('`ssh -tt` to sshd → `docker exec -it … tmux attach`', echo.blocks.direct),
+        note: 'the same blocks; relay.ts is read → write and nothing else',
       },
       {
         key: 'shell.bulk', label: `\`cat\` of ${round(bulk.sizeMb, 1)} MB of text in the pane, Enter → end marker`, unit: 'MB/s', values: bulk.mbs.berth,
