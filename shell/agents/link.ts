@@ -32,6 +32,7 @@ import {
   rpcResultSchemas,
 } from '../../common/protocol';
 import { fingerprint } from '../../common/ssh-keys';
+import { channelOpenError, firstLine, openSubsystem, windowChange } from './channels';
 import { PinnedJump } from './enrolled';
 import { Route, directRoute, jumpRoute } from './jump';
 
@@ -159,36 +160,14 @@ export class AgentLink extends EventEmitter {
     const conn = this.conn;
     if (this.status !== 'online' || !conn) throw new BerthError('AGENT_OFFLINE', `agent ${this.o.id} is offline`);
     const ch = await this.channel(conn, SUBSYSTEMS.attach);
-    const reply = await new Promise<AttachReply>((resolve, reject) => {
-      let head = Buffer.alloc(0);
-      const timer = setTimeout(() => {
-        ch.close();
-        reject(new BerthError('TIMEOUT', `agent ${this.o.id} did not answer the attach within ${timeoutMs} ms`));
-      }, timeoutMs);
-      const onData = (d: Buffer): void => {
-        head = Buffer.concat([head, d]);
-        const nl = head.indexOf(0x0a);
-        if (nl === -1) return;
-        clearTimeout(timer);
-        // Pause in this very callback: chunks ssh2 emits later in the same tick (tmux's first
-        // screen) would otherwise flow to no listener and be lost.
-        ch.off('data', onData);
-        ch.pause();
-        const rest = head.subarray(nl + 1);
-        if (rest.length > 0) ch.unshift(rest);
-        try {
-          resolve(attachReplySchema.parse(JSON.parse(head.subarray(0, nl).toString('utf8'))));
-        } catch (err) {
-          reject(new BerthError('INTERNAL', `agent ${this.o.id} sent a bad attach answer: ${messageOf(err)}`));
-        }
-      };
-      ch.on('data', onData);
-      ch.once('close', () => {
-        clearTimeout(timer);
-        reject(new BerthError('AGENT_OFFLINE', `agent ${this.o.id} closed the attach`));
-      });
-      ch.write(encodeFrame(header));
-    });
+    const answered = firstLine(ch, { agent: this.o.id, answer: 'the attach', timeoutMs, maxBytes: MAX_REPLY_BYTES });
+    ch.write(encodeFrame(header));
+    const checked = parseJson(await answered, attachReplySchema);
+    if (!checked.ok) {
+      ch.close();
+      throw new BerthError('INTERNAL', `agent ${this.o.id} sent a bad attach answer: ${checked.problem}`);
+    }
+    const reply = checked.value;
     const lost = new Promise<string | null>((resolve) => ch.once('close', () => resolve(this.wentWith(conn))));
     return {
       stream: ch,
@@ -208,33 +187,14 @@ export class AgentLink extends EventEmitter {
     const conn = this.conn;
     if (this.status !== 'online' || !conn) throw new BerthError('AGENT_OFFLINE', `agent ${this.o.id} is offline`);
     const ch = await this.channel(conn, SUBSYSTEMS.move);
-    const splitter = new LineSplitter(MAX_REPLY_BYTES);
-    const line = await new Promise<string>((resolve, reject) => {
-      const timer = setTimeout(() => {
-        ch.close();
-        reject(new BerthError('TIMEOUT', `agent ${this.o.id} did not answer move ${req.op} within ${timeoutMs} ms`));
-      }, timeoutMs);
-      const onData = (d: Buffer): void => {
-        const nl = d.indexOf(0x0a);
-        for (const f of splitter.push(nl === -1 ? d : d.subarray(0, nl + 1))) {
-          clearTimeout(timer);
-          ch.off('data', onData);
-          ch.pause();
-          if (nl + 1 < d.length) ch.unshift(d.subarray(nl + 1));
-          if (f.kind === 'line') resolve(f.line);
-          else reject(new BerthError('INTERNAL', `agent ${this.o.id} sent an oversized move reply`));
-          return;
-        }
-      };
-      ch.on('data', onData);
-      ch.once('close', () => {
-        clearTimeout(timer);
-        reject(new BerthError('AGENT_OFFLINE', `agent ${this.o.id} closed the move channel`));
-      });
-      ch.write(encodeFrame({ v: PROTOCOL_VERSION, operator, req }));
-    });
-    const reply = safeJson(line, moveReplySchema);
-    if (!reply) throw new BerthError('INTERNAL', `agent ${this.o.id} sent a bad move reply`);
+    const answered = firstLine(ch, { agent: this.o.id, answer: `move ${req.op}`, timeoutMs, maxBytes: MAX_REPLY_BYTES });
+    ch.write(encodeFrame({ v: PROTOCOL_VERSION, operator, req }));
+    const checked = parseJson(await answered, moveReplySchema);
+    if (!checked.ok) {
+      ch.close();
+      throw new BerthError('INTERNAL', `agent ${this.o.id} sent a bad move reply: ${checked.problem}`);
+    }
+    const reply = checked.value;
     if (!reply.ok) {
       ch.close();
       throw new BerthError(reply.error.code, reply.error.message);
@@ -249,7 +209,7 @@ export class AgentLink extends EventEmitter {
    */
   private async channel(conn: Client, name: string): Promise<ClientChannel> {
     try {
-      return await subsystem(conn, name);
+      return await openSubsystem(conn, name);
     } catch (err) {
       throw channelOpenError(err, this.o.id, await this.wentWith(conn));
     }
@@ -304,8 +264,8 @@ export class AgentLink extends EventEmitter {
   }
 
   private async openChannels(conn: Client): Promise<void> {
-    const events = await subsystem(conn, SUBSYSTEMS.events);
-    const rpc = await subsystem(conn, SUBSYSTEMS.rpc);
+    const events = await openSubsystem(conn, SUBSYSTEMS.events);
+    const rpc = await openSubsystem(conn, SUBSYSTEMS.rpc);
     const evSplit = new LineSplitter(MAX_REPLY_BYTES);
     events.on('data', (chunk: Buffer) => {
       for (const f of evSplit.push(chunk)) {
@@ -382,36 +342,7 @@ export class AgentLink extends EventEmitter {
   }
 }
 
-function subsystem(conn: Client, name: string): Promise<ClientChannel> {
-  return new Promise((resolve, reject) => conn.subsys(name, (err, ch) => (err ? reject(err) : resolve(ch))));
-}
-
-/**
- * ssh2's ClientChannel.setWindow sends window-change only on shell/exec channels; a subsystem
- * channel needs the request sent through the protocol object.
- */
-function windowChange(ch: ClientChannel, cols: number, rows: number): void {
-  const c = ch as unknown as { outgoing?: { id: number; state?: string }; _client?: { _protocol?: { windowChange(...a: number[]): void } } };
-  if (c.outgoing?.state !== 'open') return;
-  try {
-    c._client?._protocol?.windowChange(c.outgoing.id, rows, cols, 0, 0);
-  } catch {
-    /* the channel closed meanwhile */
-  }
-}
-
 function safeJson<S extends z.ZodType>(line: string, schema: S): z.output<S> | null {
   const r = parseJson(line, schema);
   return r.ok ? r.value : null;
-}
-
-/**
- * What a failed channel open means: the agent going (`gone`, the link's word for it), or a
- * connection whose socket already ended before the link heard of it (the SSH library refuses the
- * open with "Not connected" then), both AGENT_OFFLINE; any other failure as it is.
- */
-export function channelOpenError(err: unknown, agent: string, gone: string | null): unknown {
-  if (gone) return new BerthError('AGENT_OFFLINE', gone);
-  if (err instanceof Error && err.message === 'Not connected') return new BerthError('AGENT_OFFLINE', `agent ${agent} went offline: connection closed`);
-  return err;
 }
