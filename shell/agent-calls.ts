@@ -60,6 +60,7 @@ export class AgentCalls {
    * agent does not answer in time, the agent's own error otherwise.
    */
   async call<O extends RpcOp>(caller: Caller, agent: string, name: O, params: RpcParamsInput<O>, opId: string): Promise<RpcResult<O>> {
+    const since = this.o.view.mark();
     try {
       return await this.o.agents.call(agent, name, params, caller.name, caller.opId ? { opId, timeoutMs: OWN_OP_ID_WAIT_MS } : { opId });
     } catch (err) {
@@ -81,7 +82,7 @@ export class AgentCalls {
         message: unknown.message,
         detail: { opId },
       });
-      this.awaitLate(caller, agent, name, params, opId);
+      this.awaitLate(caller, agent, name, params, opId, since);
       throw unknown;
     }
   }
@@ -91,7 +92,8 @@ export class AgentCalls {
     return [...this.waiting.values()];
   }
 
-  private awaitLate<O extends RpcOp>(caller: Caller, agent: string, name: O, params: RpcParamsInput<O>, opId: string): void {
+  /** `since`: the view's mark() from before the op first went out (see ClusterView.upsert). */
+  private awaitLate<O extends RpcOp>(caller: Caller, agent: string, name: O, params: RpcParamsInput<O>, opId: string, since: number): void {
     const session = sessionOf(params);
     this.waiting.set(opId, { opId, op: name, operator: caller.name, agent, session: session ?? null, since: new Date().toISOString() });
     const record = (r: Partial<AuditRecord>): Promise<void> =>
@@ -100,7 +102,7 @@ export class AgentCalls {
       async (result) => {
         if (result && typeof result === 'object' && 'kind' in result) {
           const entry = result as SessionEntry;
-          this.o.view.upsert(agent, entry);
+          this.o.view.upsert(agent, entry, since);
           await record({ session: session ?? entryId(entry) });
         } else {
           await record({});

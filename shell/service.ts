@@ -108,8 +108,9 @@ export class ShellService {
       this.assertTakesSessions(agent);
       const params = { name: r.name, protocol: r.protocol, port: r.port, dns: r.dns, limits: r.limits, command: r.command, env: r.env, repo: r.repo, branch: r.branch };
       const opId = this.calls.opIdOf(op);
+      const since = this.o.view.mark();
       const entry = await this.following(opId, agent, progress, () => this.names.claim(r.dns, null, () => this.callAgent(op, agent, 'create', params, opId)));
-      this.o.view.upsert(agent, entry);
+      this.o.view.upsert(agent, entry, since);
       return { result: entry, agent, session: entryId(entry) };
     });
   }
@@ -118,8 +119,9 @@ export class ShellService {
     return this.audited(op, 'edit', { ref }, async (found) => {
       const s = mustFind(found);
       assertMay(op, 'edit');
+      const since = this.o.view.mark();
       const entry = await this.names.claim(r.dns, s.id, () => this.callAgent(op, s.agent, 'edit', { session: s.id, ...r }));
-      this.o.view.upsert(s.agent, entry);
+      this.o.view.upsert(s.agent, entry, since);
       return { result: entry };
     });
   }
@@ -134,8 +136,9 @@ export class ShellService {
       assertMay(op, 'clone');
       this.assertTakesSessions(s.agent);
       const opId = this.calls.opIdOf(op);
+      const since = this.o.view.mark();
       const entry = await this.following(opId, s.agent, progress, () => this.callAgent(op, s.agent, 'clone', { session: s.id, ...(name ? { name } : {}) }, opId));
-      this.o.view.upsert(s.agent, entry);
+      this.o.view.upsert(s.agent, entry, since);
       return { result: entry, detail: { clone: entryId(entry) } };
     });
   }
@@ -173,11 +176,12 @@ export class ShellService {
     return this.audited(op, action, { ref }, async (found) => {
       const s = mustFind(found);
       assertMay(op, action);
+      const since = this.o.view.mark();
       const entry =
         action === 'override'
           ? await this.callAgent(op, s.agent, 'override', { session: s.id, ...(reason ? { reason } : {}) })
           : await this.callAgent(op, s.agent, action, { session: s.id });
-      this.o.view.upsert(s.agent, entry);
+      this.o.view.upsert(s.agent, entry, since);
       return { result: entry, detail: reason ? { reason } : undefined };
     });
   }
@@ -219,8 +223,9 @@ export class ShellService {
     }
     return this.audited(op, 'restore', { agent: t.agent, session: t.id }, async () => {
       assertNameFreeForRestore(t, this.o.view.sessions());
+      const since = this.o.view.mark();
       const entry = await this.names.claim(t.entry.dns, t.id, () => this.callAgent(op, t.agent, 'restore', { session: t.id, noPort }));
-      this.o.view.upsert(t.agent, entry);
+      this.o.view.upsert(t.agent, entry, since);
       this.o.view.setTrashed(t.agent, t.id, null);
       return { result: entry, session: t.id };
     });
@@ -242,12 +247,13 @@ export class ShellService {
       assertMay(op, ro ? 'attach' : 'attach-write');
       // A stopped session is started first: under load that takes seconds. A lost agent still
       // ends the wait at once (its link's keepalives); this bound is for one that hangs.
+      const since = this.o.view.mark();
       const a = await this.o.agents.attach(s.agent, { session: s.id, operator: op.name, readOnly: ro, cols, rows }, s.state === '-' ? { timeoutMs: START_TIMEOUT_MS } : {});
       if (!a.reply.ok) {
         a.close();
         throw new BerthError(a.reply.error.code, a.reply.error.message);
       }
-      this.o.view.upsert(s.agent, a.reply.session);
+      this.o.view.upsert(s.agent, a.reply.session, since);
       return { result: { session: s, attach: a }, detail: { readOnly: ro } };
     });
   }

@@ -51,6 +51,10 @@ export class ClusterView extends EventEmitter {
   private readonly running = new Map<string, Map<string, Job>>();
   /** Sessions received since a hello, until `synced` makes them the agent's whole set. */
   private readonly staging = new Map<string, Map<string, SessionEntry>>();
+  /** The agents' session events (entries and removals) so far: see mark(). */
+  private told = 0;
+  /** Per agent, per session: the count of events when the agent last told of it. */
+  private readonly lastTold = new Map<string, Map<string, number>>();
 
   /** sessions() as of the last change: every menu's redraw and every listing reads it. */
   private sorted: readonly ClusterSession[] | null = null;
@@ -77,6 +81,7 @@ export class ClusterView extends EventEmitter {
 
   removeAgent(id: string): void {
     this.dropJobs(id);
+    this.lastTold.delete(id);
     if (this.agents.delete(id)) this.changed();
   }
 
@@ -105,6 +110,7 @@ export class ClusterView extends EventEmitter {
         break;
       case 'session': {
         const sid = entryId(e.session);
+        this.tell(id, sid);
         const prev = a.sessions.get(sid);
         // The same entry again (the event after an op's own reply was upserted, a re-sync): no
         // change to draw, and the entry kept keeps every row and line made from it.
@@ -115,6 +121,7 @@ export class ClusterView extends EventEmitter {
         break;
       }
       case 'session-removed':
+        this.tell(id, e.id);
         this.staging.get(id)?.delete(e.id);
         a.sessions.delete(e.id);
         break;
@@ -146,12 +153,34 @@ export class ClusterView extends EventEmitter {
     this.changed();
   }
 
-  /** Records a session an op just returned, before its event arrives (so names are taken at once). */
-  upsert(agent: string, entry: SessionEntry): void {
+  /**
+   * Where the agents' word stands now: take it before sending an op, and give it to upsert with
+   * the op's reply.
+   */
+  mark(): number {
+    return this.told;
+  }
+
+  /**
+   * Records a session an op just returned, before its event arrives (so names are taken at once).
+   * `since` is mark() from before the op went out. If the agent has told of the session since,
+   * the reply is dropped: the agent pushes every change it makes, so what it told is as new as the
+   * reply or newer, and the reply (which crossed it on the way, or waited on the shell's own
+   * steps) would take the session back to an older state that no later event would correct.
+   */
+  upsert(agent: string, entry: SessionEntry, since: number): void {
     const a = this.agents.get(agent);
     if (!a) return;
-    a.sessions.set(entryId(entry), entry);
+    const id = entryId(entry);
+    if ((this.lastTold.get(agent)?.get(id) ?? -1) > since) return;
+    a.sessions.set(id, entry);
     this.changed();
+  }
+
+  private tell(agent: string, session: string): void {
+    let sessions = this.lastTold.get(agent);
+    if (!sessions) this.lastTold.set(agent, (sessions = new Map()));
+    sessions.set(session, ++this.told);
   }
 
   /** Every change to the sessions or agents goes through here. */

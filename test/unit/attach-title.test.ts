@@ -132,7 +132,7 @@ function viewWith(sessions: Array<[number, string, Activity['state'] | null, num
   const view = new ClusterView();
   view.addAgent('agent-1');
   view.setStatus('agent-1', status, '');
-  for (const [i, name, activity, since] of sessions) view.upsert('agent-1', withActivity(viewEntry({ id: uuid(i), name }), activity, since));
+  for (const [i, name, activity, since] of sessions) view.upsert('agent-1', withActivity(viewEntry({ id: uuid(i), name }), activity, since), view.mark());
   return view;
 }
 
@@ -236,7 +236,7 @@ describe('when a title is written', () => {
   }
   const osc = (text: string): string => `${ESC}]2;${text}${BEL}`;
   const report = (view: ClusterView, i: number, name: string, activity: Activity['state'] | null, since = 0): void =>
-    view.upsert('agent-1', withActivity(viewEntry({ id: uuid(i), name }), activity, since));
+    view.upsert('agent-1', withActivity(viewEntry({ id: uuid(i), name }), activity, since), view.mark());
 
   it('at the start, at once; after a burst of changes, once, when its text changed', () => {
     const view = viewWith([

@@ -45,7 +45,7 @@ describe('ClusterView', () => {
     expect(v.sessions()).toBe(first);
     const steps: Array<[string, () => void, (list: ReturnType<ClusterView['sessions']>) => unknown]> = [
       ['a session', () => v.apply('a1', { type: 'session', session: session('a1', ID1, 'one') }), (l) => l.map((s) => s.id)],
-      ['an upsert', () => v.upsert('a1', session('a1', ID3, 'three')), (l) => l.map((s) => s.id)],
+      ['an upsert', () => v.upsert('a1', session('a1', ID3, 'three'), v.mark()), (l) => l.map((s) => s.id)],
       ['offline', () => v.setStatus('a1', 'offline', 'gone'), (l) => l.map((s) => s.state)],
       ['a removal', () => v.apply('a1', { type: 'session-removed', id: ID1 }), (l) => l.map((s) => s.id)],
       ['a forget', () => v.forget('a1', ID3), (l) => l.map((s) => s.id)],
@@ -67,7 +67,7 @@ describe('ClusterView', () => {
     let changes = 0;
     v.on('change', () => changes++);
     const replied = session('a1', ID1, 'one');
-    v.upsert('a1', replied);
+    v.upsert('a1', replied, v.mark());
     const list = v.sessions();
     v.apply('a1', { type: 'session', session: JSON.parse(JSON.stringify(replied)) as SessionEntry });
     expect({ changes, same: v.sessions() === list, entry: v.sessions()[0]?.entry === replied }).toEqual({ changes: 1, same: true, entry: true });

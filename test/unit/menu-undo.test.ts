@@ -28,7 +28,7 @@ function menu(role: Role = 'operator') {
   const view = new ClusterView();
   view.addAgent('agent-1');
   view.setStatus('agent-1', 'online', '');
-  view.upsert('agent-1', entry);
+  view.upsert('agent-1', entry, view.mark());
   const calls: unknown[][] = [];
   const said: Array<[string, boolean]> = [];
   const runs: Array<{ label: string; result: Promise<string> }> = [];
@@ -46,7 +46,7 @@ function menu(role: Role = 'operator') {
     restore: async (_o: unknown, ref: string) => {
       calls.push(['restore', ref]);
       view.setTrashed('agent-1', ref, null);
-      view.upsert('agent-1', { ...entry, state: '-' });
+      view.upsert('agent-1', { ...entry, state: '-' }, view.mark());
       return { ...entry, state: '-' };
     },
   } as unknown as MenuService;
