@@ -53,8 +53,11 @@ export class ClusterView extends EventEmitter {
   private readonly staging = new Map<string, Map<string, SessionEntry>>();
   /** The agents' session events (entries and removals) so far: see mark(). */
   private told = 0;
-  /** Per agent, per session: the count of events when the agent last told of it. */
-  private readonly lastTold = new Map<string, Map<string, number>>();
+  /**
+   * Per agent, per session: the count of events when the agent last told of it; sessions it
+   * removed apart, the last MAX_REMOVED_TOLD of them only (a shell runs for months).
+   */
+  private readonly lastTold = new Map<string, { live: Map<string, number>; removed: Map<string, number> }>();
 
   /** sessions() as of the last change: every menu's redraw and every listing reads it. */
   private sorted: readonly ClusterSession[] | null = null;
@@ -110,7 +113,7 @@ export class ClusterView extends EventEmitter {
         break;
       case 'session': {
         const sid = entryId(e.session);
-        this.tell(id, sid);
+        this.tell(id, sid, false);
         const prev = a.sessions.get(sid);
         // The same entry again (the event after an op's own reply was upserted, a re-sync): no
         // change to draw, and the entry kept keeps every row and line made from it.
@@ -121,13 +124,17 @@ export class ClusterView extends EventEmitter {
         break;
       }
       case 'session-removed':
-        this.tell(id, e.id);
+        this.tell(id, e.id, true);
         this.staging.get(id)?.delete(e.id);
         a.sessions.delete(e.id);
         break;
       case 'synced': {
         const staged = this.staging.get(id);
-        if (staged) a.sessions = staged;
+        if (staged) {
+          // The sessions it no longer has went while the link was down: told of as removed now.
+          for (const sid of a.sessions.keys()) if (!staged.has(sid)) this.tell(id, sid, true);
+          a.sessions = staged;
+        }
         this.staging.delete(id);
         break;
       }
@@ -172,15 +179,25 @@ export class ClusterView extends EventEmitter {
     const a = this.agents.get(agent);
     if (!a) return;
     const id = entryId(entry);
-    if ((this.lastTold.get(agent)?.get(id) ?? -1) > since) return;
+    const told = this.lastTold.get(agent);
+    if ((told?.live.get(id) ?? told?.removed.get(id) ?? -1) > since) return;
     a.sessions.set(id, entry);
     this.changed();
   }
 
-  private tell(agent: string, session: string): void {
-    let sessions = this.lastTold.get(agent);
-    if (!sessions) this.lastTold.set(agent, (sessions = new Map()));
-    sessions.set(session, ++this.told);
+  private tell(agent: string, session: string, removed: boolean): void {
+    let told = this.lastTold.get(agent);
+    if (!told) this.lastTold.set(agent, (told = { live: new Map(), removed: new Map() }));
+    const n = ++this.told;
+    told.removed.delete(session);
+    if (!removed) {
+      told.live.set(session, n);
+      return;
+    }
+    told.live.delete(session);
+    told.removed.set(session, n);
+    // The oldest removal goes first (a Map keeps insertion order).
+    if (told.removed.size > MAX_REMOVED_TOLD) told.removed.delete(told.removed.keys().next().value as string);
   }
 
   /** Every change to the sessions or agents goes through here. */
@@ -245,6 +262,9 @@ export class ClusterView extends EventEmitter {
     return this.sorted;
   }
 }
+
+/** Removed sessions whose last event the view keeps, per agent (see upsert). */
+const MAX_REMOVED_TOLD = 10_000;
 
 const ascending = (a: string, b: string): number => (a < b ? -1 : a > b ? 1 : 0);
 

@@ -81,3 +81,16 @@ describe("an op's reply against the agent's events", () => {
     await audit.settled();
   });
 });
+
+describe('what the view keeps of what the agents told', () => {
+  it('counts a session gone while the link was down (missing at `synced`) as removed then', () => {
+    const v = viewWithAgent('1.0', 'host');
+    v.apply('agent-1', { type: 'session', session: stopped() });
+    const since = v.mark();
+    // The link came back: the agent's whole set no longer has the session.
+    v.apply('agent-1', { type: 'hello', agent: 'agent-1', protocol: 1, version: '1.0', hostname: 'host', publishAddress: '127.0.0.1', capacity: { cpus: 1, memoryMb: 1024, maxSessions: null } });
+    v.apply('agent-1', { type: 'synced', count: 0 });
+    v.upsert('agent-1', replied(), since);
+    expect(v.sessions().map((s) => s.id)).toEqual([]);
+  });
+});
