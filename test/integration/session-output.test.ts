@@ -65,6 +65,8 @@ async function explain(id: string): Promise<string> {
   await note('container processes', async () => (await promisify(execFile)('docker', ['exec', `berth-${id}`, 'ps', '-eo', 'pid,args'])).stdout.trim());
   parts.push(`agent log: ${agent!.logs.filter((l) => l.includes(id) || l.includes('status')).slice(-15).join('\n')}`);
   parts.push(`shell log: ${cluster.shell.logs.filter((l) => l.includes(id)).slice(-10).join('\n')}`);
+  // Whether the shell's link to the agent went and came back meanwhile (its view then waits).
+  parts.push(`agent link: ${cluster.shell.logs.filter((l) => /"message":"agent (online|offline|connecting)"/.test(l)).slice(-10).join('\n')}`);
   return parts.join('\n');
 }
 
