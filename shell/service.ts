@@ -199,9 +199,10 @@ export class ShellService {
     return this.audited(op, 'delete', { ref }, async (found) => {
       const s = mustFind(found);
       assertMay(op, 'delete');
+      const since = this.o.view.mark();
       const r = await this.callAgent(op, s.agent, 'delete', { session: s.id });
       this.o.view.forget(s.agent, s.id);
-      if (r.trash) this.o.view.setTrashed(s.agent, s.id, r.trash);
+      if (r.trash) this.o.view.setTrashed(s.agent, s.id, r.trash, since);
       return { result: s.id };
     });
   }
@@ -226,7 +227,7 @@ export class ShellService {
       const since = this.o.view.mark();
       const entry = await this.names.claim(t.entry.dns, t.id, () => this.callAgent(op, t.agent, 'restore', { session: t.id, noPort }));
       this.o.view.upsert(t.agent, entry, since);
-      this.o.view.setTrashed(t.agent, t.id, null);
+      this.o.view.setTrashed(t.agent, t.id, null, since);
       return { result: entry, session: t.id };
     });
   }

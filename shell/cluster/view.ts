@@ -51,13 +51,15 @@ export class ClusterView extends EventEmitter {
   private readonly running = new Map<string, Map<string, Job>>();
   /** Sessions received since a hello, until `synced` makes them the agent's whole set. */
   private readonly staging = new Map<string, Map<string, SessionEntry>>();
-  /** The agents' session events (entries and removals) so far: see mark(). */
+  /** The agents' session and trash events so far: see mark(). */
   private told = 0;
   /**
    * Per agent, per session: the count of events when the agent last told of it; sessions it
    * removed apart, the last MAX_REMOVED_TOLD of them only (a shell runs for months).
    */
   private readonly lastTold = new Map<string, { live: Map<string, number>; removed: Map<string, number> }>();
+  /** Per agent: the count of events when it last told its whole trash. */
+  private readonly trashTold = new Map<string, number>();
 
   /** sessions() as of the last change: every menu's redraw and every listing reads it. */
   private sorted: readonly ClusterSession[] | null = null;
@@ -85,6 +87,7 @@ export class ClusterView extends EventEmitter {
   removeAgent(id: string): void {
     this.dropJobs(id);
     this.lastTold.delete(id);
+    this.trashTold.delete(id);
     if (this.agents.delete(id)) this.changed();
   }
 
@@ -151,6 +154,7 @@ export class ClusterView extends EventEmitter {
         return;
       }
       case 'trash':
+        this.trashTold.set(id, ++this.told);
         a.trash = e.trash;
         break;
       case 'error':
@@ -217,10 +221,14 @@ export class ClusterView extends EventEmitter {
     if (this.agents.get(agent)?.sessions.delete(id)) this.changed();
   }
 
-  /** Records a session an op just put in the trash (or took out: `entry` null), before the agent's push. */
-  setTrashed(agent: string, id: string, entry: TrashEntry | null): void {
+  /**
+   * Records a session an op just put in the trash (or took out: `entry` null), before the agent's
+   * push. `since` as for upsert: a whole trash list the agent told since the op went out is as new
+   * as the reply or newer (a purge after the delete, say), so it stands.
+   */
+  setTrashed(agent: string, id: string, entry: TrashEntry | null, since: number): void {
     const a = this.agents.get(agent);
-    if (!a) return;
+    if (!a || (this.trashTold.get(agent) ?? -1) > since) return;
     a.trash = [...a.trash.filter((t) => t.id !== id), ...(entry ? [entry] : [])];
     this.changed();
   }

@@ -40,12 +40,12 @@ function menu(role: Role = 'operator') {
     delete: async (_o: unknown, id: string) => {
       calls.push(['delete', id]);
       view.forget('agent-1', id);
-      view.setTrashed('agent-1', id, trashed);
+      view.setTrashed('agent-1', id, trashed, view.mark());
       return id;
     },
     restore: async (_o: unknown, ref: string) => {
       calls.push(['restore', ref]);
-      view.setTrashed('agent-1', ref, null);
+      view.setTrashed('agent-1', ref, null, view.mark());
       view.upsert('agent-1', { ...entry, state: '-' }, view.mark());
       return { ...entry, state: '-' };
     },

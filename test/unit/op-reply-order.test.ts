@@ -94,3 +94,24 @@ describe('what the view keeps of what the agents told', () => {
     expect(v.sessions().map((s) => s.id)).toEqual([]);
   });
 });
+
+describe("a delete's reply against the agent's trash", () => {
+  const trashed = { id: ID, name: 'hooked', protocol: 'tcp' as const, port: 0, dns: '', deletedAt: '2026-12-03T08:00:00.000Z', deletedBy: 'alice', purgeAt: '2026-12-03T08:00:02.000Z' };
+
+  it('does not put back an entry the agent purged after the delete went out', () => {
+    const v = viewWithAgent('1.0', 'host');
+    const since = v.mark();
+    // The agent's trash after the delete, then after the purge: both overtook the reply.
+    v.apply('agent-1', { type: 'trash', trash: [trashed] });
+    v.apply('agent-1', { type: 'trash', trash: [] });
+    v.setTrashed('agent-1', ID, trashed, since);
+    expect(v.trash()).toEqual([]);
+  });
+
+  it('records it at once when the agent told nothing since', () => {
+    const v = viewWithAgent('1.0', 'host');
+    v.apply('agent-1', { type: 'trash', trash: [] });
+    v.setTrashed('agent-1', ID, trashed, v.mark());
+    expect(v.trash().map((t) => t.id)).toEqual([ID]);
+  });
+});
