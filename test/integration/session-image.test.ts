@@ -135,6 +135,8 @@ test("a session whose command is claude shows Claude Code's own screen in its pa
   const screen = await until('claude in the pane', () => pane(id), (s) => s.includes(`Claude Code v${pinned}`), 30_000, 250);
   expect(screen).toMatch(/\/login/);
   expect(await paneProgram(id)).toBe('claude');
+  // The session's tmux passes focus in and out (without, Claude Code tells the operator to set it).
+  expect(await inSession(id, ['tmux', 'show-options', '-s', '-v', 'focus-events'])).toEqual({ code: 0, out: 'on' });
 });
 
 test('a session whose command is not in the image says so in its pane, on attach, over a login shell', async () => {
