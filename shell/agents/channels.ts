@@ -5,7 +5,9 @@
  * own life (keys, retries, the RPC and event channels) is link.ts.
  */
 import { Client, ClientChannel } from 'ssh2';
+import { z } from 'zod';
 import { BerthError } from '../../common/errors';
+import { parseJson } from '../../common/json';
 import { LineSplitter } from '../../common/protocol';
 
 export function openSubsystem(conn: Client, name: string): Promise<ClientChannel> {
@@ -67,6 +69,20 @@ export function firstLine(ch: ClientChannel, o: FirstLineOptions): Promise<strin
     ch.on('data', onData);
     ch.on('close', onClose);
   });
+}
+
+/**
+ * Writes `frame` on an op's channel and returns the agent's one-line answer, parsed with `schema`
+ * (see firstLine for what stays on the channel and the errors). An answer the schema refuses
+ * closes the channel and is INTERNAL, naming what was wrong.
+ */
+export async function ask<S extends z.ZodType>(ch: ClientChannel, frame: string, schema: S, o: FirstLineOptions): Promise<z.output<S>> {
+  const answered = firstLine(ch, o);
+  ch.write(frame);
+  const checked = parseJson(await answered, schema);
+  if (checked.ok) return checked.value;
+  ch.close();
+  throw new BerthError('INTERNAL', `agent ${o.agent} sent a bad answer to ${o.answer}: ${checked.problem}`);
 }
 
 /**

@@ -32,7 +32,7 @@ import {
   rpcResultSchemas,
 } from '../../common/protocol';
 import { fingerprint } from '../../common/ssh-keys';
-import { channelOpenError, firstLine, openSubsystem, windowChange } from './channels';
+import { ask, channelOpenError, openSubsystem, windowChange } from './channels';
 import { PinnedJump } from './enrolled';
 import { Route, directRoute, jumpRoute } from './jump';
 
@@ -160,14 +160,7 @@ export class AgentLink extends EventEmitter {
     const conn = this.conn;
     if (this.status !== 'online' || !conn) throw new BerthError('AGENT_OFFLINE', `agent ${this.o.id} is offline`);
     const ch = await this.channel(conn, SUBSYSTEMS.attach);
-    const answered = firstLine(ch, { agent: this.o.id, answer: 'the attach', timeoutMs, maxBytes: MAX_REPLY_BYTES });
-    ch.write(encodeFrame(header));
-    const checked = parseJson(await answered, attachReplySchema);
-    if (!checked.ok) {
-      ch.close();
-      throw new BerthError('INTERNAL', `agent ${this.o.id} sent a bad attach answer: ${checked.problem}`);
-    }
-    const reply = checked.value;
+    const reply = await ask(ch, encodeFrame(header), attachReplySchema, { agent: this.o.id, answer: 'the attach', timeoutMs, maxBytes: MAX_REPLY_BYTES });
     const lost = new Promise<string | null>((resolve) => ch.once('close', () => resolve(this.wentWith(conn))));
     return {
       stream: ch,
@@ -187,14 +180,12 @@ export class AgentLink extends EventEmitter {
     const conn = this.conn;
     if (this.status !== 'online' || !conn) throw new BerthError('AGENT_OFFLINE', `agent ${this.o.id} is offline`);
     const ch = await this.channel(conn, SUBSYSTEMS.move);
-    const answered = firstLine(ch, { agent: this.o.id, answer: `move ${req.op}`, timeoutMs, maxBytes: MAX_REPLY_BYTES });
-    ch.write(encodeFrame({ v: PROTOCOL_VERSION, operator, req }));
-    const checked = parseJson(await answered, moveReplySchema);
-    if (!checked.ok) {
-      ch.close();
-      throw new BerthError('INTERNAL', `agent ${this.o.id} sent a bad move reply: ${checked.problem}`);
-    }
-    const reply = checked.value;
+    const reply = await ask(ch, encodeFrame({ v: PROTOCOL_VERSION, operator, req }), moveReplySchema, {
+      agent: this.o.id,
+      answer: `move ${req.op}`,
+      timeoutMs,
+      maxBytes: MAX_REPLY_BYTES,
+    });
     if (!reply.ok) {
       ch.close();
       throw new BerthError(reply.error.code, reply.error.message);

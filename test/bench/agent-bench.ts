@@ -51,7 +51,10 @@ const OVERALL_LIMIT_MS = 9 * 60_000;
 /** Letters that neither escape sequences (stripped anyway) nor tmux's default status line (host name, clock, date) draw. */
 const KEYS = 'ijkqswxz';
 
-const TARGETS = { listMs: 50, echoRatio: 1.2, echoFloorRatio: 1.2, rssMb: 150 };
+/** echoRatio: of berth to the direct path, and the same ratio of berth to the floor. */
+const TARGETS = { listMs: 50, echoRatio: 1.2, rssMb: 150 };
+/** The direct path of the echo. */
+const DOCKER_EXEC = '`docker exec -it … tmux attach` under a pty';
 
 // ---- small helpers ----
 
@@ -548,7 +551,7 @@ async function main(): Promise<void> {
           label: 'keystroke echo through berth-attach (ssh2 client, as the shell)',
           unit: 'ms',
           values: echo.blocks.berth,
-          direct: { label: '`docker exec -it … tmux attach` under a pty', values: echo.blocks.direct },
+          direct: { label: DOCKER_EXEC, values: echo.blocks.direct },
           target: { of: 'ratio', op: '<=', value: TARGETS.echoRatio },
           note: `each value a block's median of ${BLOCK} keys`,
         },
@@ -557,7 +560,7 @@ async function main(): Promise<void> {
           label: 'keystroke echo through berth-attach (OpenSSH client)',
           unit: 'ms',
           values: echo.blocks.openssh,
-          direct: { label: '`docker exec -it … tmux attach` under a pty', values: echo.blocks.direct },
+          direct: { label: DOCKER_EXEC, values: echo.blocks.direct },
           target: { of: 'ratio', op: '<=', value: TARGETS.echoRatio },
         },
         {
@@ -565,8 +568,8 @@ async function main(): Promise<void> {
           label: 'keystroke echo through berth-attach (ssh2 client), against the floor: `docker exec -it` through a bare Node relay process before Docker\'s socket, where the agent stands',
           unit: 'ms',
           values: echo.blocks.berth,
-          direct: { label: '`docker exec -it … tmux attach` under a pty, through relay.ts', values: echo.blocks.floor },
-          target: { of: 'ratio', op: '<=', value: TARGETS.echoFloorRatio },
+          direct: { label: `${DOCKER_EXEC}, through relay.ts`, values: echo.blocks.floor },
+          target: { of: 'ratio', op: '<=', value: TARGETS.echoRatio },
           note: 'the same blocks; the ratio is what the agent\'s own work (SSH, the Docker stream) adds beyond being a Node process',
         },
         {
@@ -574,7 +577,7 @@ async function main(): Promise<void> {
           label: 'keystroke echo through the floor, against `docker exec -it`: what one bare Node process on the path costs',
           unit: 'ms',
           values: echo.blocks.floor,
-          direct: { label: '`docker exec -it … tmux attach` under a pty', values: echo.blocks.direct },
+          direct: { label: DOCKER_EXEC, values: echo.blocks.direct },
         },
         {
           key: 'agent.list',

@@ -1,7 +1,8 @@
 import { Duplex } from 'node:stream';
 import type { ClientChannel } from 'ssh2';
 import { BerthError } from '../../common/errors';
-import { channelOpenError, firstLine } from '../../shell/agents/channels';
+import { z } from 'zod';
+import { ask, channelOpenError, firstLine } from '../../shell/agents/channels';
 
 /** A channel as ssh2 gives it, as far as firstLine uses it: the agent's bytes come in with `from`. */
 class FakeChannel extends Duplex {
@@ -72,6 +73,29 @@ describe("the agent's answer at the head of an op's channel", () => {
     ch.from('{"ok":');
     ch.close();
     await expect(line).rejects.toMatchObject({ code: 'AGENT_OFFLINE', message: 'agent agent-1 closed the channel of the attach' });
+  });
+});
+
+describe('asking on an op\'s channel', () => {
+  const schema = z.object({ ok: z.boolean() });
+
+  it('writes the frame and gives the parsed answer', async () => {
+    const ch = new FakeChannel();
+    const sent: string[] = [];
+    const write = ch.write.bind(ch);
+    ch.write = ((chunk: string) => (sent.push(String(chunk)), write(chunk))) as typeof ch.write;
+    const answer = ask(asChannel(ch), '{"op":"x"}\n', schema, opts);
+    ch.from('{"ok":true}\n');
+    await expect(answer).resolves.toEqual({ ok: true });
+    expect(sent).toEqual(['{"op":"x"}\n']);
+  });
+
+  it('closes the channel and names what was wrong when the answer does not fit the schema', async () => {
+    const ch = new FakeChannel();
+    const answer = ask(asChannel(ch), '{}\n', schema, opts);
+    ch.from('{"ok":"yes"}\n');
+    await expect(answer).rejects.toMatchObject({ code: 'INTERNAL', message: expect.stringMatching(/^agent agent-1 sent a bad answer to the attach: .*ok/) });
+    expect(ch.closes).toBe(1);
   });
 });
 
